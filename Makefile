@@ -1,0 +1,57 @@
+# botai — `make run` and `make test` do all set-up on a fresh Debian machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PGPORT_BOTAI ?= 5555
+DATABASE ?= bot_trading_v3
+# Set-up runs as the developer's superuser role over the Unix socket (peer).
+ADMIN_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(DATABASE) PGUSER=$$(id -un)
+BOTAI := target/release/botai
+
+.PHONY: all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster
+
+all: db daemon
+
+deps:            ## Debian packages, cargo-pgrx 0.18.0
+	scripts/deps.sh
+
+extension: deps  ## build botai.so and its SQL, install it (the server is stopped around a new .so)
+	cargo pgrx package -p botai --pg-config $(PG_CONFIG)
+	scripts/cluster.sh install target/release/botai-pg15
+
+cluster: extension ## the cluster on port 5555 with botai preloaded, database bot_trading_v3
+	scripts/cluster.sh ensure
+
+daemon: deps
+	cargo build --release -p botai-daemon
+
+migrate: cluster daemon ## roles, CREATE EXTENSION, seed configuration; a password for botai_service in .env
+	$(ADMIN_ENV) $(BOTAI) db migrate
+	scripts/cluster.sh credentials
+
+db: migrate
+
+test: db         ## every test, against the real server
+	$(ADMIN_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee target/test.log
+
+run: db          ## the whole system on its embedded defaults
+	$(BOTAI) run
+
+status:
+	$(BOTAI) status
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+reset-db:        ## drop and recreate bot_trading_v3, then migrate (all its data)
+	scripts/cluster.sh reset
+	$(MAKE) migrate
+
+clean-cluster:   ## drop the cluster (all its data)
+	scripts/cluster.sh stop; sudo_or() { if [ "$$(id -u)" = 0 ]; then "$$@"; else sudo "$$@"; fi; }; sudo_or pg_dropcluster 15 botai

@@ -1,0 +1,86 @@
+//! Validation of the names every SQL function takes (exchange, endpoint,
+//! asset, worker type, component, strategy, symbol).
+//!
+//! Contract (SQL_API.md, general rules): non-empty after trimming, at most
+//! 64 characters, stored trimmed; exchanges are case-insensitive and stored
+//! lower-case, assets upper-case.
+
+use thiserror::Error;
+
+/// Longest name accepted, in characters (not bytes).
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A bad argument. `argument` names the SQL argument (or JSON key) so the
+/// message tells the caller exactly what to fix; the extension maps every
+/// variant to SQLSTATE 22023 (invalid_parameter_value).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InputError {
+    #[error("{argument} must not be empty")]
+    Empty { argument: String },
+    #[error("{argument} is {chars} characters long; at most {max} are allowed")]
+    TooLong { argument: String, chars: usize, max: usize },
+    #[error("{argument}: {message}")]
+    Invalid { argument: String, message: String },
+    #[error("{argument} is missing")]
+    Missing { argument: String },
+}
+
+impl InputError {
+    pub fn invalid(argument: impl Into<String>, message: impl Into<String>) -> Self {
+        InputError::Invalid { argument: argument.into(), message: message.into() }
+    }
+
+    /// The argument (or JSON key) the error is about.
+    pub fn argument(&self) -> &str {
+        match self {
+            InputError::Empty { argument }
+            | InputError::TooLong { argument, .. }
+            | InputError::Invalid { argument, .. }
+            | InputError::Missing { argument } => argument,
+        }
+    }
+}
+
+/// Trims `raw` and checks it is a usable name.
+pub fn name<'a>(argument: &str, raw: &'a str) -> Result<&'a str, InputError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(InputError::Empty { argument: argument.to_owned() });
+    }
+    let chars = trimmed.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(InputError::TooLong { argument: argument.to_owned(), chars, max: MAX_NAME_CHARS });
+    }
+    Ok(trimmed)
+}
+
+/// An exchange name: trimmed, lower-case.
+pub fn exchange(raw: &str) -> Result<String, InputError> {
+    name("exchange", raw).map(str::to_lowercase)
+}
+
+/// An asset (currency) name: trimmed, upper-case.
+pub fn asset(raw: &str) -> Result<String, InputError> {
+    name("asset", raw).map(str::to_uppercase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(name("component", "  ml  ").unwrap(), "ml");
+        assert_eq!(name("component", &"x".repeat(64)).unwrap().len(), 64);
+        assert!(matches!(name("component", &"x".repeat(65)), Err(InputError::TooLong { chars: 65, .. })));
+        assert!(matches!(name("component", "   "), Err(InputError::Empty { .. })));
+        // 64 characters of Cyrillic are 128 bytes and still allowed.
+        assert!(name("strategy", &"ж".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn exchange_and_asset_case() {
+        assert_eq!(exchange(" ByBit ").unwrap(), "bybit");
+        assert_eq!(asset("usdt").unwrap(), "USDT");
+    }
+}

@@ -1,0 +1,88 @@
+//! `botai db migrate`: applies migrations/ in order, once each.
+//!
+//! The files are compiled into the binary, so the command works from any
+//! directory. Each migration runs in its own transaction and is recorded in
+//! `public.botai_migrations` with a checksum; an applied migration whose file
+//! changed afterwards is an error, not a silent re-run.
+
+use sha2::{Digest, Sha256};
+
+use super::{Db, DbError, Result};
+
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_roles", include_str!("../../../migrations/0001_roles.sql")),
+    ("0002_extension", include_str!("../../../migrations/0002_extension.sql")),
+    ("0003_seed", include_str!("../../../migrations/0003_seed.sql")),
+];
+
+/// Serialises concurrent `botai db migrate` runs.
+const MIGRATE_LOCK: i64 = 0x626f_7461_6d69_6772;
+
+pub async fn run(db: &Db) -> Result<Vec<&'static str>> {
+    let c = db.client();
+    let err = |context| move |e| DbError::from_pg(context, e);
+    let superuser: bool = c
+        .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[])
+        .await
+        .map_err(err("migrate"))?
+        .get(0);
+    if !superuser {
+        return Err(DbError::Sql {
+            context: "migrate",
+            code: "42501".into(),
+            message: "botai db migrate needs a superuser connection (CREATE EXTENSION botai is not trusted); \
+                      run `make migrate`, or set PGUSER/PGHOST to a superuser"
+                .into(),
+        });
+    }
+    c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK]).await.map_err(err("migrate lock"))?;
+    c.batch_execute(
+        "CREATE TABLE IF NOT EXISTS public.botai_migrations (
+             version    text PRIMARY KEY,
+             checksum   text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(err("migrations table"))?;
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        let checksum = format!("{:x}", Sha256::digest(sql.as_bytes()));
+        let known = c
+            .query_opt("SELECT checksum FROM public.botai_migrations WHERE version = $1", &[version])
+            .await
+            .map_err(err("migrations table"))?;
+        match known {
+            Some(row) if row.get::<_, String>(0) == checksum => continue,
+            Some(_) => {
+                return Err(DbError::Sql {
+                    context: "migrate",
+                    code: "55000".into(),
+                    message: format!("migration {version} changed after it was applied; write a new migration instead"),
+                })
+            }
+            None => {}
+        }
+        c.batch_execute("BEGIN").await.map_err(err("migrate"))?;
+        let result = async {
+            c.batch_execute(sql).await.map_err(err("migration"))?;
+            c.execute("INSERT INTO public.botai_migrations (version, checksum) VALUES ($1, $2)", &[version, &checksum])
+                .await
+                .map_err(err("migrations table"))?;
+            Ok::<_, DbError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                c.batch_execute("COMMIT").await.map_err(err("migrate"))?;
+                applied.push(*version);
+            }
+            Err(e) => {
+                let _ = c.batch_execute("ROLLBACK").await;
+                let _ = c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK]).await;
+                return Err(e);
+            }
+        }
+    }
+    c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK]).await.map_err(err("migrate unlock"))?;
+    Ok(applied)
+}

@@ -1,0 +1,96 @@
+//! The extension's errors, each carrying its SQLSTATE, so a caller can tell
+//! "bad argument" from "not found" without parsing messages.
+
+use botai_core::InputError;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::PgLogLevel;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[allow(dead_code)] // OutOfRange and SharedMemoryFull: balances and the rate limiter (next commits)
+pub enum BotaiError {
+    /// 22023 invalid_parameter_value
+    #[error("{0}")]
+    Input(#[from] InputError),
+    /// 22004 null_value_not_allowed
+    #[error("{argument} must not be NULL")]
+    Null { argument: &'static str },
+    /// 22003 numeric_value_out_of_range
+    #[error("{0}")]
+    OutOfRange(String),
+    /// P0002 no_data_found
+    #[error("{0}")]
+    NotFound(String),
+    /// 55006 object_in_use
+    #[error("{0}")]
+    InUse(String),
+    /// 55000 object_not_in_prerequisite_state
+    #[error("{0}")]
+    WrongState(String),
+    /// 53200 out_of_memory: a shared-memory table is full.
+    #[error("{message}")]
+    SharedMemoryFull { message: String, hint: String },
+    /// 54000 program_limit_exceeded
+    #[error("{message}")]
+    Limit { message: String, hint: String },
+    /// 55000: the library was not preloaded.
+    #[error("botai must be loaded at server start: add 'botai' to shared_preload_libraries and restart")]
+    NotPreloaded,
+    /// XX000: an SPI failure; a bug or a broken installation.
+    #[error("internal SPI error: {0}")]
+    Spi(#[from] pgrx::spi::SpiError),
+}
+
+pub type Result<T> = std::result::Result<T, BotaiError>;
+
+impl BotaiError {
+    pub fn invalid(argument: &str, message: impl Into<String>) -> Self {
+        BotaiError::Input(InputError::invalid(argument, message))
+    }
+
+    pub fn sqlstate(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            BotaiError::Input(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            BotaiError::Null { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            BotaiError::OutOfRange(_) => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            BotaiError::NotFound(_) => ERRCODE_NO_DATA_FOUND,
+            BotaiError::InUse(_) => ERRCODE_OBJECT_IN_USE,
+            BotaiError::WrongState(_) | BotaiError::NotPreloaded => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            BotaiError::SharedMemoryFull { .. } => ERRCODE_OUT_OF_MEMORY,
+            BotaiError::Limit { .. } => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            BotaiError::Spi(_) => ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    /// Raises the error in PostgreSQL (ERROR level: the statement and its
+    /// writes are rolled back).
+    pub fn raise(self, function: &'static str) -> ! {
+        let mut report = ErrorReport::new(self.sqlstate(), format!("{function}: {self}"), function);
+        if let BotaiError::SharedMemoryFull { hint, .. } | BotaiError::Limit { hint, .. } = &self {
+            report = report.set_hint(hint.clone());
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("ereport(ERROR) does not return")
+    }
+}
+
+/// `result.or_raise("botai_x")` unwraps or raises with the right SQLSTATE.
+pub trait OrRaise<T> {
+    fn or_raise(self, function: &'static str) -> T;
+}
+
+impl<T, E: Into<BotaiError>> OrRaise<T> for std::result::Result<T, E> {
+    fn or_raise(self, function: &'static str) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => e.into().raise(function),
+        }
+    }
+}
+
+/// A required argument of a non-strict function.
+pub fn required<T>(value: Option<T>, argument: &'static str) -> Result<T> {
+    value.ok_or(BotaiError::Null { argument })
+}

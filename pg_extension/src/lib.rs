@@ -1,0 +1,31 @@
+//! botai: the coordination layer of a crypto-trading fleet, inside PostgreSQL.
+//!
+//! This file is wiring only: each guarantee is a module of its own.
+
+use pgrx::prelude::*;
+
+mod clock;
+mod error;
+mod gucs;
+mod locks;
+mod shmem;
+mod signals;
+mod statements;
+mod workers;
+
+pgrx::pg_module_magic!();
+
+pgrx::extension_sql_file!("schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("finalize.sql", name = "finalize", finalize);
+
+/// Refuses to load unless preloaded: the rate limiter's shared memory and
+/// the monitor's background worker only exist when the library is loaded at
+/// server start.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    if unsafe { !pg_sys::process_shared_preload_libraries_in_progress } {
+        error::BotaiError::NotPreloaded.raise("botai");
+    }
+    gucs::init();
+    shmem::init();
+}

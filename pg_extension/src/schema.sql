@@ -1,0 +1,228 @@
+-- botai schema, version 0.1.0: the tables behind the SQL API.
+--
+-- Functions live in the extension's schema (public by default) so clients
+-- call them by plain name; state lives here, in schema botai, which clients
+-- never write directly (see the grants applied by migrations/).
+
+CREATE SCHEMA botai;
+COMMENT ON SCHEMA botai IS 'State of the botai coordination layer. Write through the botai_* functions only.';
+
+-------------------------------------------------------------------------------
+-- Signals (SQL_API.md §1)
+-------------------------------------------------------------------------------
+CREATE TABLE botai.signals (
+    signal_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    fingerprint  text        NOT NULL,
+    symbol       text        NOT NULL,
+    direction    text        NOT NULL CHECK (direction IN ('BUY', 'SELL')),
+    strategy     text        NOT NULL,
+    signal_ts    timestamptz NOT NULL,
+    strength     float8,
+    exchange     text,
+    payload      jsonb       NOT NULL,
+    accepted_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT signals_fingerprint_key UNIQUE (fingerprint)
+);
+CREATE INDEX signals_cooldown_idx ON botai.signals (symbol, direction, strategy, signal_ts);
+-- Append-only and time-ordered: a BRIN index serves retention and "recent"
+-- at a fraction of a B-tree's cost per insert.
+CREATE INDEX signals_accepted_at_idx ON botai.signals USING brin (accepted_at);
+COMMENT ON TABLE botai.signals IS
+    'Accepted signals, one row per fingerprint. Rejected (duplicate, stale, cooldown) calls leave no row.';
+
+-------------------------------------------------------------------------------
+-- Workers (SQL_API.md §2)
+-------------------------------------------------------------------------------
+CREATE TABLE botai.worker_types (
+    worker_type  text    PRIMARY KEY CHECK (length(worker_type) BETWEEN 1 AND 64 AND worker_type = btrim(worker_type)),
+    type_id      integer GENERATED ALWAYS AS IDENTITY UNIQUE,
+    max_workers  integer NOT NULL DEFAULT 1 CHECK (max_workers BETWEEN 1 AND 1024),
+    min_workers  integer NOT NULL DEFAULT 0 CHECK (min_workers >= 0),
+    last_epoch   bigint  NOT NULL DEFAULT 0,
+    description  text
+);
+COMMENT ON TABLE botai.worker_types IS
+    'Worker types and their slot counts. last_epoch is the fencing token of the latest registration.';
+COMMENT ON COLUMN botai.worker_types.type_id IS
+    'Part of the advisory lock key of the type''s slots: (classid, objid) = (1651471457, type_id * 1024 + slot).';
+
+CREATE TABLE botai.workers (
+    worker_id       text        PRIMARY KEY CHECK (length(worker_id) BETWEEN 1 AND 64),
+    worker_type     text        NOT NULL REFERENCES botai.worker_types ON UPDATE CASCADE ON DELETE CASCADE,
+    slot            integer     NOT NULL,
+    lock_key        integer     NOT NULL,
+    epoch           bigint      NOT NULL,
+    backend_pid     integer     NOT NULL,
+    backend_start   timestamptz NOT NULL,
+    status          text        NOT NULL DEFAULT 'running'
+                                CHECK (status IN ('running', 'idle', 'busy', 'error', 'stopped')),
+    active_tasks    integer     NOT NULL DEFAULT 0 CHECK (active_tasks >= 0),
+    metadata        jsonb       NOT NULL DEFAULT '{}',
+    registered_at   timestamptz NOT NULL DEFAULT now(),
+    last_heartbeat  timestamptz NOT NULL DEFAULT now(),
+    unregistered_at timestamptz,
+    end_reason      text
+);
+CREATE INDEX workers_type_slot_idx ON botai.workers (worker_type, slot);
+CREATE INDEX workers_backend_idx ON botai.workers (backend_pid) WHERE unregistered_at IS NULL;
+
+CREATE TABLE botai.tasks (
+    task_id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    worker_type           text        NOT NULL CHECK (length(worker_type) BETWEEN 1 AND 64),
+    payload               jsonb       NOT NULL,
+    dedup_key             text,
+    status                text        NOT NULL DEFAULT 'queued'
+                                      CHECK (status IN ('queued', 'claimed', 'done', 'failed')),
+    attempts              integer     NOT NULL DEFAULT 0,
+    claimed_by            text,
+    claimed_pid           integer,
+    claimed_backend_start timestamptz,
+    claimed_at            timestamptz,
+    completed_at          timestamptz,
+    result                jsonb,
+    created_at            timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX tasks_queued_idx ON botai.tasks (worker_type, task_id) WHERE status = 'queued';
+CREATE INDEX tasks_claimed_idx ON botai.tasks (worker_type) WHERE status = 'claimed';
+CREATE UNIQUE INDEX tasks_dedup_key_idx ON botai.tasks (worker_type, dedup_key)
+    WHERE dedup_key IS NOT NULL AND status IN ('queued', 'claimed');
+
+-------------------------------------------------------------------------------
+-- Rate limits (SQL_API.md §3): configuration only; the windows are in
+-- shared memory.
+-------------------------------------------------------------------------------
+CREATE TABLE botai.rate_limits (
+    exchange        text    NOT NULL CHECK (length(exchange) BETWEEN 1 AND 64 AND exchange = lower(btrim(exchange))),
+    endpoint        text    NOT NULL CHECK (length(endpoint) BETWEEN 1 AND 64 AND endpoint = btrim(endpoint)),
+    max_weight      integer NOT NULL CHECK (max_weight > 0),
+    window_seconds  float8  NOT NULL CHECK (window_seconds > 0 AND window_seconds <= 86400),
+    default_weight  integer NOT NULL DEFAULT 1 CHECK (default_weight > 0),
+    description     text,
+    PRIMARY KEY (exchange, endpoint)
+);
+COMMENT ON TABLE botai.rate_limits IS
+    'Request limits per exchange and endpoint; endpoint ''global'' applies to every request of the exchange. '
+    'The effective limit is floor(max_weight * botai.rate_limit_safety_margin). Edits apply at commit, to every session.';
+
+INSERT INTO botai.rate_limits (exchange, endpoint, max_weight, window_seconds, default_weight, description) VALUES
+    ('bybit',   'global',      120,  60, 1, 'Bybit: all requests of the account'),
+    ('bybit',   'market_data', 100,  60, 1, 'Bybit: market data (klines, tickers, order book)'),
+    ('bybit',   'order',        80,  60, 2, 'Bybit: order placement and cancellation'),
+    ('bybit',   'account',      60,  60, 1, 'Bybit: wallet balance, positions, account info'),
+    ('binance', 'global',     1200,  60, 1, 'Binance: request weight of the IP'),
+    ('binance', 'market_data', 2400, 60, 1, 'Binance: market data'),
+    ('binance', 'order',       100,  10, 1, 'Binance: orders per 10 seconds');
+
+-------------------------------------------------------------------------------
+-- Balances (SQL_API.md §4)
+-------------------------------------------------------------------------------
+CREATE TABLE botai.balances (
+    exchange     text        NOT NULL,
+    asset        text        NOT NULL,
+    total        numeric     NOT NULL CHECK (total >= 0),
+    available    numeric     NOT NULL CHECK (available >= 0 AND available <= total),
+    locked       numeric     NOT NULL CHECK (locked >= 0),
+    as_of        timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    reserve_seq  bigint      NOT NULL DEFAULT 0,
+    PRIMARY KEY (exchange, asset)
+);
+COMMENT ON TABLE botai.balances IS
+    'Latest balance snapshot per exchange and asset; as_of is when the exchange reported it.';
+COMMENT ON COLUMN botai.balances.reserve_seq IS
+    'Bumped by every reservation: serialises reservers on the row and makes concurrent ones conflict under REPEATABLE READ.';
+
+CREATE TABLE botai.reservations (
+    reservation_id   uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    exchange         text        NOT NULL,
+    asset            text        NOT NULL,
+    amount           numeric     NOT NULL CHECK (amount > 0),
+    purpose          text        NOT NULL,
+    metadata         jsonb,
+    status           text        NOT NULL DEFAULT 'held'
+                                 CHECK (status IN ('held', 'committed', 'released', 'expired', 'retired')),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    expires_at       timestamptz NOT NULL,
+    committed_at     timestamptz,
+    committed_amount numeric     CHECK (committed_amount > 0 AND committed_amount <= amount),
+    closed_at        timestamptz
+);
+CREATE INDEX reservations_open_idx ON botai.reservations (exchange, asset)
+    INCLUDE (status, amount, committed_amount, expires_at)
+    WHERE status IN ('held', 'committed');
+CREATE INDEX reservations_created_at_idx ON botai.reservations (created_at);
+
+-------------------------------------------------------------------------------
+-- Monitor (SQL_API.md §5)
+-------------------------------------------------------------------------------
+CREATE TABLE botai.components (
+    component      text        PRIMARY KEY CHECK (length(component) BETWEEN 1 AND 64),
+    status         text        NOT NULL DEFAULT 'healthy'
+                               CHECK (status IN ('healthy', 'degraded', 'unhealthy', 'stopped')),
+    active_tasks   integer     NOT NULL DEFAULT 0 CHECK (active_tasks >= 0),
+    metadata       jsonb       NOT NULL DEFAULT '{}',
+    registered_at  timestamptz NOT NULL DEFAULT now(),
+    last_heartbeat timestamptz NOT NULL DEFAULT now(),
+    errors_total   bigint      NOT NULL DEFAULT 0,
+    last_error     text,
+    last_error_at  timestamptz
+);
+
+CREATE TABLE botai.component_errors (
+    error_id     bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    component    text        NOT NULL,
+    error        text        NOT NULL,
+    is_critical  boolean     NOT NULL DEFAULT false,
+    reported_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX component_errors_recent_idx ON botai.component_errors (component, reported_at);
+
+CREATE TABLE botai.alert_rules (
+    rule            text    PRIMARY KEY CHECK (length(rule) BETWEEN 1 AND 64),
+    kind            text    NOT NULL CHECK (kind IN ('heartbeat_timeout', 'high_error_rate', 'memory_usage',
+                                                     'worker_offline', 'low_balance', 'rate_limit_exceeded')),
+    threshold       float8  NOT NULL,
+    window_seconds  float8  NOT NULL DEFAULT 60 CHECK (window_seconds > 0),
+    severity        text    NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    action          text    NOT NULL DEFAULT 'notify' CHECK (action IN ('notify', 'restart_component', 'page')),
+    enabled         boolean NOT NULL DEFAULT true,
+    params          jsonb   NOT NULL DEFAULT '{}',
+    description     text
+);
+COMMENT ON TABLE botai.alert_rules IS
+    'Alert rules evaluated by the botai monitor background worker every botai.monitor_interval. '
+    'Edits apply at the next evaluation.';
+
+INSERT INTO botai.alert_rules (rule, kind, threshold, window_seconds, severity, action, params, description) VALUES
+    ('heartbeat_timeout',   'heartbeat_timeout',   120, 60, 'critical', 'restart_component', '{}',
+     'A component has not sent a heartbeat for threshold seconds'),
+    ('high_error_rate',     'high_error_rate',      10, 60, 'warning',  'notify', '{}',
+     'A component reported more than threshold errors within window_seconds'),
+    ('memory_usage',        'memory_usage',         90, 60, 'warning',  'notify', '{}',
+     'A component reports memory_percent above threshold'),
+    ('worker_offline',      'worker_offline',        0, 60, 'critical', 'notify', '{}',
+     'A worker''s session ended without unregistering and its slot has not been taken again'),
+    ('low_balance',         'low_balance',           0, 60, 'warning',  'notify', '{}',
+     'Free balance (available minus held reservations) below the threshold; per exchange/asset thresholds in params, e.g. {"bybit/USDT": 100}'),
+    ('rate_limit_exceeded', 'rate_limit_exceeded',  30, 60, 'warning',  'notify', '{}',
+     'An exchange penalised us (botai_rate_penalize) or the next free slot is more than threshold seconds away');
+
+CREATE TABLE botai.alerts (
+    alert_id     bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rule         text        NOT NULL REFERENCES botai.alert_rules ON UPDATE CASCADE ON DELETE CASCADE,
+    subject      text        NOT NULL,
+    severity     text        NOT NULL,
+    action       text        NOT NULL,
+    status       text        NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+    opened_at    timestamptz NOT NULL DEFAULT now(),
+    last_seen_at timestamptz NOT NULL DEFAULT now(),
+    resolved_at  timestamptz,
+    value        float8,
+    details      jsonb
+);
+CREATE UNIQUE INDEX alerts_one_open_idx ON botai.alerts (rule, subject) WHERE status = 'open';
+
+-- worker_types holds only what users add, so pg_dump keeps it whole. The
+-- seeded tables (rate_limits, alert_rules) are not marked: a restore would
+-- collide with the rows CREATE EXTENSION seeds; dump them with --data-only.
+SELECT pg_catalog.pg_extension_config_dump('botai.worker_types', '');

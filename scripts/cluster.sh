@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The project's own PostgreSQL 15 cluster on port 5555, managed with Debian's
+# pg_createcluster / pg_ctlcluster so the server runs as `postgres`, never
+# as root.
+#
+#   cluster.sh ensure       create the cluster if missing, configure, start
+#   cluster.sh install DIR  install a packaged extension (cargo pgrx package
+#                           output); stops the server around the copy when
+#                           botai.so changes (replacing a preloaded library
+#                           under a running server crashes it)
+#   cluster.sh start|stop|status
+#   cluster.sh credentials  give botai_service a password (kept in .env)
+#   cluster.sh reset        drop and recreate the database (all its data)
+set -euo pipefail
+
+VERSION=15
+NAME=botai
+PORT=${BOTAI_PGPORT:-5555}
+DB=${BOTAI_DB:-bot_trading_v3}
+CONF=/etc/postgresql/$VERSION/$NAME
+SOCKET_DIR=/var/run/postgresql
+DEV_ROLE=$(id -un)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+say() { echo "cluster: $*"; }
+psql_su() { as_root runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PORT" "$@"; }
+
+running() { pg_lsclusters -h 2>/dev/null | awk -v n="$NAME" -v v="$VERSION" '$1==v && $2==n {print $4}' | grep -q online; }
+exists() { pg_lsclusters -h 2>/dev/null | awk -v n="$NAME" -v v="$VERSION" '$1==v && $2==n' | grep -q .; }
+
+start() {
+    if running; then return; fi
+    say "starting $VERSION/$NAME on port $PORT"
+    as_root pg_ctlcluster "$VERSION" "$NAME" start
+    for _ in $(seq 1 50); do pg_isready -q -h "$SOCKET_DIR" -p "$PORT" && return; sleep 0.2; done
+    say "the server did not come up; last log lines:"; as_root tail -n 30 "/var/log/postgresql/postgresql-$VERSION-$NAME.log" >&2; exit 1
+}
+
+stop() {
+    if running; then say "stopping $VERSION/$NAME"; as_root pg_ctlcluster "$VERSION" "$NAME" stop -m fast; fi
+}
+
+configure() {
+    as_root tee "$CONF/conf.d/00-botai.conf" >/dev/null <<CONF
+# Written by scripts/cluster.sh; local changes belong in 99-local.conf.
+listen_addresses = 'localhost'
+port = $PORT
+unix_socket_directories = '$SOCKET_DIR'
+shared_preload_libraries = 'botai'
+max_connections = 300
+password_encryption = 'scram-sha-256'
+log_line_prefix = '%m [%p] %q%u@%d '
+botai.monitor_interval = 5
+CONF
+    # Loopback only; peer on the socket, scram-sha-256 over TCP.
+    as_root tee "$CONF/pg_hba.conf" >/dev/null <<'HBA'
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       all                  peer
+host    all       all   127.0.0.1/32   scram-sha-256
+host    all       all   ::1/128        scram-sha-256
+HBA
+    as_root chown postgres:postgres "$CONF/pg_hba.conf" "$CONF/conf.d/00-botai.conf"
+}
+
+ensure() {
+    if ! exists; then
+        say "creating cluster $VERSION/$NAME (port $PORT)"
+        as_root pg_createcluster "$VERSION" "$NAME" --port "$PORT" --start-conf manual \
+            -- --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+    fi
+    configure
+    if running; then as_root pg_ctlcluster "$VERSION" "$NAME" reload; else start; fi
+    psql_su -d postgres <<SQL
+SELECT format('CREATE ROLE %I SUPERUSER LOGIN', '$DEV_ROLE')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$DEV_ROLE') \gexec
+SELECT format('CREATE DATABASE %I', '$DB')
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$DB') \gexec
+SQL
+    say "ready: psql -h $SOCKET_DIR -p $PORT -d $DB"
+}
+
+install() {
+    local pkg=$1 lib new
+    lib=$(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/$VERSION/lib)
+    new=$(find "$pkg" -name botai.so | head -n 1)
+    [ -n "$new" ] || { say "no botai.so under $pkg (run cargo pgrx package first)"; exit 1; }
+    if cmp -s "$new" "/usr/lib/postgresql/$VERSION/lib/botai.so"; then
+        say "botai.so unchanged; installing SQL files only"
+        as_root cp -r "$pkg/usr/share/." /usr/share/
+    else
+        local was_running=0
+        if exists && running; then was_running=1; fi
+        stop
+        say "installing botai.so and its SQL files"
+        as_root cp -r "$pkg/usr/." /usr/
+        if [ "$was_running" = 1 ]; then start; fi
+    fi
+}
+
+credentials() {
+    local env_file=$ROOT/.env password
+    if [ -f "$env_file" ] && grep -q '^PGPASSWORD=' "$env_file"; then
+        password=$(grep '^PGPASSWORD=' "$env_file" | tail -n 1 | cut -d= -f2-)
+    else
+        password=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
+        cat >> "$env_file" <<ENV
+# Written by scripts/cluster.sh: how the daemon reaches the database (TCP, password).
+PGHOST=127.0.0.1
+PGPORT=$PORT
+PGUSER=botai_service
+PGPASSWORD=$password
+PGDATABASE=$DB
+ENV
+        chmod 600 "$env_file"
+        say "wrote connection settings for botai_service to .env"
+    fi
+    # The password travels on stdin, never on a command line.
+    psql_su -d "$DB" <<SQL
+ALTER ROLE botai_service PASSWORD '$password';
+SQL
+}
+
+case "${1:-}" in
+    ensure) ensure ;;
+    install) install "${2:?package directory}" ;;
+    start) start ;;
+    stop) stop ;;
+    status) pg_lsclusters | awk -v n="$NAME" 'NR==1 || $2==n' ;;
+    credentials) credentials ;;
+    reset) psql_su -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" ;;
+    *) echo "usage: $0 ensure|install DIR|start|stop|status|credentials|reset" >&2; exit 2 ;;
+esac

@@ -1,0 +1,164 @@
+//! Helpers for the integration tests: connections to the real server on
+//! port 5555, LISTEN sessions, client processes that can be killed, and
+//! SQLSTATE checks.
+//!
+//! The server is the one `make test` sets up; connection settings come from
+//! the libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE), defaulting to
+//! the developer's superuser role over the Unix socket.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use futures_util::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Notification};
+
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+pub fn os_user() -> String {
+    let out = std::process::Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub fn database() -> String {
+    env_or("PGDATABASE", "bot_trading_v3")
+}
+
+/// Connection settings for a superuser session on the Unix socket.
+pub fn config_for(dbname: &str) -> Config {
+    let mut c = Config::new();
+    c.host(env_or("PGHOST", "/var/run/postgresql"))
+        .port(env_or("PGPORT", "5555").parse().expect("PGPORT"))
+        .user(env_or("PGUSER", &os_user()))
+        .dbname(dbname)
+        .application_name("botai-tests");
+    c
+}
+
+pub async fn connect() -> Client {
+    connect_to(&database()).await
+}
+
+pub async fn connect_to(dbname: &str) -> Client {
+    let (client, conn) = config_for(dbname).connect(NoTls).await.expect("connect to the test server");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A session whose notifications arrive on the returned channel.
+pub async fn listen(channels: &[&str]) -> (Client, mpsc::UnboundedReceiver<Notification>) {
+    let (client, mut conn) = config_for(&database()).connect(NoTls).await.expect("connect");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            if let AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n);
+            }
+        }
+    });
+    for channel in channels {
+        client.batch_execute(&format!("LISTEN {channel}")).await.expect("LISTEN");
+    }
+    (client, rx)
+}
+
+/// A short unique name for test objects, so tests never share state.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// The SQLSTATE of a server error.
+pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
+    e.as_db_error().map(|d| d.code().code().to_owned())
+}
+
+/// Asserts `result` failed with `code`, printing the server's message.
+pub fn expect_sqlstate<T: std::fmt::Debug>(what: &str, result: Result<T, tokio_postgres::Error>, code: &str) {
+    match result {
+        Ok(v) => panic!("{what}: expected SQLSTATE {code}, got success: {v:?}"),
+        Err(e) => {
+            let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string());
+            assert_eq!(sqlstate(&e).as_deref(), Some(code), "{what}: wrong SQLSTATE; message: {message}");
+            println!("  {what}: {code} {message}");
+        }
+    }
+}
+
+/// A `psql` client process: a real OS process with its own connection,
+/// which a test can kill like a crashing bot.
+pub struct PsqlProcess {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl PsqlProcess {
+    pub async fn start() -> Result<PsqlProcess> {
+        let mut child = Command::new("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=0"])
+            .env("PGHOST", env_or("PGHOST", "/var/run/postgresql"))
+            .env("PGPORT", env_or("PGPORT", "5555"))
+            .env("PGUSER", env_or("PGUSER", &os_user()))
+            .env("PGDATABASE", database())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start psql")?;
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Ok(PsqlProcess { child, stdin, stdout })
+    }
+
+    /// Runs one statement and returns its output lines; the session then
+    /// sits idle, as a bot between requests does.
+    pub async fn query(&mut self, sql: &str) -> Result<Vec<String>> {
+        const END: &str = "__botai_end__";
+        self.stdin.write_all(format!("{sql}\n\\echo {END}\n").as_bytes()).await?;
+        self.stdin.flush().await?;
+        let mut lines = Vec::new();
+        let read = async {
+            loop {
+                let mut line = String::new();
+                if self.stdout.read_line(&mut line).await? == 0 {
+                    bail!("psql exited");
+                }
+                let line = line.trim_end().to_owned();
+                if line == END {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                lines.push(line);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read).await.context("psql did not answer")??;
+        Ok(lines)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// SIGKILL: the process dies without any chance to clean up.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
+/// Runs python3 with `script` (arguments in sys.argv[1:]) and returns its stdout.
+pub fn python(script: &str, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("python3").arg("-c").arg(script).args(args).output().context("run python3")?;
+    if !out.status.success() {
+        bail!("python3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
