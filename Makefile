@@ -33,11 +33,23 @@ migrate: cluster daemon ## roles, CREATE EXTENSION, seed configuration; a passwo
 
 db: migrate
 
-test: db         ## every test, against the real server
-	$(ADMIN_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee target/test.log
+TEST_DATABASE ?= botai_test
+TEST_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(TEST_DATABASE) PGUSER=$$(id -un)
+
+test: cluster daemon ## every test, against the real server, in a database made fresh for the run
+	scripts/cluster.sh reset $(TEST_DATABASE)
+	$(TEST_ENV) $(BOTAI) db migrate
+	$(TEST_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee target/test.log
 
 run: db          ## the whole system on its embedded defaults
 	$(BOTAI) run
+
+BENCH_DATABASE ?= botai_bench
+
+bench: cluster daemon ## benchmarks, in a database of their own (not part of make test)
+	scripts/cluster.sh reset $(BENCH_DATABASE)
+	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(BENCH_DATABASE) PGUSER=$$(id -un) $(BOTAI) db migrate
+	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(BENCH_DATABASE) PGUSER=$$(id -un) bench/bench.sh
 
 status:
 	$(BOTAI) status

@@ -10,7 +10,7 @@
 #                           under a running server crashes it)
 #   cluster.sh start|stop|status
 #   cluster.sh credentials  give botai_service a password (kept in .env)
-#   cluster.sh reset        drop and recreate the database (all its data)
+#   cluster.sh reset [DB]   drop and recreate a database (default bot_trading_v3; all its data)
 set -euo pipefail
 
 VERSION=15
@@ -24,7 +24,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 say() { echo "cluster: $*"; }
-psql_su() { as_root runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PORT" "$@"; }
+psql_su() { as_root runuser -u postgres -- env -u PGUSER -u PGDATABASE -u PGPASSWORD psql -X -q -v ON_ERROR_STOP=1 -U postgres -h "$SOCKET_DIR" -p "$PORT" "$@"; }
 
 running() { pg_lsclusters -h 2>/dev/null | awk -v n="$NAME" -v v="$VERSION" '$1==v && $2==n {print $4}' | grep -q online; }
 exists() { pg_lsclusters -h 2>/dev/null | awk -v n="$NAME" -v v="$VERSION" '$1==v && $2==n' | grep -q .; }
@@ -128,6 +128,6 @@ case "${1:-}" in
     stop) stop ;;
     status) pg_lsclusters | awk -v n="$NAME" 'NR==1 || $2==n' ;;
     credentials) credentials ;;
-    reset) psql_su -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" ;;
+    reset) DB=${2:-$DB}; psql_su -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" ;;
     *) echo "usage: $0 ensure|install DIR|start|stop|status|credentials|reset" >&2; exit 2 ;;
 esac

@@ -100,7 +100,8 @@ impl<'a> LogView<'a> {
 
     /// The i-th entry in time order.
     pub fn get(&self, i: usize) -> Entry {
-        self.buf[(self.hdr.head as usize + i) % self.buf.len()]
+        let j = self.hdr.head as usize + i;
+        self.buf[if j >= self.buf.len() { j - self.buf.len() } else { j }]
     }
 
     pub fn last(&self) -> Option<Entry> {
@@ -109,7 +110,12 @@ impl<'a> LogView<'a> {
 
     /// Number of entries with `at <= x`.
     pub fn count_at_or_before(&self, x: i64) -> usize {
-        // Bookings mostly land at the end, so search from there.
+        // Bookings mostly land at the end: check there before searching.
+        match self.last() {
+            None => return 0,
+            Some(last) if last.at <= x => return self.len(),
+            _ => {}
+        }
         let (mut lo, mut hi) = (0usize, self.len());
         while lo < hi {
             let mid = (lo + hi) / 2;

@@ -1,7 +1,6 @@
 //! Conversions between PostgreSQL time and chrono, and the moments the
 //! functions use as "now".
 
-#![allow(dead_code)] // wall() and transaction_start() serve the rate limiter and balances (next commits)
 use chrono::{DateTime, Utc};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;

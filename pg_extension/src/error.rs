@@ -8,7 +8,6 @@ use pgrx::PgLogLevel;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-#[allow(dead_code)] // OutOfRange and SharedMemoryFull: balances and the rate limiter (next commits)
 pub enum BotaiError {
     /// 22023 invalid_parameter_value
     #[error("{0}")]

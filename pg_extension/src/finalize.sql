@@ -1,6 +1,14 @@
 -- botai 0.1.0: views, SQL-language functions and the documentation of the
 -- guarantees (COMMENT ON), created after every Rust function exists.
 
+-- Which build of the library installed these objects (botai db migrate
+-- compares it with botai_build_id() of the library now loaded).
+CREATE TABLE botai.installation (
+    build_id     text        NOT NULL,
+    installed_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO botai.installation (build_id) VALUES (botai_build_id());
+
 -------------------------------------------------------------------------------
 -- Signals
 -------------------------------------------------------------------------------
@@ -108,3 +116,88 @@ COMMENT ON FUNCTION botai_claim_task(text) IS
 COMMENT ON FUNCTION botai_complete_task(bigint, boolean, jsonb) IS
     'Marks a task claimed by this session done (ok) or failed; false when it is not claimed by this session.';
 
+-------------------------------------------------------------------------------
+-- Rate limits
+-------------------------------------------------------------------------------
+COMMENT ON FUNCTION botai_rate_acquire(text, text, integer) IS
+    'Books the request at the earliest moment it fits every window that applies (the endpoint''s and the exchange''s '
+    'global, exact sliding windows in shared memory) and returns the seconds from now() (the start of the calling '
+    'transaction; at most 100 ms ago) until then: now() + the result is the booked moment. A caller that sleeps that long and then '
+    'sends never exceeds a limit, however many sessions share the exchange. weight NULL = the endpoint''s '
+    'default_weight; a weight above the effective limit is an error (22023). After a server restart every window '
+    'counts as full for one window length.';
+COMMENT ON FUNCTION botai_rate_try_acquire(text, text, integer) IS
+    'Books and returns 0 only when the request fits now; otherwise books nothing and returns the seconds until it '
+    'would fit.';
+COMMENT ON FUNCTION botai_rate_penalize(text, text, float8) IS
+    'After the exchange answered "too many requests": nothing is booked on the key (on the whole exchange with '
+    'endpoint global) until the seconds have passed.';
+COMMENT ON FUNCTION botai_rate_usage(text) IS
+    'Per configured endpoint: weight booked in the current window, effective limit, utilization, and seconds until a '
+    'request of the default weight would fit.';
+COMMENT ON FUNCTION botai_rate_stats(text) IS
+    'Per endpoint since the server started: bookings, bookings that had to wait and the total wait, try_acquire '
+    'refusals, penalties.';
+
+-------------------------------------------------------------------------------
+-- Balances
+-------------------------------------------------------------------------------
+CREATE VIEW botai.balances_status AS
+SELECT b.exchange,
+       b.asset,
+       b.total,
+       b.available,
+       b.locked,
+       coalesce(h.reserved, 0) AS reserved,
+       b.available - coalesce(h.reserved, 0) AS free,
+       coalesce(h.open_reservations, 0) AS open_reservations,
+       b.as_of,
+       b.updated_at,
+       now() - b.as_of AS age
+FROM botai.balances b
+LEFT JOIN LATERAL (
+    SELECT sum(CASE WHEN r.status = 'committed' THEN coalesce(r.committed_amount, r.amount) ELSE r.amount END) AS reserved,
+           count(*) AS open_reservations
+    FROM botai.reservations r
+    WHERE r.exchange = b.exchange AND r.asset = b.asset AND r.status IN ('held', 'committed')
+      AND (r.status = 'committed' OR r.expires_at > now())
+) h ON true;
+COMMENT ON VIEW botai.balances_status IS
+    'Latest snapshot per exchange/asset; reserved = held (unexpired) plus committed reservations; free = available - reserved.';
+
+CREATE VIEW botai.reservations_status AS
+SELECT r.reservation_id,
+       r.exchange,
+       r.asset,
+       r.amount,
+       r.committed_amount,
+       r.purpose,
+       r.metadata,
+       CASE WHEN r.status = 'held' AND r.expires_at <= now() THEN 'expired' ELSE r.status END AS status,
+       (r.status = 'committed' OR (r.status = 'held' AND r.expires_at > now())) AS holds_funds,
+       r.created_at,
+       r.expires_at,
+       r.committed_at,
+       r.closed_at,
+       greatest(extract(epoch FROM r.expires_at - now()), 0)::float8 AS expires_in_seconds
+FROM botai.reservations r;
+COMMENT ON VIEW botai.reservations_status IS
+    'Every reservation with its effective status: a held reservation past expires_at shows as expired at once, '
+    'before the monitor records it.';
+
+COMMENT ON FUNCTION botai_update_balance(text, text, numeric, numeric, numeric, timestamptz) IS
+    'Stores the exchange''s balance snapshot taken at as_of (default now()); an older snapshot than the stored one '
+    'changes nothing and returns false. Committed reservations older than the snapshot retire. Rejects NaN, '
+    'infinities, negatives and available > total (22023).';
+COMMENT ON FUNCTION botai_check_balance_availability(text, text, numeric) IS
+    'free = available - held reservations; available when free >= amount * (1 + botai.balance_safety_margin).';
+COMMENT ON FUNCTION botai_reserve_balance(text, text, numeric, text, jsonb, interval) IS
+    'Holds amount and returns the reservation id, or NULL when free funds do not cover it (with the safety margin). '
+    'However many sessions reserve at once, the held total never exceeds what was available. The hold ends at '
+    'release, at expiry (ttl; it stops counting at once, no sweeper needed) or, after commit, at the next newer '
+    'balance snapshot.';
+COMMENT ON FUNCTION botai_release_reservation(uuid) IS
+    'True when it was held; calling again is harmless and returns false. Unknown ids are an error (P0002).';
+COMMENT ON FUNCTION botai_commit_reservation(uuid, numeric) IS
+    'The order was placed: the reservation (or the smaller amount actually used) stays held until a balance snapshot '
+    'taken after the commit arrives, then retires. True once; false when not held (committed, released, expired).';

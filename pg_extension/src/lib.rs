@@ -4,10 +4,13 @@
 
 use pgrx::prelude::*;
 
+mod balances;
 mod clock;
 mod error;
 mod gucs;
 mod locks;
+mod ratelimit;
+mod ratelimit_state;
 mod shmem;
 mod signals;
 mod statements;
@@ -17,6 +20,13 @@ pgrx::pg_module_magic!();
 
 pgrx::extension_sql_file!("schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("finalize.sql", name = "finalize", finalize);
+
+/// Which build of the extension this library is (version and a hash of its
+/// sources); CREATE EXTENSION records it in botai.installation.
+#[pg_extern(immutable, parallel_safe)]
+fn botai_build_id() -> &'static str {
+    env!("BOTAI_BUILD_ID")
+}
 
 /// Refuses to load unless preloaded: the rate limiter's shared memory and
 /// the monitor's background worker only exist when the library is loaded at
@@ -28,4 +38,5 @@ pub extern "C-unwind" fn _PG_init() {
     }
     gucs::init();
     shmem::init();
+    ratelimit::init();
 }

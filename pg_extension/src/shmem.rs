@@ -10,7 +10,6 @@
 //! the rate limiter can treat every window as full until one window length
 //! after that moment (see ratelimit.rs).
 
-#![allow(dead_code)] // the rate limiter and the monitor use the rest of this module (next commits)
 use std::mem::{align_of, size_of};
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
@@ -43,6 +42,9 @@ pub struct Header {
     /// limiter's time never runs backwards between sessions.
     pub limiter_clock: AtomicI64,
     pub locks: AtomicPtr<pg_sys::LWLockPadded>,
+    /// 1 when what was booked before this start is known (restored, or
+    /// botai never ran here); 0 after a crash (ratelimit_state.rs).
+    pub state_known: u32,
 }
 
 /// Signal counters of one database (SQL_API.md §1 botai_signal_stats).
@@ -89,6 +91,24 @@ pub struct RateKey {
 }
 
 impl RateKey {
+    pub fn empty() -> RateKey {
+        RateKey {
+            in_use: 0,
+            dboid: 0,
+            exchange_len: 0,
+            endpoint_len: 0,
+            exchange: [0; NAME_BYTES],
+            endpoint: [0; NAME_BYTES],
+            penalty_until: 0,
+            penalties: 0,
+            requests: 0,
+            delayed: 0,
+            refused: 0,
+            wait_us: 0,
+            log: LogHeader::default(),
+        }
+    }
+
     pub fn exchange(&self) -> &str {
         std::str::from_utf8(&self.exchange[..self.exchange_len as usize]).unwrap_or("?")
     }
@@ -105,6 +125,7 @@ impl RateKey {
 #[derive(Clone, Copy)]
 struct Layout {
     db_stats: usize,
+    #[allow(dead_code)] // the monitor (issue 4)
     monitors: usize,
     keys: usize,
     entries: usize,
@@ -160,6 +181,9 @@ unsafe extern "C-unwind" fn startup() {
             prev();
         }
         let l = configured_layout();
+        // The postmaster runs this again when it re-creates shared memory
+        // after a backend crashed: the windows are then unknown.
+        let after_crash = !HEADER.load(Ordering::Acquire).is_null() && !pg_sys::IsUnderPostmaster;
         // AddinShmemInitLock is MainLWLockArray[21] (lwlocknames.h).
         let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
         pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
@@ -172,9 +196,27 @@ unsafe extern "C-unwind" fn startup() {
             (*header).max_keys = gucs::RATE_LIMIT_MAX_KEYS.get() as u32;
             (*header).max_entries = gucs::RATE_LIMIT_MAX_ENTRIES.get() as u32;
             (*header).locks.store(pg_sys::GetNamedLWLockTranche(TRANCHE.as_ptr()), Ordering::Release);
+            let limiter = Limiter::unlocked(base, l, &*header);
+            let known = crate::ratelimit_state::restore(&limiter) && !after_crash;
+            (*header).state_known = u32::from(known);
         }
         HEADER.store(base.cast(), Ordering::Release);
         pg_sys::LWLockRelease(init_lock);
+        if !pg_sys::IsUnderPostmaster {
+            pg_sys::on_shmem_exit(Some(save_on_exit), pg_sys::Datum::from(0));
+        }
+    }
+}
+
+/// The postmaster's last act: save the windows, on a clean exit only.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn save_on_exit(code: i32, _arg: pg_sys::Datum) {
+    if code != 0 {
+        return;
+    }
+    if let Ok((base, l)) = base_and_layout() {
+        let header = unsafe { &*base.cast::<Header>() };
+        crate::ratelimit_state::save(&Limiter::unlocked(base, l, header));
     }
 }
 
@@ -202,15 +244,18 @@ pub fn db_stats(dboid: u32) -> Result<Option<&'static DbStats>, BotaiError> {
 }
 
 /// The monitor slot of database `dboid`, claiming one the first time.
+#[allow(dead_code)] // the monitor (issue 4)
 pub fn monitor_slot(dboid: u32) -> Result<Option<&'static MonitorSlot>, BotaiError> {
     Ok(claim(monitor_slots()?, dboid, |s| &s.dboid))
 }
 
+#[allow(dead_code)] // the monitor (issue 4)
 pub fn monitor_slots() -> Result<&'static [MonitorSlot], BotaiError> {
     let (base, l) = base_and_layout()?;
     Ok(unsafe { std::slice::from_raw_parts(base.add(l.monitors).cast::<MonitorSlot>(), MAX_DATABASES) })
 }
 
+#[allow(dead_code)] // the monitor (issue 4)
 pub fn all_db_stats() -> Result<&'static [DbStats], BotaiError> {
     let (base, l) = base_and_layout()?;
     Ok(unsafe { std::slice::from_raw_parts(base.add(l.db_stats).cast::<DbStats>(), MAX_DATABASES) })
@@ -231,9 +276,10 @@ fn claim<T>(slots: &'static [T], dboid: u32, id: impl Fn(&T) -> &AtomicU32) -> O
     None
 }
 
-/// Exclusive access to the rate limiter's keys and logs.
+/// Access to the rate limiter's keys and logs, under its LWLock (or, in the
+/// postmaster, which holds no LWLocks, while no backend runs).
 pub struct Limiter {
-    lock: *mut pg_sys::LWLock,
+    lock: Option<*mut pg_sys::LWLock>,
     keys: *mut RateKey,
     entries: *mut Entry,
     pub max_keys: usize,
@@ -250,13 +296,25 @@ impl Limiter {
         let mode = if exclusive { pg_sys::LWLockMode::LW_EXCLUSIVE } else { pg_sys::LWLockMode::LW_SHARED };
         unsafe { pg_sys::LWLockAcquire(lock, mode) };
         Ok(Limiter {
-            lock,
+            lock: Some(lock),
             keys: unsafe { base.add(l.keys).cast() },
             entries: unsafe { base.add(l.entries).cast() },
             max_keys: header.max_keys as usize,
             max_entries: header.max_entries as usize,
             header,
         })
+    }
+
+    /// Without the lock: only for the postmaster at start and exit.
+    fn unlocked(base: *mut u8, l: Layout, header: &'static Header) -> Limiter {
+        Limiter {
+            lock: None,
+            keys: unsafe { base.add(l.keys).cast() },
+            entries: unsafe { base.add(l.entries).cast() },
+            max_keys: header.max_keys as usize,
+            max_entries: header.max_entries as usize,
+            header,
+        }
     }
 
     pub fn key(&self, index: usize) -> &RateKey {
@@ -286,14 +344,17 @@ impl Drop for Limiter {
     fn drop(&mut self) {
         // After an elog(ERROR) the abort path releases every LWLock itself.
         unsafe {
-            if pg_sys::InterruptHoldoffCount > 0 {
-                pg_sys::LWLockRelease(self.lock);
+            if let Some(lock) = self.lock {
+                if pg_sys::InterruptHoldoffCount > 0 {
+                    pg_sys::LWLockRelease(lock);
+                }
             }
         }
     }
 }
 
 /// Frees the slots of databases that no longer exist.
+#[allow(dead_code)] // the monitor (issue 4)
 pub fn forget_databases(alive: &[u32]) -> Result<usize, BotaiError> {
     let mut freed = 0;
     for s in all_db_stats()? {

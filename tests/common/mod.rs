@@ -26,7 +26,7 @@ pub fn os_user() -> String {
 }
 
 pub fn database() -> String {
-    env_or("PGDATABASE", "bot_trading_v3")
+    env_or("PGDATABASE", "botai_test")
 }
 
 /// Connection settings for a superuser session on the Unix socket.

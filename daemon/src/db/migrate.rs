@@ -1,9 +1,14 @@
-//! `botai db migrate`: applies migrations/ in order, once each.
+//! `botai db migrate`: applies migrations/ in order, once each, then the
+//! repeatable ones (grants) every time.
 //!
 //! The files are compiled into the binary, so the command works from any
-//! directory. Each migration runs in its own transaction and is recorded in
-//! `public.botai_migrations` with a checksum; an applied migration whose file
-//! changed afterwards is an error, not a silent re-run.
+//! directory. Each versioned migration runs in its own transaction and is
+//! recorded in `public.botai_migrations` with a checksum; an applied
+//! migration whose file changed afterwards is an error, not a silent re-run.
+//! When the server has a newer version of the extension than the database,
+//! `ALTER EXTENSION botai UPDATE` runs its upgrade scripts; a database whose
+//! botai objects come from another build of the same version is refused
+//! with the way out in the message.
 
 use sha2::{Digest, Sha256};
 
@@ -14,6 +19,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_extension", include_str!("../../../migrations/0002_extension.sql")),
     ("0003_seed", include_str!("../../../migrations/0003_seed.sql")),
 ];
+
+/// Idempotent scripts applied by every run, after the versioned ones.
+const REPEATABLE: &[(&str, &str)] = &[("grants", include_str!("../../../migrations/repeatable/grants.sql"))];
 
 /// Serialises concurrent `botai db migrate` runs.
 const MIGRATE_LOCK: i64 = 0x626f_7461_6d69_6772;
@@ -83,6 +91,60 @@ pub async fn run(db: &Db) -> Result<Vec<&'static str>> {
             }
         }
     }
+    let result = async {
+        extension_current(db).await?;
+        for (name, sql) in REPEATABLE {
+            c.batch_execute(sql).await.map_err(err("repeatable migration"))?;
+            tracing::debug!(name, "repeatable migration applied");
+        }
+        Ok::<_, DbError>(())
+    }
+    .await;
     c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK]).await.map_err(err("migrate unlock"))?;
+    result?;
     Ok(applied)
+}
+
+/// Brings the extension to the version the server has, and checks that its
+/// objects were installed by the library now loaded.
+async fn extension_current(db: &Db) -> Result<()> {
+    let c = db.client();
+    let err = |context| move |e| DbError::from_pg(context, e);
+    let row = c
+        .query_one(
+            "SELECT e.extversion, a.default_version FROM pg_extension e \
+             JOIN pg_available_extensions a ON a.name = e.extname WHERE e.extname = 'botai'",
+            &[],
+        )
+        .await
+        .map_err(err("extension version"))?;
+    let (installed, available): (String, String) = (row.get(0), row.get(1));
+    if installed != available {
+        c.batch_execute("ALTER EXTENSION botai UPDATE").await.map_err(err("ALTER EXTENSION botai UPDATE"))?;
+        tracing::info!(from = %installed, to = %available, "extension botai updated");
+        return Ok(());
+    }
+    let row = c
+        .query_one(
+            "SELECT botai_build_id(), (SELECT build_id FROM botai.installation ORDER BY installed_at DESC LIMIT 1) \
+             WHERE to_regclass('botai.installation') IS NOT NULL \
+             UNION ALL SELECT botai_build_id(), NULL WHERE to_regclass('botai.installation') IS NULL",
+            &[],
+        )
+        .await
+        .map_err(err("extension build"))?;
+    let (library, objects): (String, Option<String>) = (row.get(0), row.get(1));
+    if objects.as_deref() != Some(library.as_str()) {
+        return Err(DbError::Sql {
+            context: "migrate",
+            code: "55000".into(),
+            message: format!(
+                "the botai objects in this database were installed by build {}, but the server runs build \
+                 {library}; botai {available} has no upgrade path between its development builds: recreate the \
+                 database (make reset-db) or DROP EXTENSION botai CASCADE and migrate again",
+                objects.as_deref().unwrap_or("(unknown)")
+            ),
+        });
+    }
+    Ok(())
 }

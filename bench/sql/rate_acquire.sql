@@ -1,0 +1,1 @@
+SELECT botai_rate_acquire('bench', 'default');

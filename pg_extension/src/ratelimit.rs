@@ -1,0 +1,494 @@
+//! RateLimiter (SQL_API.md §3): exact sliding windows in shared memory.
+//!
+//! Each (database, exchange, endpoint) key keeps a log of booked requests in
+//! shared memory (shmem.rs), so every session books against the same
+//! windows with no table write and no WAL. `botai_rate_acquire` books a
+//! request at the earliest moment it fits the endpoint's window and the
+//! exchange's `global` window (botai-core's sliding-log math) and returns how
+//! long to wait until then.
+//!
+//! Time. The returned delay counts from `now()`, the start of the calling
+//! transaction: `now() + delay` is exactly the booked moment (a caller in
+//! autocommit mode, as a bot is, gets the delay from the moment of its call).
+//! In a transaction older than 100 ms the delay counts from 100 ms ago
+//! instead, so a long transaction can neither book in the past nor be told
+//! to send late. The limiter keeps a shared clock that never runs backwards
+//! across sessions.
+//!
+//! Restart. Shared memory does not survive a restart, and requests sent just
+//! before it still count at the exchange. So a key behaves as if its whole
+//! window had been used at the moment the shared memory was created:
+//! nothing is booked on it until one window length after the server started.
+//!
+//! Privileges. These functions write no table, only shared memory, so they
+//! run with the caller's rights (no SECURITY DEFINER, whose per-call
+//! search_path switch costs more than the booking itself); the caller needs
+//! SELECT on botai.rate_limits, which the migrations grant to botai_service.
+//!
+//! Configuration. Rows of `botai.rate_limits` are cached per backend; a
+//! trigger on the table sends a relcache invalidation at commit, which every
+//! backend receives before its next statement, so an edit applies at once to
+//! everyone (and a rolled-back edit to no one).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use botai_core::names;
+use botai_core::sliding_log::{earliest_common_fit, LogView, SlidingLog, Window};
+use pgrx::prelude::*;
+
+use crate::clock;
+use crate::error::{required, BotaiError, OrRaise, Result};
+use crate::gucs;
+use crate::shmem::{Limiter, RateKey, NAME_BYTES};
+use crate::statements::{with_spi, Statement};
+
+/// The endpoint whose limit covers every request of an exchange.
+const GLOBAL: &str = "global";
+/// A transaction older than this books from `clock - STALE_TRANSACTION_US`.
+const STALE_TRANSACTION_US: i64 = 100_000;
+
+#[derive(Debug, Clone)]
+struct LimitRow {
+    endpoint: String,
+    max_weight: i32,
+    window_seconds: f64,
+    default_weight: i32,
+}
+
+impl LimitRow {
+    fn window(&self) -> Window {
+        let margin = gucs::RATE_LIMIT_SAFETY_MARGIN.get();
+        Window {
+            limit: (f64::from(self.max_weight) * margin).floor().max(0.0) as u64,
+            length_us: (self.window_seconds * 1e6).round().max(1.0) as i64,
+        }
+    }
+}
+
+thread_local! {
+    /// exchange → its rows; cleared by the relcache callback.
+    static LIMITS: RefCell<HashMap<String, Rc<[LimitRow]>>> = RefCell::new(HashMap::new());
+    /// OID of botai.rate_limits in this database, once known.
+    static LIMITS_RELID: RefCell<Option<pg_sys::Oid>> = const { RefCell::new(None) };
+    /// "exchange\0endpoint" → index of its key in shared memory.
+    static KEY_INDEX: RefCell<HashMap<String, usize>> = RefCell::new(HashMap::new());
+}
+
+/// Registered once in _PG_init; runs in every backend when a relcache
+/// invalidation arrives.
+#[pg_guard]
+unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let ours = LIMITS_RELID.with(|r| *r.borrow());
+    if relid == pg_sys::InvalidOid || Some(relid) == ours {
+        LIMITS.with(|l| l.borrow_mut().clear());
+        if relid == pg_sys::InvalidOid {
+            LIMITS_RELID.with(|r| *r.borrow_mut() = None);
+        }
+    }
+}
+
+pub fn init() {
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), pg_sys::Datum::from(0)) };
+}
+
+mod invalidation {
+    use pgrx::prelude::*;
+
+    /// Sends a relcache invalidation for botai.rate_limits at commit, so
+    /// every backend reloads the limits before its next statement.
+    #[pg_trigger]
+    fn botai_rate_limits_changed<'a>(
+        trigger: &'a PgTrigger<'a>,
+    ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgHeapTupleError> {
+        let relid = trigger.relid().expect("a trigger knows its table");
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+        Ok(None)
+    }
+
+    pgrx::extension_sql!(
+        r#"
+CREATE TRIGGER rate_limits_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON botai.rate_limits
+    FOR EACH STATEMENT EXECUTE FUNCTION botai_rate_limits_changed();
+"#,
+        name = "rate_limits_trigger",
+        requires = ["schema", botai_rate_limits_changed]
+    );
+}
+
+static LOAD_LIMITS: Statement = Statement::new(
+    "ratelimit.load",
+    "SELECT endpoint, max_weight, window_seconds, default_weight, 'botai.rate_limits'::regclass::oid \
+     FROM botai.rate_limits WHERE exchange = $1",
+);
+
+fn limits_of(exchange: &str) -> Result<Rc<[LimitRow]>> {
+    if let Some(rows) = LIMITS.with(|l| l.borrow().get(exchange).cloned()) {
+        return Ok(rows);
+    }
+    let (rows, relid) = with_spi(|client| {
+        let table = LOAD_LIMITS.run(client, &[exchange.into()])?;
+        let mut rows = Vec::new();
+        let mut relid = None;
+        for r in table {
+            rows.push(LimitRow {
+                endpoint: r.get::<String>(1)?.unwrap_or_default(),
+                max_weight: r.get::<i32>(2)?.unwrap_or(0),
+                window_seconds: r.get::<f64>(3)?.unwrap_or(1.0),
+                default_weight: r.get::<i32>(4)?.unwrap_or(1),
+            });
+            relid = r.get::<pg_sys::Oid>(5)?;
+        }
+        Ok::<_, BotaiError>((rows, relid))
+    })?;
+    if relid.is_some() {
+        LIMITS_RELID.with(|r| *r.borrow_mut() = relid);
+    }
+    let rows: Rc<[LimitRow]> = rows.into();
+    LIMITS.with(|l| l.borrow_mut().insert(exchange.to_owned(), rows.clone()));
+    Ok(rows)
+}
+
+/// The limits a request to (exchange, endpoint) must fit: its endpoint's and
+/// the exchange's `global`, whichever exist.
+struct Plan {
+    exchange: String,
+    /// The endpoint's key first, then global's.
+    keys: Vec<PlanKey>,
+    weight: u64,
+}
+
+struct PlanKey {
+    endpoint: String,
+    window: Window,
+    /// "exchange\0endpoint": this backend's cache of key indices.
+    cache_key: String,
+}
+
+fn plan(exchange: Option<&str>, endpoint: Option<&str>, weight: Option<i32>) -> Result<Plan> {
+    let exchange = names::exchange(required(exchange, "exchange")?)?;
+    let endpoint = names::name("endpoint", required(endpoint, "endpoint")?)?.to_owned();
+    let rows = limits_of(&exchange)?;
+    if rows.is_empty() {
+        return Err(BotaiError::NotFound(format!("no rate limits are configured for exchange \"{exchange}\"")));
+    }
+    let own = rows.iter().find(|r| r.endpoint == endpoint).cloned();
+    let global = rows.iter().find(|r| r.endpoint == GLOBAL).cloned();
+    let mut keys: Vec<(String, LimitRow)> = Vec::with_capacity(2);
+    if let Some(row) = &own {
+        keys.push((endpoint.clone(), row.clone()));
+    }
+    if endpoint != GLOBAL {
+        if let Some(row) = &global {
+            keys.push((GLOBAL.to_owned(), row.clone()));
+        }
+    }
+    if keys.is_empty() {
+        return Err(BotaiError::NotFound(format!(
+            "exchange \"{exchange}\" has no limit for endpoint \"{endpoint}\" and no \"global\" limit"
+        )));
+    }
+    let weight = match weight {
+        Some(w) if w <= 0 => return Err(BotaiError::invalid("weight", format!("must be positive (got {w})"))),
+        Some(w) => w,
+        None => own.as_ref().or(global.as_ref()).map_or(1, |r| r.default_weight),
+    };
+    for (name, row) in &keys {
+        let limit = row.window().limit;
+        if u64::from(weight.unsigned_abs()) > limit {
+            return Err(BotaiError::invalid(
+                "weight",
+                format!(
+                    "{weight} exceeds the effective limit {limit} of {exchange}/{name} \
+                     (max_weight {} × botai.rate_limit_safety_margin {}): it could never be sent",
+                    row.max_weight,
+                    gucs::RATE_LIMIT_SAFETY_MARGIN.get()
+                ),
+            ));
+        }
+    }
+    let keys = keys
+        .into_iter()
+        .map(|(endpoint, row)| PlanKey { cache_key: format!("{exchange}\0{endpoint}"), window: row.window(), endpoint })
+        .collect();
+    Ok(Plan { exchange, keys, weight: u64::from(weight.unsigned_abs()) })
+}
+
+/// The moments a booking counts from. `reference` is what the returned delay
+/// is measured from; `base` is the limiter's monotonic "now".
+struct Now {
+    reference: i64,
+    base: i64,
+}
+
+fn now(limiter: &Limiter) -> Now {
+    let reference = clock::transaction_start().max(clock::wall() - STALE_TRANSACTION_US);
+    let previous = limiter.header.limiter_clock.fetch_max(reference, Ordering::AcqRel);
+    Now { reference, base: previous.max(reference) }
+}
+
+fn write_name(dst: &mut [u8; NAME_BYTES], src: &str) -> u16 {
+    let bytes = src.as_bytes();
+    dst[..bytes.len()].copy_from_slice(bytes);
+    bytes.len() as u16
+}
+
+/// Index of the key in shared memory, creating it (under the exclusive
+/// lock) when missing.
+fn key_index(limiter: &Limiter, exchange: &str, wanted: &PlanKey, base: i64) -> Result<usize> {
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let endpoint = wanted.endpoint.as_str();
+    if let Some(i) = KEY_INDEX.with(|k| k.borrow().get(&wanted.cache_key).copied()) {
+        if limiter.key(i).is(dboid, exchange, endpoint) {
+            return Ok(i);
+        }
+    }
+    let found = (0..limiter.max_keys).find(|&i| limiter.key(i).is(dboid, exchange, endpoint));
+    let index = match found {
+        Some(i) => i,
+        None => {
+            let free = (0..limiter.max_keys).find(|&i| limiter.key(i).in_use == 0).ok_or_else(|| {
+                BotaiError::SharedMemoryFull {
+                    message: format!(
+                        "the rate limiter holds its maximum of {} keys; cannot add {exchange}/{endpoint}",
+                        limiter.max_keys
+                    ),
+                    hint: "raise botai.rate_limit_max_keys in postgresql.conf and restart the server".into(),
+                }
+            })?;
+            let (key, buf) = limiter.key_mut(free);
+            *key = RateKey::empty();
+            key.in_use = 1;
+            key.dboid = dboid;
+            key.exchange_len = write_name(&mut key.exchange, exchange);
+            key.endpoint_len = write_name(&mut key.endpoint, endpoint);
+            // Unknown bookings before a crash: the window counts as full at
+            // the moment the server started (ratelimit_state.rs).
+            let window = wanted.window;
+            let started = limiter.header.initialized_at;
+            if limiter.header.state_known == 0 && base < started + window.length_us && window.limit > 0 {
+                SlidingLog::new(&mut key.log, buf).book(started, window.limit as u32).expect("an empty log has room");
+            }
+            free
+        }
+    };
+    KEY_INDEX.with(|k| k.borrow_mut().insert(wanted.cache_key.clone(), index));
+    Ok(index)
+}
+
+/// Books `plan` at the earliest moment it fits (with `only_if_now`, only if
+/// that is now). Returns the moment, whether it booked, and the clock.
+/// Everything that allocates happens before the lock is taken.
+fn book(plan: &Plan, only_if_now: bool) -> Result<(i64, bool, Now)> {
+    let limiter = Limiter::lock(true)?;
+    let now = now(&limiter);
+    let mut indexes = [(0usize, Window { limit: 0, length_us: 1 }); 2];
+    let mut from = now.base;
+    for (slot, key) in indexes.iter_mut().zip(&plan.keys) {
+        let i = key_index(&limiter, &plan.exchange, key, now.base)?;
+        let (k, buf) = limiter.key_mut(i);
+        SlidingLog::new(&mut k.log, buf).prune(now.base - key.window.length_us);
+        from = from.max(k.penalty_until);
+        *slot = (i, key.window);
+    }
+    let indexes = &indexes[..plan.keys.len()];
+    let view = |&(i, w): &(usize, Window)| (LogView::new(&limiter.key(i).log, limiter.entries(i)), w);
+    let at = match indexes {
+        [one] => {
+            let (log, w) = view(one);
+            log.earliest_fit(from, plan.weight, w)
+        }
+        [one, two] => earliest_common_fit(&[view(one), view(two)], from, plan.weight),
+        _ => unreachable!("a plan has one or two keys"),
+    };
+    let fits_now = at == now.base;
+    if only_if_now && !fits_now {
+        for &(i, _) in indexes {
+            limiter.key_mut(i).0.refused += 1;
+        }
+        return Ok((at, false, now));
+    }
+    for (&(i, _), key) in indexes.iter().zip(&plan.keys) {
+        let log = LogView::new(&limiter.key(i).log, limiter.entries(i));
+        if log.len() == log.capacity() {
+            return Err(BotaiError::Limit {
+                message: format!(
+                    "the window of {}/{} already holds {} booked requests (its maximum)",
+                    plan.exchange,
+                    key.endpoint,
+                    log.capacity()
+                ),
+                hint: "callers are booking far ahead of the limit; raise botai.rate_limit_max_entries \
+                       (postgresql.conf, restart) or slow the callers down"
+                    .into(),
+            });
+        }
+    }
+    for &(i, _) in indexes {
+        let (key, buf) = limiter.key_mut(i);
+        SlidingLog::new(&mut key.log, buf).book(at, plan.weight as u32).expect("room checked above");
+        key.requests += 1;
+        if !fits_now {
+            key.delayed += 1;
+            key.wait_us += (at - now.base) as u64;
+        }
+    }
+    Ok((at, true, now))
+}
+
+/// Books the request at the earliest moment it fits every window that
+/// applies and returns the seconds until then (0 = send now).
+#[pg_extern(volatile, parallel_unsafe)]
+fn botai_rate_acquire(
+    exchange: Option<&str>,
+    endpoint: default!(Option<&str>, "'default'"),
+    weight: default!(Option<i32>, "NULL"),
+) -> f64 {
+    let plan = plan(exchange, endpoint, weight).or_raise("botai_rate_acquire");
+    let (at, _, now) = book(&plan, false).or_raise("botai_rate_acquire");
+    (at - now.reference) as f64 / 1e6
+}
+
+/// Books and returns 0 only when the request fits now; otherwise books
+/// nothing and returns the seconds until it would fit.
+#[pg_extern(volatile, parallel_unsafe)]
+fn botai_rate_try_acquire(
+    exchange: Option<&str>,
+    endpoint: default!(Option<&str>, "'default'"),
+    weight: default!(Option<i32>, "NULL"),
+) -> f64 {
+    let plan = plan(exchange, endpoint, weight).or_raise("botai_rate_try_acquire");
+    let (at, booked, now) = book(&plan, true).or_raise("botai_rate_try_acquire");
+    if booked {
+        0.0
+    } else {
+        ((at - now.reference) as f64 / 1e6).max(f64::MIN_POSITIVE)
+    }
+}
+
+/// After the exchange answered "too many requests": nothing is booked on the
+/// key (on the whole exchange, with endpoint `global`) for `seconds`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn botai_rate_penalize(exchange: Option<&str>, endpoint: Option<&str>, seconds: Option<f64>) {
+    penalize(exchange, endpoint, seconds).or_raise("botai_rate_penalize")
+}
+
+fn penalize(exchange: Option<&str>, endpoint: Option<&str>, seconds: Option<f64>) -> Result<()> {
+    let seconds = required(seconds, "seconds")?;
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(BotaiError::invalid("seconds", format!("must be a positive number of seconds (got {seconds})")));
+    }
+    if seconds > 86_400.0 {
+        return Err(BotaiError::OutOfRange(format!("seconds: {seconds} is more than a day")));
+    }
+    let plan = plan(exchange, endpoint, Some(1))?;
+    let limiter = Limiter::lock(true)?;
+    let now = now(&limiter);
+    let i = key_index(&limiter, &plan.exchange, &plan.keys[0], now.base)?;
+    let (key, _) = limiter.key_mut(i);
+    key.penalty_until = key.penalty_until.max(now.base + (seconds * 1e6) as i64);
+    key.penalties += 1;
+    Ok(())
+}
+
+type UsageRow = (String, i32, i32, f64, f64, f64);
+
+/// Per configured endpoint: weight in the current window, the effective
+/// limit, and how long until a request of the default weight would fit.
+#[pg_extern(volatile, parallel_unsafe)]
+fn botai_rate_usage(
+    exchange: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(endpoint, String),
+        name!(used, i32),
+        name!(effective_limit, i32),
+        name!(window_seconds, f64),
+        name!(utilization, f64),
+        name!(next_free_in, f64),
+    ),
+> {
+    TableIterator::new(usage(exchange).or_raise("botai_rate_usage"))
+}
+
+fn usage(exchange: Option<&str>) -> Result<Vec<UsageRow>> {
+    let exchange = names::exchange(required(exchange, "exchange")?)?;
+    let rows = limits_of(&exchange)?;
+    let mut out = Vec::new();
+    for row in rows.iter() {
+        let plan = plan(Some(&exchange), Some(&row.endpoint), None)?;
+        let limiter = Limiter::lock(true)?;
+        let now = now(&limiter);
+        let mut views_idx = Vec::new();
+        let mut from = now.base;
+        for key in &plan.keys {
+            let i = key_index(&limiter, &exchange, key, now.base)?;
+            from = from.max(limiter.key(i).penalty_until);
+            views_idx.push((i, key.window));
+        }
+        let views: Vec<(LogView<'_>, Window)> =
+            views_idx.iter().map(|&(i, w)| (LogView::new(&limiter.key(i).log, limiter.entries(i)), w)).collect();
+        let own = &views[0];
+        let used = own.0.weight_in(now.base - own.1.length_us, now.base);
+        let next = earliest_common_fit(&views, from, plan.weight);
+        let window = row.window();
+        out.push((
+            row.endpoint.clone(),
+            used as i32,
+            window.limit as i32,
+            row.window_seconds,
+            if window.limit == 0 { 1.0 } else { used as f64 / window.limit as f64 },
+            ((next - now.reference) as f64 / 1e6).max(0.0),
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+type StatsRow = (String, i64, i64, f64, i64, i64);
+
+/// Counters per endpoint since the server started: booked requests, how
+/// many had to wait and for how long in total, try_acquire refusals,
+/// penalties.
+#[pg_extern(volatile, parallel_unsafe)]
+fn botai_rate_stats(
+    exchange: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(endpoint, String),
+        name!(requests, i64),
+        name!(delayed, i64),
+        name!(total_wait_seconds, f64),
+        name!(refused, i64),
+        name!(penalties, i64),
+    ),
+> {
+    TableIterator::new(stats(exchange).or_raise("botai_rate_stats"))
+}
+
+fn stats(exchange: Option<&str>) -> Result<Vec<StatsRow>> {
+    let exchange = names::exchange(required(exchange, "exchange")?)?;
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let limiter = Limiter::lock(false)?;
+    let mut out: Vec<StatsRow> = (0..limiter.max_keys)
+        .map(|i| limiter.key(i))
+        .filter(|k| k.in_use != 0 && k.dboid == dboid && k.exchange() == exchange)
+        .map(|k| {
+            (
+                k.endpoint().to_owned(),
+                k.requests as i64,
+                k.delayed as i64,
+                k.wait_us as f64 / 1e6,
+                k.refused as i64,
+                k.penalties as i64,
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}

@@ -1,0 +1,99 @@
+//! What the rate limiter's windows are after the server restarts. This test
+//! binary restarts the real server (cleanly, then by crashing a backend), so
+//! it runs on its own: cargo runs test binaries one after another.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use botai_tests::{connect, unique};
+use chrono::{DateTime, Utc};
+use tokio_postgres::Client;
+
+fn as_root(args: &[&str]) {
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if root { Command::new(args[0]) } else { Command::new("sudo") };
+    if root {
+        cmd.args(&args[1..]);
+    } else {
+        cmd.args(args);
+    }
+    let out = cmd.output().expect("run as root");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn reconnect() -> Client {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((client, conn)) =
+            botai_tests::config_for(&botai_tests::database()).connect(tokio_postgres::NoTls).await
+        {
+            tokio::spawn(conn);
+            if client.simple_query("SELECT 1").await.is_ok() {
+                return client;
+            }
+        }
+        assert!(Instant::now() < deadline, "the server did not come back within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn exchange(db: &Client, max_weight: i32, window: f64) -> String {
+    let name = unique("rs");
+    db.execute(
+        "INSERT INTO botai.rate_limits (exchange, endpoint, max_weight, window_seconds) VALUES ($1, 'order', $2, $3)",
+        &[&name, &max_weight, &window],
+    )
+    .await
+    .unwrap();
+    name
+}
+
+async fn acquire(db: &Client, x: &str) -> (DateTime<Utc>, f64) {
+    let r = db
+        .query_one("SELECT now() + make_interval(secs => d), d FROM botai_rate_acquire($1, 'order') AS d", &[&x])
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[tokio::test]
+async fn windows_survive_a_clean_restart_and_count_as_full_after_a_crash() {
+    // --- clean restart: the windows are restored exactly --------------------
+    let db = connect().await;
+    let used = exchange(&db, 3, 6.0).await; // effective 2 per 6 s
+    let unused = exchange(&db, 3, 6.0).await;
+    let (first, _) = acquire(&db, &used).await;
+    acquire(&db, &used).await;
+    drop(db);
+    as_root(&["pg_ctlcluster", "15", "botai", "restart", "-m", "fast"]);
+    let db = reconnect().await;
+    let (third, _) = acquire(&db, &used).await;
+    println!(
+        "  after a clean restart the third booking waits until {} ms after the first",
+        (third - first).num_milliseconds()
+    );
+    assert_eq!(third, first + chrono::Duration::seconds(6), "restored exactly: the third fits when the first leaves");
+    let (_, delay) = acquire(&db, &unused).await;
+    assert_eq!(delay, 0.0, "an unused key is free: what was booked before the restart is known");
+
+    // --- crash: what was booked is unknown, windows count as full -----------
+    let fresh = exchange(&db, 100, 20.0).await;
+    let pid: i32 = db.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let crashed_at = Utc::now();
+    as_root(&["kill", "-9", &pid.to_string()]);
+    drop(db);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let db = reconnect().await;
+    let (booked, delay) = acquire(&db, &fresh).await;
+    println!(
+        "  after a backend crash a never-used key waits {delay:.1} s (booked {} ms after the crash)",
+        (booked - crashed_at).num_milliseconds()
+    );
+    assert!(delay > 5.0, "after a crash even an unused key counts as full for its window");
+    assert!(booked <= crashed_at + chrono::Duration::seconds(22), "…for one window length, not more");
+
+    // Leave the server as the other tests expect it: cleanly restarted.
+    drop(db);
+    as_root(&["pg_ctlcluster", "15", "botai", "restart", "-m", "fast"]);
+    reconnect().await;
+}
