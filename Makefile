@@ -39,6 +39,7 @@ TEST_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(TEST_D
 test: cluster daemon ## every test, against the real server, in a database made fresh for the run
 	scripts/cluster.sh reset $(TEST_DATABASE)
 	$(TEST_ENV) $(BOTAI) db migrate
+	scripts/cluster.sh credentials
 	$(TEST_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee target/test.log
 
 run: db          ## the whole system on its embedded defaults

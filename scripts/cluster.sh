@@ -49,6 +49,7 @@ port = $PORT
 unix_socket_directories = '$SOCKET_DIR'
 shared_preload_libraries = 'botai'
 max_connections = 300
+max_worker_processes = 16
 password_encryption = 'scram-sha-256'
 log_line_prefix = '%m [%p] %q%u@%d '
 botai.monitor_interval = 5

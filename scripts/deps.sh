@@ -27,6 +27,19 @@ if [ ${#missing[@]} -gt 0 ]; then
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
 fi
 
+# promtool (Prometheus's reference parser, for the metrics test), unpacked
+# from Debian's prometheus package without installing or starting a server.
+CACHE=$(cd "$(dirname "$0")/.." && pwd)/.cache
+if [ ! -x "$CACHE/bin/promtool" ]; then
+    echo "deps: fetching promtool from Debian's prometheus package"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && { apt-get download -qq prometheus 2>/dev/null || { as_root apt-get update -qq && apt-get download -qq prometheus; }; })
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+    mkdir -p "$CACHE/bin"
+    cp "$tmp/x/usr/bin/promtool" "$CACHE/bin/promtool"
+    rm -rf "$tmp"
+fi
+
 if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
     echo "deps: installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
     cargo install cargo-pgrx --version "$PGRX_VERSION" --locked

@@ -21,6 +21,18 @@ pub static RATE_LIMIT_MAX_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(8192
 pub static BALANCE_SAFETY_MARGIN: GucSetting<f64> = GucSetting::<f64>::new(0.02);
 pub static MONITOR_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static MONITOR_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+pub static MONITOR_LAUNCHER_DATABASE: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(Some(c"postgres"));
+
+/// The database the monitor launcher connects to.
+pub fn monitor_launcher_database() -> String {
+    MONITOR_LAUNCHER_DATABASE
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "postgres".into())
+}
 
 /// Registers every setting and reserves the `botai.` prefix, so a typo such
 /// as `botai.signal_dedup_windw` is refused instead of silently ignored.
@@ -129,6 +141,24 @@ pub fn init() {
         c"",
         &MONITOR_ENABLED,
         GucContext::Suset,
+        GucFlags::empty(),
+    );
+    GucRegistry::define_int_guc(
+        c"botai.history_retention",
+        c"How long the monitor keeps closed reservations, finished tasks, resolved alerts, errors and ended workers.",
+        c"",
+        &HISTORY_RETENTION,
+        60,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"botai.monitor_launcher_database",
+        c"Database the monitor launcher connects to in order to list the databases it serves.",
+        c"The launcher starts one monitor per connectable database that has the botai extension.",
+        &MONITOR_LAUNCHER_DATABASE,
+        GucContext::Postmaster,
         GucFlags::empty(),
     );
     unsafe {

@@ -9,6 +9,7 @@ mod clock;
 mod error;
 mod gucs;
 mod locks;
+mod monitor;
 mod ratelimit;
 mod ratelimit_state;
 mod shmem;
@@ -39,4 +40,5 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     shmem::init();
     ratelimit::init();
+    monitor::worker::register_launcher();
 }

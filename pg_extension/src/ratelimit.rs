@@ -492,3 +492,93 @@ fn stats(exchange: Option<&str>) -> Result<Vec<StatsRow>> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
+
+/// A key of this database as the monitor and the metrics see it.
+pub struct KeyState {
+    pub exchange: String,
+    pub endpoint: String,
+    pub requests: u64,
+    pub delayed: u64,
+    pub refused: u64,
+    pub penalties: u64,
+    /// Seconds of penalty left.
+    pub penalty_seconds: f64,
+    /// Seconds until a request of the endpoint's default weight fits this
+    /// key's window; None when the key has no configuration any more.
+    pub next_free_in: Option<f64>,
+}
+
+/// Every key of this database.
+pub fn keys() -> Result<Vec<KeyState>> {
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let names: Vec<(String, String)> = {
+        let limiter = Limiter::lock(false)?;
+        (0..limiter.max_keys)
+            .map(|i| limiter.key(i))
+            .filter(|k| k.in_use != 0 && k.dboid == dboid)
+            .map(|k| (k.exchange().to_owned(), k.endpoint().to_owned()))
+            .collect()
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for (exchange, endpoint) in names {
+        // Configuration first (may run SQL), then the shared state.
+        let row = limits_of(&exchange)?.iter().find(|r| r.endpoint == endpoint).cloned();
+        let limiter = Limiter::lock(false)?;
+        let Some(i) = (0..limiter.max_keys).find(|&i| limiter.key(i).is(dboid, &exchange, &endpoint)) else {
+            continue;
+        };
+        let key = limiter.key(i);
+        let now = clock::wall().max(limiter.header.limiter_clock.load(Ordering::Acquire));
+        let next_free_in = row.map(|r| {
+            let w = r.window();
+            let weight = u64::from(r.default_weight.unsigned_abs()).min(w.limit.max(1));
+            let view = LogView::new(&key.log, limiter.entries(i));
+            let from = now.max(key.penalty_until);
+            let at = view.earliest_fit(from, weight.min(w.limit), w);
+            ((at - now) as f64 / 1e6).max(0.0)
+        });
+        out.push(KeyState {
+            exchange: exchange.clone(),
+            endpoint: endpoint.clone(),
+            requests: key.requests,
+            delayed: key.delayed,
+            refused: key.refused,
+            penalties: key.penalties,
+            penalty_seconds: ((key.penalty_until - now) as f64 / 1e6).max(0.0),
+            next_free_in,
+        });
+    }
+    Ok(out)
+}
+
+/// Every rate-limit key of this database with its counters, penalty and
+/// next free slot (the rate_limit_exceeded rule and the metrics read it).
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the tuple written out here
+fn botai_rate_keys() -> TableIterator<
+    'static,
+    (
+        name!(exchange, String),
+        name!(endpoint, String),
+        name!(requests, i64),
+        name!(delayed, i64),
+        name!(refused, i64),
+        name!(penalties, i64),
+        name!(penalty_seconds, f64),
+        name!(next_free_in, Option<f64>),
+    ),
+> {
+    let keys = keys().or_raise("botai_rate_keys");
+    TableIterator::new(keys.into_iter().map(|k| {
+        (
+            k.exchange,
+            k.endpoint,
+            k.requests as i64,
+            k.delayed as i64,
+            k.refused as i64,
+            k.penalties as i64,
+            k.penalty_seconds,
+            k.next_free_in,
+        )
+    }))
+}

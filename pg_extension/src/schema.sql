@@ -222,6 +222,15 @@ CREATE TABLE botai.alerts (
 );
 CREATE UNIQUE INDEX alerts_one_open_idx ON botai.alerts (rule, subject) WHERE status = 'open';
 
+CREATE TABLE botai.rule_status (
+    rule              text        PRIMARY KEY REFERENCES botai.alert_rules ON UPDATE CASCADE ON DELETE CASCADE,
+    last_evaluated_at timestamptz NOT NULL,
+    last_error        text,
+    last_error_at     timestamptz
+);
+COMMENT ON TABLE botai.rule_status IS
+    'Written by the monitor after every evaluation: last_error is set while a rule fails (a bad row), NULL when it works.';
+
 -- worker_types holds only what users add, so pg_dump keeps it whole. The
 -- seeded tables (rate_limits, alert_rules) are not marked: a restore would
 -- collide with the rows CREATE EXTENSION seeds; dump them with --data-only.

@@ -69,6 +69,10 @@ pub struct MonitorSlot {
     pub round_errors: AtomicU64,
     /// TimestampTz of the last completed round.
     pub last_round_at: AtomicI64,
+    /// When a monitor was last launched and has not yet claimed the slot.
+    pub starting_at: AtomicI64,
+    /// When a monitor last found no botai extension in the database.
+    pub no_extension_at: AtomicI64,
 }
 
 /// One rate-limit window: (database, exchange, endpoint).
@@ -125,7 +129,6 @@ impl RateKey {
 #[derive(Clone, Copy)]
 struct Layout {
     db_stats: usize,
-    #[allow(dead_code)] // the monitor (issue 4)
     monitors: usize,
     keys: usize,
     entries: usize,
@@ -244,18 +247,15 @@ pub fn db_stats(dboid: u32) -> Result<Option<&'static DbStats>, BotaiError> {
 }
 
 /// The monitor slot of database `dboid`, claiming one the first time.
-#[allow(dead_code)] // the monitor (issue 4)
 pub fn monitor_slot(dboid: u32) -> Result<Option<&'static MonitorSlot>, BotaiError> {
     Ok(claim(monitor_slots()?, dboid, |s| &s.dboid))
 }
 
-#[allow(dead_code)] // the monitor (issue 4)
 pub fn monitor_slots() -> Result<&'static [MonitorSlot], BotaiError> {
     let (base, l) = base_and_layout()?;
     Ok(unsafe { std::slice::from_raw_parts(base.add(l.monitors).cast::<MonitorSlot>(), MAX_DATABASES) })
 }
 
-#[allow(dead_code)] // the monitor (issue 4)
 pub fn all_db_stats() -> Result<&'static [DbStats], BotaiError> {
     let (base, l) = base_and_layout()?;
     Ok(unsafe { std::slice::from_raw_parts(base.add(l.db_stats).cast::<DbStats>(), MAX_DATABASES) })
@@ -354,7 +354,6 @@ impl Drop for Limiter {
 }
 
 /// Frees the slots of databases that no longer exist.
-#[allow(dead_code)] // the monitor (issue 4)
 pub fn forget_databases(alive: &[u32]) -> Result<usize, BotaiError> {
     let mut freed = 0;
     for s in all_db_stats()? {
@@ -374,6 +373,8 @@ pub fn forget_databases(alive: &[u32]) -> Result<usize, BotaiError> {
             s.rounds.store(0, Ordering::Relaxed);
             s.round_errors.store(0, Ordering::Relaxed);
             s.last_round_at.store(0, Ordering::Relaxed);
+            s.starting_at.store(0, Ordering::Relaxed);
+            s.no_extension_at.store(0, Ordering::Relaxed);
             s.dboid.store(0, Ordering::Release);
             freed += 1;
         }

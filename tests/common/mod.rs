@@ -54,7 +54,11 @@ pub async fn connect_to(dbname: &str) -> Client {
 
 /// A session whose notifications arrive on the returned channel.
 pub async fn listen(channels: &[&str]) -> (Client, mpsc::UnboundedReceiver<Notification>) {
-    let (client, mut conn) = config_for(&database()).connect(NoTls).await.expect("connect");
+    listen_on(&database(), channels).await
+}
+
+pub async fn listen_on(dbname: &str, channels: &[&str]) -> (Client, mpsc::UnboundedReceiver<Notification>) {
+    let (client, mut conn) = config_for(dbname).connect(NoTls).await.expect("connect");
     let (tx, rx) = mpsc::unbounded_channel();
     let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
     tokio::spawn(async move {
@@ -102,12 +106,16 @@ pub struct PsqlProcess {
 
 impl PsqlProcess {
     pub async fn start() -> Result<PsqlProcess> {
+        Self::start_on(&database()).await
+    }
+
+    pub async fn start_on(dbname: &str) -> Result<PsqlProcess> {
         let mut child = Command::new("psql")
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=0"])
             .env("PGHOST", env_or("PGHOST", "/var/run/postgresql"))
             .env("PGPORT", env_or("PGPORT", "5555"))
             .env("PGUSER", env_or("PGUSER", &os_user()))
-            .env("PGDATABASE", database())
+            .env("PGDATABASE", dbname)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -161,4 +169,70 @@ pub fn python(script: &str, args: &[&str]) -> Result<String> {
         bail!("python3 failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(String::from_utf8(out.stdout)?)
+}
+
+/// A database of its own for one test, with the extension and the given
+/// per-database settings (set before CREATE EXTENSION, so the monitor the
+/// extension starts reads them). Dropped (FORCE) when the test ends.
+pub struct TestDatabase {
+    pub name: String,
+}
+
+impl TestDatabase {
+    pub async fn create(settings: &[(&str, &str)]) -> TestDatabase {
+        let name = unique("botai_t");
+        let admin = connect_to("postgres").await;
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("CREATE DATABASE");
+        for (setting, value) in settings {
+            admin
+                .batch_execute(&format!("ALTER DATABASE {name} SET {setting} = '{value}'"))
+                .await
+                .expect("ALTER DATABASE");
+        }
+        let db = connect_to(&name).await;
+        db.batch_execute("CREATE EXTENSION botai").await.expect("CREATE EXTENSION botai");
+        TestDatabase { name }
+    }
+
+    pub async fn connect(&self) -> Client {
+        connect_to(&self.name).await
+    }
+
+    /// A session on this database whose notifications arrive on the channel.
+    pub async fn listen(&self, channels: &[&str]) -> (Client, mpsc::UnboundedReceiver<Notification>) {
+        listen_on(&self.name, channels).await
+    }
+
+    /// The monitor's state (botai_monitor_state()).
+    pub async fn monitor(&self) -> serde_json::Value {
+        let db = self.connect().await;
+        db.query_one("SELECT botai_monitor_state()", &[]).await.unwrap().get(0)
+    }
+
+    /// Waits for the monitor of this database to complete `rounds` more rounds.
+    pub async fn wait_rounds(&self, rounds: u64) {
+        let start = self.monitor().await["rounds"].as_u64().unwrap_or(0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.monitor().await["rounds"].as_u64().unwrap_or(0) < start + rounds {
+            assert!(std::time::Instant::now() < deadline, "the monitor did not complete {rounds} rounds in 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Best effort, outside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok((admin, conn)) = config_for("postgres").connect(NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+            });
+        })
+        .join();
+    }
 }

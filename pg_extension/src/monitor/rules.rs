@@ -1,0 +1,182 @@
+//! Alert rules: what each kind of rule looks at, and how alerts open and
+//! resolve.
+//!
+//! A rule row (botai.alert_rules) names a kind and gives its threshold,
+//! window, severity, action and params; each kind is a fixed query here
+//! returning the subjects that breach the rule now, as (subject, value,
+//! details). One statement per rule then opens an alert for each new
+//! subject (at most one open alert per rule and subject), refreshes the
+//! ones still firing, resolves the ones that cleared, and sends
+//! `NOTIFY botai_alerts` for every open and resolve. Thresholds, severities
+//! and params are data, read at every evaluation: editing a row changes the
+//! next round, no restart needed.
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+/// One row of botai.alert_rules.
+pub struct Rule {
+    pub rule: String,
+    pub kind: String,
+    pub threshold: f64,
+    pub window_seconds: f64,
+    pub severity: String,
+    pub action: String,
+    pub enabled: bool,
+    pub params: serde_json::Value,
+}
+
+/// The subjects breaching a rule of this kind now. Parameters: $1 threshold,
+/// $2 window_seconds, $3 params.
+fn firing(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        // A component that has not sent a heartbeat for `threshold` seconds.
+        "heartbeat_timeout" => {
+            "SELECT c.component AS subject, extract(epoch FROM now() - c.last_heartbeat)::float8 AS value, \
+                    jsonb_build_object('last_heartbeat', c.last_heartbeat, 'reported_status', c.status, \
+                                       'active_tasks', c.active_tasks) AS details \
+             FROM botai.components c \
+             WHERE c.status <> 'stopped' AND c.last_heartbeat < now() - make_interval(secs => $1)"
+        }
+        // More than `threshold` errors within `window_seconds`.
+        "high_error_rate" => {
+            "SELECT e.component AS subject, count(*)::float8 AS value, \
+                    jsonb_build_object('errors', count(*), 'window_seconds', $2, \
+                                       'critical', count(*) FILTER (WHERE e.is_critical), \
+                                       'last_error', (array_agg(e.error ORDER BY e.reported_at DESC))[1]) AS details \
+             FROM botai.component_errors e \
+             WHERE e.reported_at > now() - make_interval(secs => $2) \
+             GROUP BY e.component HAVING count(*) > $1"
+        }
+        // A live component reporting memory_percent above `threshold`.
+        "memory_usage" => {
+            "SELECT c.component AS subject, (c.metadata->>'memory_percent')::float8 AS value, \
+                    jsonb_build_object('memory_percent', c.metadata->'memory_percent', \
+                                       'last_heartbeat', c.last_heartbeat) AS details \
+             FROM botai.components c \
+             WHERE c.status <> 'stopped' AND c.metadata ? 'memory_percent' \
+               AND (c.metadata->>'memory_percent')::float8 > $1"
+        }
+        // A worker whose session ended without unregistering (dead for more
+        // than `threshold` seconds, until its slot is taken again), and a
+        // worker type with fewer live workers than its min_workers.
+        "worker_offline" => {
+            "SELECT w.worker_id AS subject, w.heartbeat_age_seconds AS value, \
+                    jsonb_build_object('worker_type', w.worker_type, 'pid', w.pid, 'epoch', w.epoch, \
+                                       'last_heartbeat', w.last_heartbeat) AS details \
+             FROM botai.workers_status w WHERE w.state = 'dead' AND w.heartbeat_age_seconds > $1 \
+             UNION ALL \
+             SELECT 'type:' || t.worker_type, (t.min_workers - coalesce(l.live, 0))::float8, \
+                    jsonb_build_object('worker_type', t.worker_type, 'min_workers', t.min_workers, \
+                                       'live', coalesce(l.live, 0)) \
+             FROM botai.worker_types t \
+             LEFT JOIN (SELECT worker_type, count(*) AS live FROM botai.workers_status \
+                        WHERE state IN ('active', 'stale') GROUP BY worker_type) l USING (worker_type) \
+             WHERE coalesce(l.live, 0) < t.min_workers"
+        }
+        // Free funds below a threshold: params {"exchange/ASSET": amount},
+        // `threshold` for balances without an entry. Every params value must
+        // be a number: a bad row fails here, loudly, every round.
+        "low_balance" => {
+            "SELECT b.exchange || '/' || b.asset AS subject, b.free::float8 AS value, \
+                    jsonb_build_object('free', b.free, 'threshold', th.threshold, 'available', b.available, \
+                                       'reserved', b.reserved) AS details \
+             FROM botai.balances_status b \
+             CROSS JOIN LATERAL (SELECT coalesce(($3 ->> (b.exchange || '/' || b.asset))::numeric, \
+                                                 $1::numeric) AS threshold) th \
+             WHERE (SELECT bool_and(p.v::numeric IS NOT NULL) FROM jsonb_each_text($3) AS p(k, v)) \
+                   IS DISTINCT FROM false \
+               AND b.free < th.threshold"
+        }
+        // An exchange penalised us, or the next free slot is more than
+        // `threshold` seconds away (sustained delay).
+        "rate_limit_exceeded" => {
+            "SELECT k.exchange || '/' || k.endpoint AS subject, \
+                    greatest(k.penalty_seconds, coalesce(k.next_free_in, 0)) AS value, \
+                    jsonb_build_object('penalty_seconds', k.penalty_seconds, 'next_free_in', k.next_free_in, \
+                                       'penalties', k.penalties, 'delayed', k.delayed, 'refused', k.refused) AS details \
+             FROM public.botai_rate_keys() k \
+             WHERE k.penalty_seconds > 0 OR k.next_free_in > $1"
+        }
+        _ => return None,
+    })
+}
+
+/// Opens, refreshes and resolves the alerts of one rule, announcing each
+/// change. Returns (opened, resolved).
+pub fn evaluate(rule: &Rule) -> Result<(usize, usize), pgrx::spi::SpiError> {
+    let Some(query) = firing(&rule.kind) else {
+        return Ok((0, 0));
+    };
+    let firing_set = if rule.enabled { query.to_owned() } else { format!("{query} LIMIT 0") };
+    let sql = format!(
+        "WITH firing AS ({firing_set}), \
+         upserted AS ( \
+           INSERT INTO botai.alerts AS a (rule, subject, severity, action, value, details) \
+           SELECT $4, f.subject, $5, $6, f.value, f.details FROM firing f \
+           ON CONFLICT (rule, subject) WHERE status = 'open' DO UPDATE SET last_seen_at = now(), \
+             value = EXCLUDED.value, details = EXCLUDED.details, severity = EXCLUDED.severity, \
+             action = EXCLUDED.action \
+           RETURNING a.alert_id, a.subject, a.value, a.details, (a.xmax = 0) AS opened), \
+         resolved AS ( \
+           UPDATE botai.alerts a SET status = 'resolved', resolved_at = now() \
+           WHERE a.rule = $4 AND a.status = 'open' \
+             AND NOT EXISTS (SELECT 1 FROM firing f WHERE f.subject = a.subject) \
+           RETURNING a.alert_id, a.subject, a.value, a.details), \
+         events AS ( \
+           SELECT 'opened' AS event, alert_id, subject, value, details FROM upserted WHERE opened \
+           UNION ALL SELECT 'resolved', alert_id, subject, value, details FROM resolved) \
+         SELECT e.event, pg_catalog.pg_notify('botai_alerts', jsonb_build_object( \
+                  'event', e.event, 'alert_id', e.alert_id, 'rule', $4, 'subject', e.subject, \
+                  'severity', $5, 'action', $6, 'value', e.value, 'details', e.details)::text) IS NULL \
+         FROM events e"
+    );
+    Spi::connect_mut(|client| {
+        let rows = client.update(
+            sql.as_str(),
+            None,
+            &[
+                rule.threshold.into(),
+                rule.window_seconds.into(),
+                JsonB(rule.params.clone()).into(),
+                rule.rule.as_str().into(),
+                rule.severity.as_str().into(),
+                rule.action.as_str().into(),
+            ],
+        )?;
+        let mut counts = (0, 0);
+        for row in rows {
+            match row.get::<String>(1)?.as_deref() {
+                Some("opened") => counts.0 += 1,
+                _ => counts.1 += 1,
+            }
+        }
+        Ok(counts)
+    })
+}
+
+/// Every rule row, in name order.
+pub fn load() -> Result<Vec<Rule>, pgrx::spi::SpiError> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT rule, kind, threshold, window_seconds, severity, action, enabled, params \
+             FROM botai.alert_rules ORDER BY rule",
+            None,
+            &[],
+        )?;
+        let mut rules = Vec::new();
+        for r in rows {
+            rules.push(Rule {
+                rule: r.get(1)?.unwrap_or_default(),
+                kind: r.get(2)?.unwrap_or_default(),
+                threshold: r.get(3)?.unwrap_or(0.0),
+                window_seconds: r.get(4)?.unwrap_or(60.0),
+                severity: r.get(5)?.unwrap_or_default(),
+                action: r.get(6)?.unwrap_or_default(),
+                enabled: r.get(7)?.unwrap_or(false),
+                params: r.get::<JsonB>(8)?.map(|j| j.0).unwrap_or_default(),
+            });
+        }
+        Ok(rules)
+    })
+}

@@ -1,0 +1,375 @@
+//! The monitor's background workers.
+//!
+//! Which databases are served: every database that has the extension. A
+//! launcher (a static background worker, connected to
+//! `botai.monitor_launcher_database`, `postgres` by default) lists the
+//! connectable databases every 10 s and starts one monitor per database that
+//! has none; a monitor that finds no botai extension in its database exits
+//! and its database is not tried again for 5 minutes. `CREATE EXTENSION
+//! botai` starts the monitor of its database at once (botai_monitor_start).
+//!
+//! A monitor round runs in one transaction, and each step of it (expiring
+//! reservations, requeuing tasks, evicting stale workers, pruning, and every
+//! alert rule) in a subtransaction of its own: a failing step is logged,
+//! rolled back and recorded in botai.rule_status, and the round goes on.
+//! SIGTERM (server shutdown, pg_terminate_backend, DROP DATABASE … FORCE)
+//! ends the monitor after its current step; the launcher starts a new one
+//! within 10 s if the server keeps running.
+
+use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+
+use crate::clock;
+use crate::gucs;
+use crate::monitor::rules;
+use crate::shmem::{self, MonitorSlot};
+
+const LAUNCHER_SCAN: Duration = Duration::from_secs(10);
+/// A database found without the extension is not tried again before this.
+const NO_EXTENSION_BACKOFF_US: i64 = 5 * 60 * 1_000_000;
+/// A monitor started before the CREATE EXTENSION that started it commits
+/// waits this long for the extension to become visible.
+const EXTENSION_GRACE: Duration = Duration::from_secs(60);
+
+/// Registers the launcher; called from _PG_init while preloading.
+pub fn register_launcher() {
+    BackgroundWorkerBuilder::new("botai monitor launcher")
+        .set_type("botai monitor launcher")
+        .set_library("botai")
+        .set_function("botai_monitor_launcher_main")
+        .enable_spi_access()
+        .set_restart_time(Some(Duration::from_secs(10)))
+        .load();
+}
+
+fn alive(pid: i32) -> bool {
+    pid != 0 && unsafe { !pg_sys::BackendPidGetProc(pid).is_null() }
+}
+
+/// Starts the monitor of `dboid` unless one runs or is starting.
+fn start_monitor(dboid: pg_sys::Oid, slot: &MonitorSlot) -> bool {
+    let now = clock::wall();
+    if alive(slot.pid.load(Ordering::Acquire)) {
+        return false;
+    }
+    let starting = slot.starting_at.load(Ordering::Acquire);
+    if starting != 0 && now - starting < 30_000_000 {
+        return false;
+    }
+    slot.starting_at.store(now, Ordering::Release);
+    let started = BackgroundWorkerBuilder::new("botai monitor")
+        .set_type("botai monitor")
+        .set_library("botai")
+        .set_function("botai_monitor_main")
+        .set_argument(Some(pg_sys::Datum::from(dboid.to_u32())))
+        .enable_spi_access()
+        .load_dynamic();
+    if started.is_err() {
+        slot.starting_at.store(0, Ordering::Release);
+        warning!("botai: could not start the monitor of database {dboid}: no background worker slot free (max_worker_processes)");
+    }
+    started.is_ok()
+}
+
+/// Starts the monitor of the current database now (CREATE EXTENSION calls
+/// it). True when a monitor was started, false when one already runs.
+#[pg_extern(volatile)]
+fn botai_monitor_start() -> bool {
+    let dboid = unsafe { pg_sys::MyDatabaseId };
+    match shmem::monitor_slot(dboid.to_u32()) {
+        Ok(Some(slot)) => {
+            slot.no_extension_at.store(0, Ordering::Release);
+            start_monitor(dboid, slot)
+        }
+        Ok(None) => {
+            warning!("botai: every monitor slot is taken; the launcher will retry");
+            false
+        }
+        Err(e) => e.raise("botai_monitor_start"),
+    }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn botai_monitor_launcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = gucs::monitor_launcher_database();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    log!("botai monitor launcher started (database {database})");
+    loop {
+        if gucs::MONITOR_ENABLED.get() {
+            launch_round();
+        }
+        if !BackgroundWorker::wait_latch(Some(LAUNCHER_SCAN)) {
+            break;
+        }
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+    }
+}
+
+fn launch_round() {
+    let databases: Vec<pg_sys::Oid> = BackgroundWorker::transaction(|| {
+        Spi::connect(|client| {
+            client
+                .select("SELECT oid FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate", None, &[])
+                .map(|rows| rows.filter_map(|r| r.get::<pg_sys::Oid>(1).ok().flatten()).collect())
+                .unwrap_or_default()
+        })
+    });
+    if databases.is_empty() {
+        return;
+    }
+    let alive_ids: Vec<u32> = databases.iter().map(|d| d.to_u32()).collect();
+    if let Err(e) = shmem::forget_databases(&alive_ids) {
+        warning!("botai monitor launcher: {e}");
+    }
+    let now = clock::wall();
+    for dboid in databases {
+        let Ok(Some(slot)) = shmem::monitor_slot(dboid.to_u32()) else { continue };
+        let missing_at = slot.no_extension_at.load(Ordering::Acquire);
+        if missing_at != 0 && now - missing_at < NO_EXTENSION_BACKOFF_US {
+            continue;
+        }
+        start_monitor(dboid, slot);
+    }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn botai_monitor_main(arg: pg_sys::Datum) {
+    let dboid = pg_sys::Oid::from(arg.value() as u32);
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(dboid), None);
+    let Ok(Some(slot)) = shmem::monitor_slot(dboid.to_u32()) else {
+        warning!("botai monitor: no monitor slot for database {dboid}");
+        return;
+    };
+    let me = unsafe { pg_sys::MyProcPid };
+    let previous = slot.pid.load(Ordering::Acquire);
+    if alive(previous) && previous != me
+        || slot.pid.compare_exchange(previous, me, Ordering::AcqRel, Ordering::Acquire).is_err()
+    {
+        return; // another monitor serves this database
+    }
+    slot.starting_at.store(0, Ordering::Release);
+    log!("botai monitor started for database {dboid}");
+    let started = std::time::Instant::now();
+    loop {
+        match round(slot) {
+            Round::Done => {}
+            Round::NoExtension if started.elapsed() > EXTENSION_GRACE => {
+                slot.no_extension_at.store(clock::wall(), Ordering::Release);
+                break;
+            }
+            Round::NoExtension => {
+                if !BackgroundWorker::wait_latch(Some(Duration::from_secs(1))) {
+                    break;
+                }
+                continue;
+            }
+        }
+        let interval = Duration::from_secs(u64::try_from(gucs::MONITOR_INTERVAL.get()).unwrap_or(5));
+        if !BackgroundWorker::wait_latch(Some(interval)) {
+            break;
+        }
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+    }
+    let _ = slot.pid.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Acquire);
+}
+
+enum Round {
+    Done,
+    NoExtension,
+}
+
+thread_local! {
+    /// The database's botai objects come from another build of the library:
+    /// said once, then the monitor idles until it is restarted.
+    static STALE_BUILD_REPORTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// One evaluation round in its own transaction. Never raises: a failure
+/// outside the isolated steps aborts the round's transaction and is logged.
+fn round(slot: &MonitorSlot) -> Round {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let outcome = PgTryBuilder::new(|| run_round(slot))
+        .catch_others(|e| {
+            warning!("botai monitor: the round failed: {}", describe(&e));
+            None
+        })
+        .execute();
+    unsafe {
+        match outcome {
+            Some(_) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+            }
+            None => {
+                pg_sys::AbortCurrentTransaction();
+                pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+                slot.round_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    outcome.unwrap_or(Round::Done)
+}
+
+fn run_round(slot: &MonitorSlot) -> Option<Round> {
+    let present = Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'botai')")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if !present {
+        return Some(Round::NoExtension);
+    }
+    let installed = Spi::get_one::<String>(
+        "SELECT build_id FROM botai.installation WHERE to_regclass('botai.installation') IS NOT NULL \
+         ORDER BY installed_at DESC LIMIT 1",
+    )
+    .ok()
+    .flatten();
+    if installed.as_deref() != Some(env!("BOTAI_BUILD_ID")) {
+        if !STALE_BUILD_REPORTED.with(|r| r.replace(true)) {
+            warning!(
+                "botai monitor: the botai objects of this database come from build {}, the library is build {}; \
+                 the monitor idles until the database is migrated again (botai db migrate says how)",
+                installed.as_deref().unwrap_or("(unknown)"),
+                env!("BOTAI_BUILD_ID")
+            );
+        }
+        return Some(Round::Done);
+    }
+    let mut failures = 0u64;
+    let retention = f64::from(gucs::SIGNAL_RETENTION.get().max(gucs::SIGNAL_DEDUP_WINDOW.get()));
+    let history = f64::from(gucs::HISTORY_RETENTION.get());
+    for (what, sql, with_history) in MAINTENANCE {
+        let horizon = if *with_history { history } else { retention };
+        let args = if sql.contains("$1") { vec![horizon.into()] } else { vec![] };
+        failures += u64::from(isolated(what, || Spi::run_with_args(sql, &args).map_err(|e| e.to_string())).is_none());
+    }
+    if gucs::WORKER_EVICT_STALE.get() {
+        failures += u64::from(isolated("evict stale workers", || Spi::run(EVICT).map_err(|e| e.to_string())).is_none());
+    }
+    match isolated("load alert rules", || rules::load().map_err(|e| e.to_string())) {
+        None => failures += 1,
+        Some(all) => {
+            for rule in all {
+                let outcome = isolated_with_error(&rule.rule, || rules::evaluate(&rule).map_err(|e| e.to_string()));
+                let error = outcome.as_ref().err().cloned();
+                failures += u64::from(error.is_some());
+                isolated("record rule status", || {
+                    Spi::run_with_args(RULE_STATUS, &[rule.rule.as_str().into(), error.as_deref().into()])
+                        .map_err(|e| e.to_string())
+                });
+            }
+        }
+    }
+    slot.rounds.fetch_add(1, Ordering::Relaxed);
+    slot.round_errors.fetch_add(failures, Ordering::Relaxed);
+    slot.last_round_at.store(clock::wall(), Ordering::Release);
+    Some(Round::Done)
+}
+
+/// (what, statement, uses history retention rather than signal retention).
+const MAINTENANCE: &[(&str, &str, bool)] = &[
+    (
+        "expire reservations",
+        "UPDATE botai.reservations SET status = 'expired', closed_at = now() \
+         WHERE status = 'held' AND expires_at <= now()",
+        false,
+    ),
+    (
+        "requeue tasks of ended sessions",
+        "UPDATE botai.tasks t SET status = 'queued', claimed_by = NULL, claimed_pid = NULL, \
+           claimed_backend_start = NULL, claimed_at = NULL \
+         WHERE t.status = 'claimed' AND NOT EXISTS ( \
+           SELECT 1 FROM pg_catalog.pg_stat_get_activity(t.claimed_pid) a \
+           WHERE a.backend_start = t.claimed_backend_start)",
+        false,
+    ),
+    (
+        "prune signals",
+        "DELETE FROM botai.signals WHERE signal_id IN ( \
+           SELECT signal_id FROM botai.signals WHERE accepted_at < now() - make_interval(secs => $1) \
+           ORDER BY signal_id LIMIT 10000)",
+        false,
+    ),
+    (
+        "prune history",
+        "WITH e AS (DELETE FROM botai.component_errors WHERE reported_at < now() - make_interval(secs => $1)), \
+              a AS (DELETE FROM botai.alerts WHERE status = 'resolved' \
+                      AND resolved_at < now() - make_interval(secs => $1)), \
+              r AS (DELETE FROM botai.reservations WHERE status IN ('released', 'expired', 'retired') \
+                      AND closed_at < now() - make_interval(secs => $1)), \
+              t AS (DELETE FROM botai.tasks WHERE status IN ('done', 'failed') \
+                      AND completed_at < now() - make_interval(secs => $1)) \
+         DELETE FROM botai.workers WHERE unregistered_at < now() - make_interval(secs => $1)",
+        true,
+    ),
+];
+
+/// Ends the backends of workers that hold their slot without heartbeats.
+const EVICT: &str = "WITH stale AS (SELECT worker_id, pid, heartbeat_age_seconds FROM botai.workers_status \
+                                  WHERE state = 'stale'), \
+                          ended AS (UPDATE botai.workers w SET unregistered_at = now(), status = 'stopped', \
+                                      end_reason = format('evicted by the monitor: no heartbeat for %s s', \
+                                                          round(s.heartbeat_age_seconds)) \
+                                    FROM stale s WHERE w.worker_id = s.worker_id RETURNING s.pid) \
+                     SELECT pg_catalog.pg_terminate_backend(pid) FROM ended";
+
+const RULE_STATUS: &str = "INSERT INTO botai.rule_status AS s (rule, last_evaluated_at, last_error, last_error_at) \
+     VALUES ($1, now(), $2, CASE WHEN $2 IS NULL THEN NULL ELSE now() END) \
+     ON CONFLICT (rule) DO UPDATE SET last_evaluated_at = now(), last_error = EXCLUDED.last_error, \
+       last_error_at = coalesce(EXCLUDED.last_error_at, s.last_error_at)";
+
+fn describe(e: &CaughtError) -> String {
+    match e {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.message().to_owned(),
+        CaughtError::RustPanic { ereport, .. } => ereport.message().to_owned(),
+    }
+}
+
+/// Runs `f` in a subtransaction; an error (raised or returned) rolls it back
+/// and is logged. None on failure.
+fn isolated<T>(what: &str, f: impl FnOnce() -> Result<T, String> + UnwindSafe + RefUnwindSafe) -> Option<T> {
+    isolated_with_error(what, f).ok()
+}
+
+fn isolated_with_error<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, String> + UnwindSafe + RefUnwindSafe,
+) -> Result<T, String> {
+    unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        let result = PgTryBuilder::new(f).catch_others(|e| Err(describe(&e))).execute();
+        match &result {
+            Ok(_) => pg_sys::ReleaseCurrentSubTransaction(),
+            Err(_) => {
+                pg_sys::FlushErrorState();
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            }
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+        if let Err(message) = &result {
+            warning!("botai monitor: {what} failed: {message}");
+        }
+        result
+    }
+}
