@@ -10,7 +10,7 @@ DATABASE ?= bot_trading_v3
 ADMIN_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(DATABASE) PGUSER=$$(id -un)
 BOTAI := target/release/botai
 
-.PHONY: all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster
+.PHONY: all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train
 
 all: db daemon
 
@@ -51,6 +51,14 @@ bench: cluster daemon ## benchmarks, in a database of their own (not part of mak
 	scripts/cluster.sh reset $(BENCH_DATABASE)
 	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(BENCH_DATABASE) PGUSER=$$(id -un) $(BOTAI) db migrate
 	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(BENCH_DATABASE) PGUSER=$$(id -un) bench/bench.sh
+
+onnxruntime:     ## ONNX Runtime 1.31.1 (the onnxruntime wheel) in .cache: the library the daemon loads, the Python reference for tests
+	scripts/onnxruntime.sh
+
+train:           ## retrain the signal model (PyTorch, CPU, ~11 min); writes models/patchtst.onnx, metrics.json
+	test -x .cache/train-venv/bin/python || python3 -m venv .cache/train-venv
+	.cache/train-venv/bin/pip install --quiet --disable-pip-version-check -r ml/requirements-train.txt
+	.cache/train-venv/bin/python ml/train.py
 
 status:
 	$(BOTAI) status
