@@ -50,6 +50,13 @@ unix_socket_directories = '$SOCKET_DIR'
 shared_preload_libraries = 'botai'
 max_connections = 300
 max_worker_processes = 16
+# Coordination statements run in microseconds: JIT compilation never pays
+# off and, once a table's statistics make a plan look expensive, costs
+# milliseconds on every execution.
+jit = off
+# botai's queue-like tables (reservations, orders) are vacuumed after a fixed
+# number of dead rows; look for such tables more often than every minute.
+autovacuum_naptime = 10s
 password_encryption = 'scram-sha-256'
 log_line_prefix = '%m [%p] %q%u@%d '
 botai.monitor_interval = 5
@@ -72,6 +79,12 @@ ensure() {
     fi
     configure
     if running; then as_root pg_ctlcluster "$VERSION" "$NAME" reload; else start; fi
+    # A changed setting that only a restart applies (max_worker_processes…).
+    sleep 0.5
+    if [ "$(psql_su -d postgres -XAtc 'SELECT count(*) FROM pg_settings WHERE pending_restart')" != 0 ]; then
+        say "restarting the cluster: a changed setting needs it"
+        as_root pg_ctlcluster "$VERSION" "$NAME" restart
+    fi
     psql_su -d postgres <<SQL
 SELECT format('CREATE ROLE %I SUPERUSER LOGIN', '$DEV_ROLE')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$DEV_ROLE') \gexec

@@ -115,18 +115,21 @@ async fn reserve_never_overdraws_under_64_sessions_with_releases_and_commits() {
                 match reserve(&db, &x, "USDT", &amount).await {
                     Some(id) => {
                         ok += 1;
-                        match next() % 3 {
-                            0 => assert!(db
-                                .query_one("SELECT botai_release_reservation($1)", &[&id])
-                                .await
-                                .unwrap()
-                                .get::<_, bool>(0)),
-                            1 => assert!(db
-                                .query_one("SELECT botai_commit_reservation($1)", &[&id])
-                                .await
-                                .unwrap()
-                                .get::<_, bool>(0)),
-                            _ => {}
+                        let done = match next() % 4 {
+                            0 => Some(db.query_one("SELECT botai_release_reservation($1)", &[&id]).await),
+                            1 => Some(db.query_one("SELECT botai_commit_reservation($1)", &[&id]).await),
+                            // The order used less than was held.
+                            2 => Some(
+                                db.query_one(
+                                    "SELECT botai_commit_reservation($1, $2::text::numeric / 3)",
+                                    &[&id, &amount],
+                                )
+                                .await,
+                            ),
+                            _ => None,
+                        };
+                        if let Some(done) = done {
+                            assert!(done.unwrap().get::<_, bool>(0));
                         }
                     }
                     None => refused += 1,
@@ -147,17 +150,74 @@ async fn reserve_never_overdraws_under_64_sessions_with_releases_and_commits() {
     println!("  {ok} reservations, {refused} refused, {samples} observer samples; held {held_total} of {available}");
     assert!(held_total <= available);
     assert!(refused > 0, "the funds ran out at some point: the limit was exercised");
-    // The books balance: held = sum of held and committed amounts.
-    let sum: f64 = admin
+    books_balance(&admin, &x, held_total).await;
+    // One more reservation folds what is pending; the figures stay exact.
+    let (_, before) = held(&admin, &x, asset).await;
+    let id = reserve(&admin, &x, asset, "0.01").await.expect("funds left for 0.01");
+    admin.query_one("SELECT botai_release_reservation($1)", &[&id]).await.unwrap();
+    let (_, after) = held(&admin, &x, asset).await;
+    assert!((after - before).abs() < 1e-9, "folding changed the reserved figure: {before} -> {after}");
+    books_balance(&admin, &x, after).await;
+}
+
+/// The reserved figure of the status view equals the sum over reservations
+/// that hold funds (held and unexpired at the full amount, committed at the
+/// committed amount), and the balance row's `held` equals the sum of every
+/// reservation's `counted`.
+async fn books_balance(db: &Client, exchange: &str, reserved: f64) {
+    let row = db
         .query_one(
-            "SELECT coalesce(sum(amount), 0)::float8 FROM botai.reservations WHERE exchange = $1 \
-             AND status IN ('held', 'committed')",
+            "SELECT (SELECT coalesce(sum(coalesce(committed_amount, amount)), 0)::float8 \
+                     FROM botai.reservations_status WHERE exchange = $1 AND holds_funds), \
+                    (SELECT held = (SELECT coalesce(sum(counted), 0) FROM botai.reservations WHERE exchange = $1) \
+                     FROM botai.balances WHERE exchange = $1)",
+            &[&exchange],
+        )
+        .await
+        .unwrap();
+    let exact: f64 = row.get(0);
+    assert!((exact - reserved).abs() < 1e-6, "view says {reserved} reserved, the reservations hold {exact}");
+    assert!(row.get::<_, bool>(1), "balances.held is not the sum of counted amounts");
+}
+
+#[tokio::test]
+async fn a_reservation_that_needs_everything_freed_gets_it_however_much_is_pending() {
+    // A balance snapshot retires every committed reservation it includes
+    // without settling the balance row; reservers fold those amounts a
+    // batch at a time. A reservation that only fits once all of them are
+    // folded (far more than one batch) is still admitted.
+    let db = connect().await;
+    db.batch_execute("SET botai.balance_safety_margin = 0").await.unwrap();
+    let (x, asset) = (unique("bx"), "USDT");
+    balance(&db, &x, asset, "300").await;
+    let mut ids = Vec::new();
+    while let Some(id) = reserve(&db, &x, asset, "1").await {
+        ids.push(id);
+    }
+    assert_eq!(ids.len(), 300);
+    for (i, id) in ids.iter().enumerate() {
+        let sql =
+            if i % 2 == 0 { "SELECT botai_commit_reservation($1)" } else { "SELECT botai_commit_reservation($1, 0.5)" };
+        assert!(db.query_one(sql, &[id]).await.unwrap().get::<_, bool>(0));
+    }
+    // 150 at 1 and 150 at 0.5 stay held until a snapshot includes them.
+    assert_eq!(held(&db, &x, asset).await, (300.0, 225.0));
+    books_balance(&db, &x, 225.0).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    db.execute("SELECT botai_update_balance($1, 'USDT', 300, 300, 0)", &[&x]).await.unwrap();
+    let pending: i64 = db
+        .query_one(
+            "SELECT count(*) FROM botai.reservations WHERE exchange = $1 AND status = 'retired' AND counted > 0",
             &[&x],
         )
         .await
         .unwrap()
         .get(0);
-    assert!((sum - held_total).abs() < 1e-6);
+    assert_eq!(pending, 300, "retired, not yet folded into the balance row");
+    assert_eq!(held(&db, &x, asset).await, (300.0, 0.0), "readers see the retirement at once");
+    assert!(reserve(&db, &x, asset, "300").await.is_some(), "all 300 free once every retirement is folded");
+    books_balance(&db, &x, 300.0).await;
+    assert!(reserve(&db, &x, asset, "0.01").await.is_none());
 }
 
 #[tokio::test]
@@ -351,4 +411,40 @@ async fn bad_balance_input_is_refused_and_nothing_written() {
     };
     assert!(!ok, "99 + 2% margin > 100");
     println!("  check 99 of 100: {}", error.unwrap());
+}
+
+#[tokio::test]
+async fn expiry_is_exact_with_mixed_lifetimes_for_reservers_and_readers() {
+    // The balance row remembers the earliest expiry among held
+    // reservations, so reservers skip the search for lapsed ones until
+    // then: a short reservation placed after a long one, or after a search,
+    // must still stop counting the moment it expires.
+    let db = connect().await;
+    db.batch_execute("SET botai.balance_safety_margin = 0").await.unwrap();
+    let (x, asset) = (unique("bx"), "USDT");
+    balance(&db, &x, asset, "100").await;
+    let reserve_for = |amount: &'static str, ttl: &'static str| {
+        let (db, x) = (&db, x.clone());
+        async move {
+            db.query_one(
+                "SELECT botai_reserve_balance($1, 'USDT', $2::text::numeric, 'test', NULL, $3::text::interval)",
+                &[&x, &amount, &ttl],
+            )
+            .await
+            .unwrap()
+            .get::<_, Option<Uuid>>(0)
+        }
+    };
+    assert!(reserve_for("40", "10 minutes").await.is_some());
+    assert!(reserve_for("40", "1 second").await.is_some());
+    assert!(reserve_for("40", "10 minutes").await.is_none(), "20 free");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Readers see the lapsed 40 at once, before any reserver folds it.
+    assert_eq!(held(&db, &x, asset).await, (100.0, 40.0));
+    assert!(reserve_for("40", "1 second").await.is_some(), "the 1-second 40 lapsed");
+    assert!(reserve_for("30", "10 minutes").await.is_none(), "40 + 40 held, 20 free");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(held(&db, &x, asset).await, (100.0, 40.0));
+    assert!(reserve_for("60", "10 minutes").await.is_some(), "the second 1-second 40 lapsed too");
+    books_balance(&db, &x, 100.0).await;
 }

@@ -1,19 +1,28 @@
 //! BalanceManager (SQL_API.md §4): no order without funds.
 //!
-//! Free funds are `available − held`, where held is the sum of reservations
-//! that are `held` and not past `expires_at`, plus `committed` ones (their
-//! order is on the exchange but not yet in a balance snapshot). A
-//! reservation is admitted only while its balance row is locked and only if
-//! the free funds cover it, so however many sessions reserve at once the
-//! held total never exceeds what was available.
+//! Free funds are `available − reserved`, where reserved is what held
+//! reservations (unexpired) and committed ones (their order is on the
+//! exchange but not yet in a balance snapshot) hold. A reservation is
+//! admitted only while its balance row is locked and only if the free funds
+//! cover it, so however many sessions reserve at once the reserved total
+//! never exceeds what was available.
 //!
-//! Why two statements in `reserve`: the first locks (and bumps) the balance
-//! row, the second computes the held sum with a fresh snapshot taken after
-//! the lock was granted, so it sees every reservation of the previous lock
-//! holder. One statement would compute the sum with a snapshot from before
-//! the wait. Bumping the row (rather than SELECT … FOR UPDATE) also makes a
-//! concurrent reserver under REPEATABLE READ fail with a serialization error
-//! instead of overdrawing from a stale snapshot.
+//! Reserving costs the same however many reservations are open: the balance
+//! row carries `held`, the sum of every reservation's `counted` amount, and
+//! only a session holding the row's lock writes either. Release, commit,
+//! expiry and retirement change a reservation's status without that lock
+//! (so they never queue behind reservers); the amounts they free are
+//! *pending* until the next reservation *folds* them into `held`, a few
+//! dozen at a time through a partial index of exactly those rows. Readers
+//! (the status view, the availability check) subtract what is pending, so
+//! every reader sees the exact figure at once.
+//!
+//! `reserve` first locks the balance row (reading its latest version);
+//! folds, when there is anything to fold, run as statements of their own
+//! with a fresh snapshot taken after the lock was granted, so they see every
+//! change of the previous lock holder. Every admission writes the row, so a
+//! concurrent reserver under REPEATABLE READ fails with a serialization
+//! error instead of overdrawing from a stale snapshot.
 
 use botai_core::names;
 use botai_core::reservation::{ReservationEvent, ReservationStatus};
@@ -57,58 +66,161 @@ static UPSERT_BALANCE: Statement = Statement::new(
      WHERE b.as_of < EXCLUDED.as_of \
      RETURNING true",
 );
+static NEWER_SNAPSHOT: Statement = Statement::new(
+    "balances.newer",
+    "SELECT coalesce((SELECT as_of < $3 FROM botai.balances WHERE exchange = $1 AND asset = $2), true)",
+);
 static RETIRE_COMMITTED: Statement = Statement::new(
     "balances.retire_committed",
-    "UPDATE botai.reservations SET status = 'retired', closed_at = now() \
+    "UPDATE botai.reservations SET status = 'retired', closed_at = now(), \
+       pending_seq = nextval('botai.reservation_pending_seq') \
      WHERE exchange = $1 AND asset = $2 AND status = 'committed' AND committed_at < $3",
 );
-/// The held total of ($1 exchange, $2 asset): held and unexpired, plus
-/// committed (at the committed amount).
-macro_rules! held_sum {
-    () => {
-        "coalesce((SELECT sum(CASE WHEN r.status = 'committed' THEN coalesce(r.committed_amount, r.amount) \
-                                        ELSE r.amount END) \
-              FROM botai.reservations r \
-              WHERE r.exchange = $1 AND r.asset = $2 AND r.status IN ('held', 'committed') \
-                AND (r.status = 'committed' OR r.expires_at > now())), 0)"
-    };
-}
-static FREE: Statement = Statement::new(
-    "balances.free",
-    concat!("SELECT b.available - ", held_sum!(), " FROM botai.balances b WHERE b.exchange = $1 AND b.asset = $2"),
-);
+static FREE: Statement =
+    Statement::new("balances.free", "SELECT free FROM botai.balances_status WHERE exchange = $1 AND asset = $2");
+/// Locks the balance row; returns (available, held, whether a held
+/// reservation may have lapsed, whether retired or expired reservations
+/// wait to be folded, fold_mark). The pending probe reads this statement's
+/// snapshot, taken before the lock was granted: a row that became pending
+/// just then is folded by a later reservation (until then the figure errs
+/// on the safe side, less free).
 static LOCK_BALANCE: Statement = Statement::new(
     "balances.lock",
-    "UPDATE botai.balances SET reserve_seq = reserve_seq + 1 WHERE exchange = $1 AND asset = $2 RETURNING available",
+    "SELECT b.available, b.held, b.held_expiry_floor <= now(), \
+            EXISTS (SELECT 1 FROM botai.reservations r \
+                    WHERE r.exchange = $1 AND r.asset = $2 AND r.counted > 0 \
+                      AND r.status IN ('expired', 'retired') AND r.pending_seq > b.fold_mark), \
+            b.fold_mark \
+     FROM botai.balances b WHERE b.exchange = $1 AND b.asset = $2 FOR NO KEY UPDATE",
 );
-static INSERT_RESERVATION: Statement = Statement::new(
-    "balances.reserve",
-    concat!(
-        "INSERT INTO botai.reservations (exchange, asset, amount, purpose, metadata, expires_at) \
-         SELECT $1, $2, $3, $4, $5, now() + $6 \
-         WHERE $7 - ",
-        held_sum!(),
-        " >= $3 * (1 + $8::numeric) \
-         RETURNING reservation_id"
-    ),
+/// Rows a fold takes at a time (per kind: retired or expired, and lapsed).
+const FOLD_BATCH: i64 = 64;
+/// How far below the newest folded row (in `pending_seq`) a bounded fold
+/// starts looking: a row retired or expired that many changes before it
+/// became visible (its transaction stayed open meanwhile) is left to a full
+/// fold. Bounded folds walk at most about this many index entries of rows
+/// already folded (dead until VACUUM), however long since the last VACUUM.
+const FOLD_MARGIN: i64 = 1000;
+/// Folds up to $3 (NULL: all) pending reservations of ($1, $2) into `held`:
+/// retired and expired ones with `pending_seq` above $4 (0: all), and held
+/// ones past their expiry (marked expired now). Then moves `fold_mark` to
+/// $5 below the newest row folded and, after a search for lapsed ones,
+/// `held_expiry_floor` to the earliest expiry of the held ones left (until
+/// then no search is needed). Returns the balance row's held afterwards.
+///
+/// Rows another transaction has locked (a release or commit settling
+/// itself, a snapshot retiring them, the monitor expiring them) are
+/// skipped, not waited for: waiting while this session holds the balance
+/// row would stall every reserver. Their lockers settle them, or a later
+/// fold does. The WHERE clauses of `closed` and `lapsed` match the partial
+/// indexes `reservations_unfolded_idx` and `reservations_held_idx`.
+static FOLD: Statement = Statement::new(
+    "balances.fold",
+    "WITH closed AS ( \
+        SELECT r.reservation_id, r.counted FROM botai.reservations r \
+        WHERE r.exchange = $1 AND r.asset = $2 AND r.counted > 0 AND r.status IN ('expired', 'retired') \
+          AND r.pending_seq > $4 \
+        LIMIT $3 FOR UPDATE SKIP LOCKED), \
+     lapsed AS ( \
+        SELECT r.reservation_id, r.counted FROM botai.reservations r \
+        WHERE r.exchange = $1 AND r.asset = $2 AND r.status = 'held' AND r.expires_at <= now() AND r.counted > 0 \
+        LIMIT $3 FOR UPDATE SKIP LOCKED), \
+     due AS (SELECT * FROM closed UNION ALL SELECT * FROM lapsed), \
+     folded AS ( \
+        UPDATE botai.reservations r \
+        SET counted = 0, \
+            status = CASE WHEN r.status = 'held' THEN 'expired' ELSE r.status END, \
+            closed_at = CASE WHEN r.status = 'held' THEN now() ELSE r.closed_at END \
+        FROM due WHERE r.reservation_id = due.reservation_id \
+        RETURNING due.counted AS freed, r.pending_seq AS seq), \
+     total AS (SELECT coalesce(sum(freed), 0) AS freed, max(seq) AS seq FROM folded), \
+     next_expiry AS ( \
+        SELECT CASE WHEN (SELECT count(*) FROM lapsed) >= coalesce($3, 9223372036854775807) THEN '-infinity' \
+                    ELSE coalesce((SELECT r.expires_at FROM botai.reservations r \
+                                   WHERE r.exchange = $1 AND r.asset = $2 AND r.status = 'held' \
+                                     AND r.expires_at > now() \
+                                   ORDER BY r.expires_at LIMIT 1), 'infinity') END AS at) \
+     UPDATE botai.balances b \
+     SET held = b.held - (SELECT freed FROM total), \
+         fold_mark = greatest(b.fold_mark, coalesce((SELECT seq FROM total) - $5, 0)), \
+         held_expiry_floor = (SELECT at FROM next_expiry) \
+     WHERE b.exchange = $1 AND b.asset = $2 \
+     RETURNING b.held",
 );
+/// The common case in one statement: nothing to fold (no pending
+/// retirements or expiries, no held reservation past the floor) and the
+/// funds cover $3 with the margin ($7 = what is needed). The UPDATE waits for
+/// the balance row's lock and re-checks its conditions on the latest
+/// version; no row back means "take the careful way", not "refused".
+static RESERVE_FAST: Statement = Statement::new(
+    "balances.reserve_fast",
+    "WITH booked AS ( \
+        UPDATE botai.balances b \
+        SET held = b.held + $3, held_expiry_floor = least(b.held_expiry_floor, now() + $6) \
+        WHERE b.exchange = $1 AND b.asset = $2 AND b.available - b.held >= $7 AND b.held_expiry_floor > now() \
+          AND NOT EXISTS (SELECT 1 FROM botai.reservations r \
+                          WHERE r.exchange = $1 AND r.asset = $2 AND r.counted > 0 \
+                            AND r.status IN ('expired', 'retired') AND r.pending_seq > b.fold_mark) \
+        RETURNING b.exchange) \
+     INSERT INTO botai.reservations (reservation_id, exchange, asset, amount, counted, purpose, metadata, expires_at) \
+     SELECT $8, $1, $2, $3, $3, $4, $5, now() + $6 FROM booked \
+     RETURNING reservation_id",
+);
+/// Admits ($1, $2, $3 amount, $4 purpose, $5 metadata, $6 ttl), the
+/// balance row locked and the funds checked: the reservation row and the
+/// balance row's held total and earliest expiry, in one statement.
+static PLACE: Statement = Statement::new(
+    "balances.place",
+    "WITH placed AS ( \
+        INSERT INTO botai.reservations (reservation_id, exchange, asset, amount, counted, purpose, metadata, expires_at) \
+        VALUES ($7, $1, $2, $3, $3, $4, $5, now() + $6) RETURNING reservation_id, expires_at) \
+     UPDATE botai.balances b \
+     SET held = b.held + $3, held_expiry_floor = least(b.held_expiry_floor, placed.expires_at) \
+     FROM placed WHERE b.exchange = $1 AND b.asset = $2 \
+     RETURNING placed.reservation_id",
+);
+/// Release, commit and expiry of one reservation settle `held` at once,
+/// under the balance row's lock (waited for: these are single rows, and the
+/// reservation row is locked first, the order every writer follows).
+/// A held reservation counts its whole amount (`counted` changes only when
+/// it leaves `held`), so releasing subtracts `amount`. The UPDATE re-checks
+/// `status = 'held'` on the latest version: a fold that expired it first
+/// wins, and the release returns false.
 static RELEASE: Statement = Statement::new(
     "balances.release",
-    "UPDATE botai.reservations SET status = 'released', closed_at = now() \
-     WHERE reservation_id = $1 AND status = 'held' AND expires_at > now() RETURNING true",
+    "WITH released AS ( \
+        UPDATE botai.reservations SET status = 'released', closed_at = now(), counted = 0 \
+        WHERE reservation_id = $1 AND status = 'held' AND expires_at > now() \
+        RETURNING exchange, asset, amount) \
+     UPDATE botai.balances b SET held = b.held - released.amount \
+     FROM released WHERE b.exchange = released.exchange AND b.asset = released.asset \
+     RETURNING true",
 );
 static RESERVATION_STATE: Statement = Statement::new(
     "balances.state",
-    "SELECT status, expires_at <= now(), amount FROM botai.reservations WHERE reservation_id = $1 FOR UPDATE",
+    "SELECT status, expires_at <= now(), amount, counted FROM botai.reservations \
+     WHERE reservation_id = $1 FOR UPDATE",
 );
+/// ($1 reservation, $2 its counted amount), its row locked by `state`.
 static MARK_EXPIRED: Statement = Statement::new(
     "balances.mark_expired",
-    "UPDATE botai.reservations SET status = 'expired', closed_at = now() WHERE reservation_id = $1",
+    "WITH expired AS ( \
+        UPDATE botai.reservations SET status = 'expired', closed_at = now(), counted = 0 \
+        WHERE reservation_id = $1 RETURNING exchange, asset) \
+     UPDATE botai.balances b SET held = b.held - $2 \
+     FROM expired WHERE b.exchange = expired.exchange AND b.asset = expired.asset AND $2 > 0",
 );
+/// ($1 reservation, $2 amount used, $3 what that frees), its row locked by
+/// `state`. The committed amount stays counted until a balance snapshot
+/// retires it.
 static COMMIT: Statement = Statement::new(
     "balances.commit",
-    "UPDATE botai.reservations SET status = 'committed', committed_at = now(), committed_amount = $2 \
-     WHERE reservation_id = $1",
+    "WITH committed AS ( \
+        UPDATE botai.reservations SET status = 'committed', committed_at = now(), committed_amount = $2, \
+          counted = $2 \
+        WHERE reservation_id = $1 RETURNING exchange, asset) \
+     UPDATE botai.balances b SET held = b.held - $3 \
+     FROM committed WHERE b.exchange = committed.exchange AND b.asset = committed.asset AND $3 > 0",
 );
 
 /// The latest balance snapshot from the exchange, taken at `as_of`. A
@@ -150,6 +262,16 @@ fn update_balance(
         return Err(BotaiError::invalid("as_of", "is more than 60 seconds in the future"));
     }
     with_spi(|client| {
+        // Retire first and take the balance row's lock last: readers see
+        // both at commit (one transaction), and reservers wait for the row
+        // only as long as the upsert and the commit take.
+        let newer = NEWER_SNAPSHOT
+            .one::<bool>(client, &[exchange.as_str().into(), asset.as_str().into(), as_of_value.into()])?
+            .unwrap_or(true);
+        if !newer {
+            return Ok(false);
+        }
+        RETIRE_COMMITTED.run(client, &[exchange.as_str().into(), asset.as_str().into(), as_of_value.into()])?;
         let stored = UPSERT_BALANCE
             .one::<bool>(
                 client,
@@ -163,10 +285,14 @@ fn update_balance(
                 ],
             )?
             .unwrap_or(false);
-        if stored {
-            RETIRE_COMMITTED.run(client, &[exchange.as_str().into(), asset.as_str().into(), as_of_value.into()])?;
+        if !stored {
+            // A newer snapshot won the race: undo the retirement with the
+            // rest of this call.
+            return Err(BotaiError::InUse(format!(
+                "a newer balance snapshot for {exchange}/{asset} was stored concurrently; this one is older"
+            )));
         }
-        Ok(stored)
+        Ok(true)
     })
 }
 
@@ -243,15 +369,54 @@ fn reserve(
     if ttl_micros <= 0 || ttl_micros > MAX_TTL_MICROS {
         return Err(BotaiError::invalid("ttl", "must be longer than zero and at most 1 day"));
     }
+    let needed = value.clone() * (AnyNumeric::from(1) + AnyNumeric::try_from(margin()).unwrap_or_else(|_| 0.into()));
+    let id = Uuid::from_bytes(*uuid::Uuid::now_v7().as_bytes());
     with_spi(|client| {
-        let available: Option<AnyNumeric> =
-            LOCK_BALANCE.one(client, &[exchange.as_str().into(), asset.as_str().into()])?;
-        let Some(available) = available else {
+        let fast = RESERVE_FAST.run(
+            client,
+            &[
+                exchange.as_str().into(),
+                asset.as_str().into(),
+                value.clone().into(),
+                purpose.into(),
+                metadata.as_ref().map(|JsonB(m)| JsonB(m.clone())).into(),
+                ttl.into(),
+                needed.clone().into(),
+                id.into(),
+            ],
+        )?;
+        if !fast.is_empty() {
+            return Ok(fast.first().get_one::<Uuid>()?);
+        }
+        let key = [exchange.as_str().into(), asset.as_str().into()];
+        let locked = LOCK_BALANCE.run(client, &key)?;
+        if locked.is_empty() {
             return Err(BotaiError::NotFound(format!(
                 "no balance snapshot for {exchange}/{asset}: call botai_update_balance first"
             )));
+        }
+        let row = locked.first();
+        let available = row.get::<AnyNumeric>(1)?.unwrap_or_else(|| 0.into());
+        let mut held = row.get::<AnyNumeric>(2)?.unwrap_or_else(|| 0.into());
+        let lapsed_due = row.get::<bool>(3)?.unwrap_or(true);
+        let pending = row.get::<bool>(4)?.unwrap_or(true);
+        let mark = row.get::<i64>(5)?.unwrap_or(0);
+        let fold = |client: &mut pgrx::spi::SpiClient<'_>, limit: Option<i64>, mark: i64| -> Result<AnyNumeric> {
+            let args = [exchange.as_str().into(), asset.as_str().into(), limit.into(), mark.into(), FOLD_MARGIN.into()];
+            Ok(FOLD.one::<AnyNumeric>(client, &args)?.unwrap_or_else(|| 0.into()))
         };
-        Ok(INSERT_RESERVATION.one::<Uuid>(
+        // Recent retirements and expiries, a batch at a time; everything
+        // only when the funds would otherwise look short.
+        if pending || lapsed_due {
+            held = fold(client, Some(FOLD_BATCH), mark)?;
+        }
+        if available.clone() - held.clone() < needed {
+            held = fold(client, None, 0)?;
+            if available - held < needed {
+                return Ok(None);
+            }
+        }
+        let placed = PLACE.one::<Uuid>(
             client,
             &[
                 exchange.as_str().into(),
@@ -260,10 +425,10 @@ fn reserve(
                 purpose.into(),
                 metadata.into(),
                 ttl.into(),
-                available.into(),
-                margin().into(),
+                id.into(),
             ],
-        )?)
+        )?;
+        Ok(placed)
     })
 }
 
@@ -285,7 +450,7 @@ fn release(reservation_id: Option<Uuid>) -> Result<bool> {
         // held past its expiry (recorded as expired now).
         let state = state(client, id)?;
         if state.expired_by_time {
-            MARK_EXPIRED.run(client, &[id.into()])?;
+            MARK_EXPIRED.run(client, &[id.into(), state.counted.into()])?;
         }
         Ok(false)
     })
@@ -297,6 +462,8 @@ struct State {
     /// Held and past expires_at: the Expire event applies.
     expired_by_time: bool,
     amount: AnyNumeric,
+    /// What it contributes to the balance row's `held`.
+    counted: AnyNumeric,
 }
 
 fn state(client: &mut pgrx::spi::SpiClient<'_>, id: Uuid) -> Result<State> {
@@ -308,8 +475,9 @@ fn state(client: &mut pgrx::spi::SpiClient<'_>, id: Uuid) -> Result<State> {
     let status = row.get::<String>(1)?.and_then(|s| ReservationStatus::parse(&s)).unwrap_or(ReservationStatus::Retired);
     let past_expiry = row.get::<bool>(2)?.unwrap_or(true);
     let amount = row.get::<AnyNumeric>(3)?.unwrap_or_else(|| 0.into());
+    let counted = row.get::<AnyNumeric>(4)?.unwrap_or_else(|| 0.into());
     let expired_by_time = past_expiry && status.on(ReservationEvent::Expire).is_some();
-    Ok(State { status, expired_by_time, amount })
+    Ok(State { status, expired_by_time, amount, counted })
 }
 
 /// The order was placed: the reservation (or the smaller `amount` actually
@@ -330,7 +498,7 @@ fn commit(reservation_id: Option<Uuid>, used: Option<AnyNumeric>) -> Result<bool
         if state.expired_by_time {
             // Its time ran out before the order was confirmed: it no longer
             // holds funds and is not revived.
-            MARK_EXPIRED.run(client, &[id.into()])?;
+            MARK_EXPIRED.run(client, &[id.into(), state.counted.into()])?;
             return Ok(false);
         }
         if state.status.on(ReservationEvent::Commit).is_none() {
@@ -344,7 +512,8 @@ fn commit(reservation_id: Option<Uuid>, used: Option<AnyNumeric>) -> Result<bool
             Some(u) => u,
             None => reserved,
         };
-        COMMIT.run(client, &[id.into(), used.into()])?;
+        let freed = state.counted - used.clone();
+        COMMIT.run(client, &[id.into(), used.into(), freed.into()])?;
         Ok(true)
     })
 }

@@ -29,11 +29,12 @@ $$;
 COMMENT ON FUNCTION botai_fingerprint(text, text, text, timestamptz) IS
     'sha256 of json.dumps({"direction","strategy","symbol","timestamp_minute"}, sort_keys=True), first 16 hex characters. '
     'symbol upper-cased and trimmed, direction BUY or SELL, strategy trimmed, ts truncated to the minute in UTC.';
-COMMENT ON FUNCTION botai_register_signal(jsonb) IS
+COMMENT ON FUNCTION botai_register_signal(jsonb, timestamptz) IS
     'Registers a signal {symbol, direction, strategy, timestamp, ...}. Of any number of concurrent identical calls '
     'exactly one is accepted and none raises a unique violation. reason: accepted | duplicate | stale | cooldown. '
-    'An accepted signal is stored in botai.signals and announced with NOTIFY botai_signals at commit.';
-COMMENT ON FUNCTION botai_check_and_register_signal(jsonb) IS 'accepted of botai_register_signal.';
+    'An accepted signal is stored in botai.signals and announced with NOTIFY botai_signals at commit. now (default: '
+    'the statement''s start) is the clock staleness and cooldown are judged by; a replay of past data passes its own.';
+COMMENT ON FUNCTION botai_check_and_register_signal(jsonb, timestamptz) IS 'accepted of botai_register_signal.';
 COMMENT ON FUNCTION botai_recent_signals(integer) IS 'Signals accepted in the last minutes, newest first.';
 COMMENT ON FUNCTION botai_signal_stats() IS
     'Registration calls of this database since the server started (shared memory; reset by a restart).';
@@ -42,6 +43,12 @@ COMMENT ON FUNCTION botai_signal_stats() IS
 -- Workers
 -------------------------------------------------------------------------------
 CREATE VIEW botai.workers_status AS
+WITH held AS MATERIALIZED (
+    -- The slot locks held right now, read once (pg_locks is not cheap).
+    SELECT l.objid, l.pid FROM pg_catalog.pg_locks l
+    WHERE l.locktype = 'advisory' AND l.classid = 1651471457::oid AND l.objsubid = 2 AND l.granted
+      AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+)
 SELECT w.worker_id,
        w.worker_type,
        w.slot,
@@ -55,12 +62,7 @@ SELECT w.worker_id,
        extract(epoch FROM now() - w.last_heartbeat)::float8 AS heartbeat_age_seconds,
        CASE
            WHEN w.unregistered_at IS NOT NULL THEN 'unregistered'
-           WHEN NOT EXISTS (
-               SELECT 1 FROM pg_catalog.pg_locks l
-               WHERE l.locktype = 'advisory'
-                 AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
-                 AND l.classid = 1651471457::oid AND l.objid = w.lock_key::oid AND l.objsubid = 2
-                 AND l.pid = w.backend_pid AND l.granted) THEN 'dead'
+           WHEN NOT EXISTS (SELECT 1 FROM held h WHERE h.objid = w.lock_key::oid AND h.pid = w.backend_pid) THEN 'dead'
            WHEN w.last_heartbeat < now() - current_setting('botai.worker_heartbeat_timeout')::interval THEN 'stale'
            ELSE 'active'
        END AS state,
@@ -148,22 +150,28 @@ SELECT b.exchange,
        b.total,
        b.available,
        b.locked,
-       coalesce(h.reserved, 0) AS reserved,
-       b.available - coalesce(h.reserved, 0) AS free,
-       coalesce(h.open_reservations, 0) AS open_reservations,
+       p.reserved,
+       b.available - p.reserved AS free,
        b.as_of,
        b.updated_at,
        now() - b.as_of AS age
 FROM botai.balances b
-LEFT JOIN LATERAL (
-    SELECT sum(CASE WHEN r.status = 'committed' THEN coalesce(r.committed_amount, r.amount) ELSE r.amount END) AS reserved,
-           count(*) AS open_reservations
-    FROM botai.reservations r
-    WHERE r.exchange = b.exchange AND r.asset = b.asset AND r.status IN ('held', 'committed')
-      AND (r.status = 'committed' OR r.expires_at > now())
-) h ON true;
+CROSS JOIN LATERAL (
+    SELECT b.held
+         - coalesce((SELECT sum(r.counted)
+                     FROM botai.reservations r
+                     WHERE r.exchange = b.exchange AND r.asset = b.asset AND r.counted > 0
+                       AND r.status IN ('expired', 'retired')), 0)
+         - coalesce((SELECT sum(r.counted)
+                     FROM botai.reservations r
+                     WHERE b.held_expiry_floor <= now()
+                       AND r.exchange = b.exchange AND r.asset = b.asset AND r.status = 'held'
+                       AND r.expires_at <= now() AND r.counted > 0), 0) AS reserved
+    OFFSET 0 -- computed once per row, not once per output column
+) p;
 COMMENT ON VIEW botai.balances_status IS
-    'Latest snapshot per exchange/asset; reserved = held (unexpired) plus committed reservations; free = available - reserved.';
+    'Latest snapshot per exchange/asset; reserved = held (unexpired) plus committed reservations, exact at once '
+    '(balances.held minus what closed reservations freed since the last fold); free = available - reserved.';
 
 CREATE VIEW botai.reservations_status AS
 SELECT r.reservation_id,
@@ -308,3 +316,38 @@ COMMENT ON FUNCTION botai_monitor_start() IS
 -- Start the monitor of this database now rather than at the launcher's next
 -- scan (it waits for this transaction to commit before acting).
 SELECT botai_monitor_start();
+
+-------------------------------------------------------------------------------
+-- Orders
+-------------------------------------------------------------------------------
+CREATE VIEW botai.orders_status AS
+SELECT o.order_id, o.signal_id, o.client_order_id, o.engine, o.exchange, o.symbol, o.side, o.status, o.attempt,
+       o.qty, o.price, o.notional, o.fee, o.exchange_order_id, o.ret_code, o.message, o.reservation_id,
+       o.signal_accepted_at, o.claimed_at, o.finished_at,
+       extract(epoch FROM o.finished_at - o.signal_accepted_at)::float8 * 1000 AS latency_ms
+FROM botai.orders o;
+COMMENT ON VIEW botai.orders_status IS
+    'Every order with its latency from signal acceptance to the recorded outcome.';
+
+COMMENT ON FUNCTION botai_order_claim(bigint, text, text) IS
+    'Makes the calling engine (its worker id) the owner of the signal''s order: one row (order_id, client_order_id, '
+    'attempt, signal details) when it now owns it, none when another live engine owns it or it was handled. At most '
+    'one order per signal, whatever the number of engines; a dead engine''s claim can be taken over.';
+COMMENT ON FUNCTION botai_order_finish(bigint, text, text, jsonb) IS
+    'Records the outcome of a claimed order (filled, rejected, failed, skipped, expired); only the claim holder can.';
+COMMENT ON FUNCTION botai_unhandled_signals(interval, integer) IS
+    'Signals accepted within lookback that have no order yet, or whose claim belongs to a dead engine.';
+
+-------------------------------------------------------------------------------
+-- The per-order hot path plans its statements once per session. Each of
+-- these functions runs a few fixed statements whose plans do not depend on
+-- the values bound (index lookups by key); letting the plan cache re-plan
+-- them for every call ("custom plans", the default for a statement's first
+-- executions and whenever a generic plan looks costlier) spent more CPU than
+-- executing them.
+-------------------------------------------------------------------------------
+ALTER FUNCTION botai_reserve_balance(text, text, numeric, text, jsonb, interval) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION botai_release_reservation(uuid) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION botai_commit_reservation(uuid, numeric) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION botai_order_claim(bigint, text, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION botai_order_finish(bigint, text, text, jsonb) SET plan_cache_mode = force_generic_plan;

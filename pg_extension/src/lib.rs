@@ -10,6 +10,7 @@ mod error;
 mod gucs;
 mod locks;
 mod monitor;
+mod orders;
 mod ratelimit;
 mod ratelimit_state;
 mod shmem;

@@ -87,6 +87,42 @@ CREATE INDEX tasks_claimed_idx ON botai.tasks (worker_type) WHERE status = 'clai
 CREATE UNIQUE INDEX tasks_dedup_key_idx ON botai.tasks (worker_type, dedup_key)
     WHERE dedup_key IS NOT NULL AND status IN ('queued', 'claimed');
 
+CREATE TABLE botai.orders (
+    order_id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    signal_id          bigint      NOT NULL,
+    fingerprint        text        NOT NULL,
+    client_order_id    text        NOT NULL,
+    engine             text        NOT NULL,
+    engine_epoch       bigint      NOT NULL,
+    exchange           text        NOT NULL,
+    symbol             text        NOT NULL,
+    side               text        NOT NULL CHECK (side IN ('BUY', 'SELL')),
+    status             text        NOT NULL DEFAULT 'claimed'
+                                   CHECK (status IN ('claimed', 'filled', 'rejected', 'failed', 'skipped', 'expired')),
+    attempt            integer     NOT NULL DEFAULT 1,
+    qty                numeric,
+    price              numeric,
+    notional           numeric,
+    fee                numeric,
+    exchange_order_id  text,
+    ret_code           integer,
+    message            text,
+    reservation_id     uuid,
+    details            jsonb,
+    signal_accepted_at timestamptz NOT NULL,
+    claimed_at         timestamptz NOT NULL DEFAULT now(),
+    finished_at        timestamptz,
+    CONSTRAINT orders_signal_id_key UNIQUE (signal_id),
+    CONSTRAINT orders_client_order_id_key UNIQUE (client_order_id)
+);
+CREATE INDEX orders_claimed_idx ON botai.orders (engine) WHERE status = 'claimed';
+-- Each order leaves a dead entry in orders_claimed_idx, which the engines'
+-- catch-up walks: vacuum after a fixed number of dead rows.
+ALTER TABLE botai.orders SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);
+COMMENT ON TABLE botai.orders IS
+    'One row per accepted signal a trading engine handled: at most one order per signal. client_order_id derives '
+    'from the fingerprint, so a retry can never place a second order at the exchange.';
+
 -------------------------------------------------------------------------------
 -- Rate limits (SQL_API.md §3): configuration only; the windows are in
 -- shared memory.
@@ -124,16 +160,20 @@ CREATE TABLE botai.balances (
     locked       numeric     NOT NULL CHECK (locked >= 0),
     as_of        timestamptz NOT NULL,
     updated_at   timestamptz NOT NULL DEFAULT now(),
-    reserve_seq  bigint      NOT NULL DEFAULT 0,
+    held         numeric     NOT NULL DEFAULT 0 CHECK (held >= 0),
+    held_expiry_floor timestamptz NOT NULL DEFAULT '-infinity',
+    fold_mark    bigint      NOT NULL DEFAULT 0,
     PRIMARY KEY (exchange, asset)
 );
 COMMENT ON TABLE botai.balances IS
     'Latest balance snapshot per exchange and asset; as_of is when the exchange reported it.';
-COMMENT ON COLUMN botai.balances.reserve_seq IS
-    'Bumped by every reservation: serialises reservers on the row and makes concurrent ones conflict under REPEATABLE READ.';
+COMMENT ON COLUMN botai.balances.held IS
+    'Sum of reservations.counted for this exchange/asset, written only under the row''s lock by reservers. '
+    'The reserved figure is held minus what released, committed, expired and retired reservations freed since '
+    'the last fold (botai.balances_status computes it).';
 
 CREATE TABLE botai.reservations (
-    reservation_id   uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    reservation_id   uuid        PRIMARY KEY, -- time-ordered (UUIDv7), made by botai_reserve_balance
     exchange         text        NOT NULL,
     asset            text        NOT NULL,
     amount           numeric     NOT NULL CHECK (amount > 0),
@@ -145,12 +185,33 @@ CREATE TABLE botai.reservations (
     expires_at       timestamptz NOT NULL,
     committed_at     timestamptz,
     committed_amount numeric     CHECK (committed_amount > 0 AND committed_amount <= amount),
-    closed_at        timestamptz
+    closed_at        timestamptz,
+    counted          numeric     NOT NULL CHECK (counted >= 0 AND counted <= amount),
+    pending_seq      bigint
 );
-CREATE INDEX reservations_open_idx ON botai.reservations (exchange, asset)
-    INCLUDE (status, amount, committed_amount, expires_at)
-    WHERE status IN ('held', 'committed');
-CREATE INDEX reservations_created_at_idx ON botai.reservations (created_at);
+CREATE SEQUENCE botai.reservation_pending_seq;
+COMMENT ON COLUMN botai.balances.held_expiry_floor IS
+    'No held reservation of this exchange/asset expires before this moment (written under the row''s lock): '
+    'until then nobody needs to look for lapsed reservations.';
+COMMENT ON COLUMN botai.balances.fold_mark IS
+    'Reservers fold the reservations whose pending_seq is above this (a margin below the newest they folded); '
+    'a full fold, when the funds look short, takes every one.';
+COMMENT ON COLUMN botai.reservations.counted IS
+    'What this reservation contributes to balances.held; changed only under the balance row''s lock.';
+COMMENT ON COLUMN botai.reservations.pending_seq IS
+    'Order in which reservations were retired or expired without settling balances.held (folded later).';
+-- Reservations still counted though they hold nothing now (retired by a
+-- balance snapshot, expired by the monitor): what a fold visits.
+CREATE INDEX reservations_unfolded_idx ON botai.reservations (exchange, asset, pending_seq)
+    WHERE counted > 0 AND status IN ('expired', 'retired');
+CREATE INDEX reservations_held_idx ON botai.reservations (exchange, asset, expires_at) WHERE status = 'held';
+CREATE INDEX reservations_committed_idx ON botai.reservations (exchange, asset, committed_at)
+    WHERE status = 'committed';
+-- Every reservation passes through the partial indexes above and leaves a
+-- dead entry behind in each; reservers walk those entries until VACUUM
+-- removes them. Vacuum after a fixed number of dead rows, not after a
+-- fraction of a table that keeps its history.
+ALTER TABLE botai.reservations SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);
 
 -------------------------------------------------------------------------------
 -- Monitor (SQL_API.md §5)

@@ -44,18 +44,22 @@ fn botai_fingerprint(symbol: &str, direction: &str, strategy: &str, ts: Timestam
 #[search_path(pg_catalog, pg_temp)]
 fn botai_register_signal(
     signal: Option<JsonB>,
+    now: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> TableIterator<
     'static,
     (name!(accepted, bool), name!(reason, String), name!(signal_id, Option<i64>), name!(fingerprint, String)),
 > {
-    let v = register(signal).or_raise("botai_register_signal");
+    let v = register(signal, now).or_raise("botai_register_signal");
     TableIterator::once((v.accepted, v.reason.to_owned(), v.signal_id, v.fingerprint))
 }
 
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn botai_check_and_register_signal(signal: Option<JsonB>) -> bool {
-    register(signal).or_raise("botai_check_and_register_signal").accepted
+fn botai_check_and_register_signal(
+    signal: Option<JsonB>,
+    now: default!(Option<TimestampWithTimeZone>, "NULL"),
+) -> bool {
+    register(signal, now).or_raise("botai_check_and_register_signal").accepted
 }
 
 #[pg_extern(volatile)]
@@ -107,7 +111,10 @@ fn announce(payload: &str) {
     }
 }
 
-fn register(signal: Option<JsonB>) -> Result<Verdict> {
+/// `now` is the clock the signal is judged by (staleness, cooldown): the
+/// statement's start unless the caller declares its own, as a replay or a
+/// backtest of past data does. The fingerprint never depends on it.
+fn register(signal: Option<JsonB>, now: Option<TimestampWithTimeZone>) -> Result<Verdict> {
     let JsonB(doc) = required(signal, "signal")?;
     let parsed = SignalDocument::parse(&doc)?;
     let fingerprint = parsed.canonical.fingerprint();
@@ -119,7 +126,10 @@ fn register(signal: Option<JsonB>) -> Result<Verdict> {
     };
     count(|s| &s.total_checks);
 
-    let now = clock::to_chrono(clock::statement_start());
+    let now = match now {
+        Some(ts) => clock::finite("now", ts)?,
+        None => clock::to_chrono(clock::statement_start()),
+    };
     let window = Duration::seconds(i64::from(gucs::SIGNAL_DEDUP_WINDOW.get()));
     if freshness(parsed.timestamp, now, window) != Freshness::Fresh {
         count(|s| &s.stale_rejected);

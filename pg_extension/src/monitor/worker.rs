@@ -287,7 +287,8 @@ fn run_round(slot: &MonitorSlot) -> Option<Round> {
 const MAINTENANCE: &[(&str, &str, bool)] = &[
     (
         "expire reservations",
-        "UPDATE botai.reservations SET status = 'expired', closed_at = now() \
+        "UPDATE botai.reservations SET status = 'expired', closed_at = now(), \
+           pending_seq = nextval('botai.reservation_pending_seq') \
          WHERE status = 'held' AND expires_at <= now()",
         false,
     ),
@@ -313,7 +314,7 @@ const MAINTENANCE: &[(&str, &str, bool)] = &[
               a AS (DELETE FROM botai.alerts WHERE status = 'resolved' \
                       AND resolved_at < now() - make_interval(secs => $1)), \
               r AS (DELETE FROM botai.reservations WHERE status IN ('released', 'expired', 'retired') \
-                      AND closed_at < now() - make_interval(secs => $1)), \
+                      AND counted = 0 AND closed_at < now() - make_interval(secs => $1)), \
               t AS (DELETE FROM botai.tasks WHERE status IN ('done', 'failed') \
                       AND completed_at < now() - make_interval(secs => $1)) \
          DELETE FROM botai.workers WHERE unregistered_at < now() - make_interval(secs => $1)",

@@ -1,0 +1,277 @@
+//! Orders: which trading engine handles which accepted signal, and what came
+//! of it, recorded durably.
+//!
+//! Each accepted signal gets at most one row in botai.orders (unique on
+//! signal_id): `botai_order_claim` makes exactly one of any number of
+//! engines the owner; a claim whose engine's worker slot is gone (the engine
+//! died) can be taken over, and the new owner finds out at the exchange
+//! whether the order was already sent, by its client order id, which derives
+//! from the signal's fingerprint and so is the same on every attempt.
+
+use botai_core::names;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use crate::error::{required, BotaiError, OrRaise, Result};
+use crate::statements::{with_spi, Statement};
+
+/// Outcomes an engine records (`claimed` is the state before).
+const OUTCOMES: [&str; 5] = ["filled", "rejected", "failed", "skipped", "expired"];
+
+/// True while the claiming engine still runs: the same worker id in the
+/// same registration (epoch) holding its slot. An engine restarted under
+/// the same id is a new registration and takes the old claims over.
+macro_rules! claimer_alive {
+    ($o:expr) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM botai.workers_status w WHERE w.worker_id = ",
+            $o,
+            ".engine AND w.epoch = ",
+            $o,
+            ".engine_epoch AND w.state IN ('active', 'stale'))"
+        )
+    };
+}
+
+static CLAIM: Statement = Statement::new(
+    "orders.claim",
+    concat!(
+        "INSERT INTO botai.orders AS o (signal_id, fingerprint, client_order_id, engine, engine_epoch, exchange, \
+           symbol, side, signal_accepted_at) \
+         SELECT s.signal_id, s.fingerprint, 'botai-' || s.fingerprint, $2, $4, coalesce(s.exchange, $3), s.symbol, \
+                s.direction, s.accepted_at \
+         FROM botai.signals s WHERE s.signal_id = $1 \
+         ON CONFLICT ON CONSTRAINT orders_signal_id_key DO UPDATE \
+           SET engine = EXCLUDED.engine, engine_epoch = EXCLUDED.engine_epoch, attempt = o.attempt + 1, \
+               claimed_at = now() \
+           WHERE o.status = 'claimed' \
+             AND ((o.engine = EXCLUDED.engine AND o.engine_epoch = EXCLUDED.engine_epoch) OR NOT ",
+        claimer_alive!("o"),
+        ") RETURNING o.order_id, o.client_order_id, o.attempt, o.exchange"
+    ),
+);
+/// The epoch of the engine's current registration: only a registered
+/// engine claims (its claims are made on pooled connections, not on the
+/// one holding its slot). A plain row lookup: liveness is checked only
+/// when a claim is taken over.
+static ENGINE_EPOCH: Statement = Statement::new(
+    "orders.engine_epoch",
+    "SELECT epoch FROM botai.workers WHERE worker_id = $1 AND unregistered_at IS NULL",
+);
+static SIGNAL: Statement = Statement::new(
+    "orders.signal",
+    "SELECT symbol, direction, strategy, strength, payload, signal_ts, accepted_at \
+     FROM botai.signals WHERE signal_id = $1",
+);
+static FINISH: Statement = Statement::new(
+    "orders.finish",
+    "UPDATE botai.orders SET status = $3, finished_at = now(), \
+       qty = ($4->>'qty')::numeric, price = ($4->>'price')::numeric, notional = ($4->>'notional')::numeric, \
+       fee = ($4->>'fee')::numeric, exchange_order_id = $4->>'exchange_order_id', \
+       ret_code = ($4->>'ret_code')::integer, message = $4->>'message', \
+       reservation_id = ($4->>'reservation_id')::uuid, details = $4 \
+     WHERE order_id = $1 AND engine = $2 AND status = 'claimed' \
+     RETURNING order_id",
+);
+static ORDER_EXISTS: Statement =
+    Statement::new("orders.exists", "SELECT order_id FROM botai.orders WHERE order_id = $1");
+/// Signals without an order (an anti-join on the orders' unique key), and
+/// claims whose engine registration is gone (the few claimed orders,
+/// checked against the live registrations read once).
+static UNHANDLED: Statement = Statement::new(
+    "orders.unhandled",
+    "WITH live AS MATERIALIZED ( \
+       SELECT worker_id, epoch FROM botai.workers_status WHERE state IN ('active', 'stale')) \
+     SELECT signal_id FROM ( \
+       SELECT s.signal_id FROM botai.signals s \
+       WHERE s.accepted_at > now() - $1 \
+         AND NOT EXISTS (SELECT 1 FROM botai.orders o WHERE o.signal_id = s.signal_id) \
+       UNION \
+       SELECT o.signal_id FROM botai.orders o \
+       WHERE o.status = 'claimed' AND o.signal_accepted_at > now() - $1 \
+         AND NOT EXISTS (SELECT 1 FROM live WHERE live.worker_id = o.engine AND live.epoch = o.engine_epoch)) u \
+     ORDER BY signal_id LIMIT $2",
+);
+
+/// Makes the calling engine the owner of the signal's order. One row when
+/// this engine now owns it (a new claim, its own earlier claim, or the claim
+/// of an engine that died), none when another live engine owns it or the
+/// signal was already handled. `engine` is the engine's worker id.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the tuple written out here
+fn botai_order_claim(
+    signal_id: Option<i64>,
+    engine: Option<&str>,
+    exchange: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(order_id, i64),
+        name!(client_order_id, String),
+        name!(attempt, i32),
+        name!(exchange, String),
+        name!(symbol, String),
+        name!(direction, String),
+        name!(strategy, String),
+        name!(strength, Option<f64>),
+        name!(payload, JsonB),
+        name!(signal_ts, pgrx::datum::TimestampWithTimeZone),
+        name!(accepted_at, pgrx::datum::TimestampWithTimeZone),
+    ),
+> {
+    TableIterator::new(claim(signal_id, engine, exchange).or_raise("botai_order_claim"))
+}
+
+#[allow(clippy::type_complexity)]
+fn claim(
+    signal_id: Option<i64>,
+    engine: Option<&str>,
+    exchange: Option<&str>,
+) -> Result<
+    Option<(
+        i64,
+        String,
+        i32,
+        String,
+        String,
+        String,
+        String,
+        Option<f64>,
+        JsonB,
+        pgrx::datum::TimestampWithTimeZone,
+        pgrx::datum::TimestampWithTimeZone,
+    )>,
+> {
+    let signal_id = required(signal_id, "signal_id")?;
+    let engine = names::name("engine", required(engine, "engine")?)?;
+    let exchange = names::exchange(required(exchange, "exchange")?)?;
+    with_spi(|client| {
+        let signal = SIGNAL.run(client, &[signal_id.into()])?;
+        if signal.is_empty() {
+            return Err(BotaiError::NotFound(format!("no signal with signal_id {signal_id}")));
+        }
+        let s = signal.first();
+        let details = (
+            s.get::<String>(1)?.unwrap_or_default(),
+            s.get::<String>(2)?.unwrap_or_default(),
+            s.get::<String>(3)?.unwrap_or_default(),
+            s.get::<f64>(4)?,
+            s.get::<JsonB>(5)?.unwrap_or(JsonB(serde_json::Value::Null)),
+            s.get::<pgrx::datum::TimestampWithTimeZone>(6)?,
+            s.get::<pgrx::datum::TimestampWithTimeZone>(7)?,
+        );
+        let Some(epoch) = ENGINE_EPOCH.one::<i64>(client, &[engine.into()])? else {
+            return Err(BotaiError::WrongState(format!(
+                "engine \"{engine}\" is not a registered worker (botai_register_worker first)"
+            )));
+        };
+        let claimed = CLAIM.run(client, &[signal_id.into(), engine.into(), exchange.as_str().into(), epoch.into()])?;
+        if claimed.is_empty() {
+            return Ok(None);
+        }
+        let c = claimed.first();
+        let (Some(order_id), Some(client_order_id), Some(attempt), Some(exchange)) =
+            (c.get::<i64>(1)?, c.get::<String>(2)?, c.get::<i32>(3)?, c.get::<String>(4)?)
+        else {
+            return Ok(None);
+        };
+        let (symbol, direction, strategy, strength, payload, signal_ts, accepted_at) = details;
+        Ok(Some((
+            order_id,
+            client_order_id,
+            attempt,
+            exchange,
+            symbol,
+            direction,
+            strategy,
+            strength,
+            payload,
+            signal_ts.expect("NOT NULL"),
+            accepted_at.expect("NOT NULL"),
+        )))
+    })
+}
+
+/// Records what came of a claimed order: `status` is filled, rejected,
+/// failed, skipped or expired; `details` may carry qty, price, notional,
+/// fee, exchange_order_id, ret_code, message, reservation_id. Only the
+/// engine that holds the claim can finish it; false otherwise (another
+/// engine took it over, or it is already finished).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn botai_order_finish(
+    order_id: Option<i64>,
+    engine: Option<&str>,
+    status: Option<&str>,
+    details: default!(Option<JsonB>, "'{}'"),
+) -> bool {
+    finish(order_id, engine, status, details).or_raise("botai_order_finish")
+}
+
+fn finish(order_id: Option<i64>, engine: Option<&str>, status: Option<&str>, details: Option<JsonB>) -> Result<bool> {
+    let order_id = required(order_id, "order_id")?;
+    let engine = names::name("engine", required(engine, "engine")?)?;
+    let status = required(status, "status")?.trim().to_lowercase();
+    if !OUTCOMES.contains(&status.as_str()) {
+        return Err(BotaiError::invalid("status", format!("\"{status}\" is not one of {}", OUTCOMES.join(", "))));
+    }
+    let details = details.map(|j| j.0).unwrap_or_else(|| serde_json::json!({}));
+    let Some(object) = details.as_object() else {
+        return Err(BotaiError::invalid("details", "must be a JSON object"));
+    };
+    for key in ["qty", "price", "notional", "fee"] {
+        if let Some(v) = object.get(key) {
+            let ok = match v {
+                serde_json::Value::Null => true,
+                serde_json::Value::Number(n) => n.as_f64().is_some_and(f64::is_finite),
+                serde_json::Value::String(s) => s.parse::<f64>().is_ok_and(f64::is_finite),
+                _ => false,
+            };
+            if !ok {
+                return Err(BotaiError::invalid("details", format!("{key} must be a finite number, not {v}")));
+            }
+        }
+    }
+    with_spi(|client| {
+        let done =
+            FINISH.run(client, &[order_id.into(), engine.into(), status.as_str().into(), JsonB(details).into()])?;
+        if !done.is_empty() {
+            return Ok(true);
+        }
+        if ORDER_EXISTS.one::<i64>(client, &[order_id.into()])?.is_none() {
+            return Err(BotaiError::NotFound(format!("no order with order_id {order_id}")));
+        }
+        Ok(false)
+    })
+}
+
+/// Accepted signals of the last `lookback` without an order, or whose claim
+/// belongs to an engine that died: what an engine catches up on when it
+/// starts.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn botai_unhandled_signals(
+    lookback: default!(Option<pgrx::datum::Interval>, "'1 hour'"),
+    max_rows: default!(Option<i32>, 1000),
+) -> SetOfIterator<'static, i64> {
+    SetOfIterator::new(unhandled(lookback, max_rows).or_raise("botai_unhandled_signals"))
+}
+
+fn unhandled(lookback: Option<pgrx::datum::Interval>, max_rows: Option<i32>) -> Result<Vec<i64>> {
+    let lookback = required(lookback, "lookback")?;
+    let max_rows = required(max_rows, "max_rows")?;
+    if max_rows <= 0 {
+        return Err(BotaiError::invalid("max_rows", format!("must be positive (got {max_rows})")));
+    }
+    with_spi(|client| {
+        let rows = UNHANDLED.run(client, &[lookback.into(), i64::from(max_rows).into()])?;
+        let mut ids = Vec::new();
+        for r in rows {
+            if let Some(id) = r.get::<i64>(1)? {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    })
+}
