@@ -36,23 +36,23 @@ db: migrate
 TEST_DATABASE ?= botai_test
 TEST_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(TEST_DATABASE) PGUSER=$$(id -un)
 
-test: cluster daemon ## every test, against the real server, in a database made fresh for the run
+test: cluster daemon onnxruntime ## every test, against the real server, in a database made fresh for the run
 	scripts/cluster.sh reset $(TEST_DATABASE)
 	$(TEST_ENV) $(BOTAI) db migrate
 	scripts/cluster.sh credentials
 	$(TEST_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee target/test.log
 
-run: db          ## the whole system on its embedded defaults
+run: db onnxruntime ## the whole system on its embedded defaults
 	$(BOTAI) run
 
 BENCH_DATABASE ?= botai_bench
 
-bench: cluster daemon ## benchmarks, in a database of their own (not part of make test)
+bench: cluster daemon onnxruntime ## benchmarks, in a database of their own (not part of make test)
 	scripts/cluster.sh reset $(BENCH_DATABASE)
 	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(BENCH_DATABASE) PGUSER=$$(id -un) $(BOTAI) db migrate
 	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(BENCH_DATABASE) PGUSER=$$(id -un) bench/bench.sh
 
-onnxruntime:     ## ONNX Runtime 1.31.1 (the onnxruntime wheel) in .cache: the library the daemon loads, the Python reference for tests
+onnxruntime: deps ## ONNX Runtime 1.31.1 (the onnxruntime wheel) in .cache: the library the daemon loads, the Python reference for tests
 	scripts/onnxruntime.sh
 
 train:           ## retrain the signal model (PyTorch, CPU, ~11 min); writes models/patchtst.onnx, metrics.json

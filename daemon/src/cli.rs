@@ -1,14 +1,22 @@
-//! The command line: `botai run`, `botai status`, `botai db migrate`.
+//! The command line: `botai run`, `botai status`, `botai db migrate`,
+//! `botai paper-exchange`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::PgSettings;
+use crate::config::{Config, PgSettings, Source};
 use crate::db::{self, Db};
 
 #[derive(Debug, Parser)]
 #[command(name = "botai", version, about = "The botai trading coordination daemon")]
 pub struct Cli {
+    /// Config file (TOML; keys are the environment variables' names in lower case).
+    /// Default: ./botai.toml when it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,13 +29,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Mode::All)]
         mode: Mode,
     },
-    /// Show the state of the database and the components.
+    /// Show components with state and pid, PostgreSQL, open alerts, balances.
     Status,
     /// Database administration.
     Db {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Serve the paper exchange alone (Bybit V5 endpoints on PAPER_LISTEN),
+    /// for engines in other processes (PAPER_EXCHANGE_URL).
+    PaperExchange,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,52 +50,64 @@ enum DbCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
-    /// Every component below.
+    /// Every component below, on the paper exchange replaying the shipped data.
     All,
-    /// The ML manager (signal source; one live instance).
+    /// The ML manager (signal source; one live instance, others stand by).
     Ml,
     /// The trading engine.
     Core,
-    /// The HTTP API (health, metrics, dashboard).
+    /// The HTTP API (health, metrics, dashboard) and alert delivery.
     Api,
 }
 
 impl Cli {
-    pub async fn execute(self) -> Result<()> {
+    pub fn is_long_running(&self) -> bool {
+        matches!(self.command, Command::Run { .. } | Command::PaperExchange)
+    }
+
+    /// Reads the configuration (file, .env, environment) once.
+    pub fn config(&self) -> Result<Config> {
         crate::config::load_dotenv();
-        let pg = PgSettings::from_env()?;
-        match self.command {
+        Config::load(&Source::load(self.config.as_deref())?)
+    }
+
+    pub async fn execute(self) -> Result<()> {
+        match &self.command {
             Command::Db { command: DbCommand::Migrate } => {
+                crate::config::load_dotenv();
+                let pg = PgSettings::from_source(&Source::load(self.config.as_deref())?)?;
                 let db = Db::connect(&pg, "botai migrate").await?;
                 let applied = db::migrate::run(&db).await?;
                 if applied.is_empty() {
                     println!("migrations: up to date");
-                } else {
-                    for m in applied {
-                        println!("migrations: applied {m}");
-                    }
+                }
+                for m in applied {
+                    println!("migrations: applied {m}");
                 }
                 Ok(())
             }
-            Command::Status => {
-                let db = Db::connect(&pg, "botai status").await?;
-                let version = db
-                    .extension_version()
-                    .await?
-                    .context("the botai extension is not installed; run `botai db migrate`")?;
-                println!("PostgreSQL {} on {}, botai {version}", db.server_version().await?, pg.describe());
-                Ok(())
-            }
+            Command::Status => crate::status::print(&self.config()?).await,
             Command::Run { mode } => {
-                let db = Db::connect(&pg, "botai").await?;
-                let version = db
-                    .extension_version()
-                    .await?
-                    .context("the botai extension is not installed; run `botai db migrate`")?;
-                tracing::info!(?mode, %version, database = %pg.describe(), "botai daemon started; Ctrl-C stops it");
-                tokio::signal::ctrl_c().await?;
-                tracing::info!("stopped");
-                Ok(())
+                let cfg = Arc::new(self.config()?);
+                let _logs = crate::logging::init(&cfg.log_dir)?;
+                crate::run::run(cfg, *mode).await
+            }
+            Command::PaperExchange => {
+                let cfg = self.config()?;
+                let _logs = crate::logging::init(&cfg.log_dir)?;
+                let listen = cfg.paper.listen.context("PAPER_LISTEN is off: nothing to serve")?;
+                let replay = crate::market::replay::Replay::load(&cfg.market)?;
+                let paper = Arc::new(crate::exchange::paper::PaperExchange::new(
+                    &cfg.paper,
+                    &cfg.market.symbol,
+                    &cfg.trading.base,
+                    &cfg.trading.quote,
+                    replay,
+                ));
+                crate::exchange::paper_server::serve(paper, listen, async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
             }
         }
     }

@@ -1,13 +1,108 @@
 //! Configuration, read once and validated before anything starts.
+//!
+//! Sources, strongest first: environment variables, the `.env` file (loaded
+//! into the environment without overriding what is set), the config file
+//! (TOML; `--config FILE`, or `botai.toml` in the working directory when it
+//! exists; keys are the variable names in lower case), then the defaults
+//! below. Every value is parsed into its type here, with an error that names
+//! the variable and says what was expected; secrets never appear in logs.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
 
 /// Loads `.env` from the working directory or the nearest parent; variables
 /// already set in the environment win.
 pub fn load_dotenv() {
     let _ = dotenvy::dotenv();
+}
+
+/// Where each setting comes from: the environment over the config file.
+pub struct Source {
+    file: BTreeMap<String, String>,
+    file_path: Option<PathBuf>,
+}
+
+impl Source {
+    /// Reads the config file, if any (`path`, else `./botai.toml` when present).
+    pub fn load(path: Option<&Path>) -> Result<Source> {
+        let chosen = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("botai.toml")).filter(|p| p.exists()),
+        };
+        let mut file = BTreeMap::new();
+        if let Some(p) = &chosen {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+            let table: toml::Table =
+                text.parse().with_context(|| format!("config file {} is not valid TOML", p.display()))?;
+            for (key, value) in table {
+                let value = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        bail!("config file {}: {key} must be a string, number or boolean, not {other}", p.display())
+                    }
+                };
+                file.insert(key.to_uppercase(), value);
+            }
+        }
+        Ok(Source { file, file_path: chosen })
+    }
+
+    /// An empty source: only the environment.
+    pub fn environment_only() -> Source {
+        Source { file: BTreeMap::new(), file_path: None }
+    }
+
+    fn raw(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty()).or_else(|| self.file.get(name).cloned())
+    }
+
+    fn where_from(&self, name: &str) -> String {
+        if std::env::var(name).is_ok_and(|v| !v.trim().is_empty()) {
+            format!("{name} (environment)")
+        } else if let Some(p) = &self.file_path {
+            format!("{} in {}", name.to_lowercase(), p.display())
+        } else {
+            name.to_owned()
+        }
+    }
+
+    fn parse<T>(&self, name: &str, default: T, expected: &str, f: impl Fn(&str) -> Option<T>) -> Result<T> {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(raw) => {
+                f(raw.trim()).with_context(|| format!("{}: expected {expected}, got {raw:?}", self.where_from(name)))
+            }
+        }
+    }
+
+    fn string(&self, name: &str, default: &str) -> String {
+        self.raw(name).map(|s| s.trim().to_owned()).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn seconds(&self, name: &str, default: f64) -> Result<Duration> {
+        let s = self.parse(name, default, "a positive number of seconds", |v| {
+            v.trim_end_matches('s').parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0)
+        })?;
+        Ok(Duration::from_secs_f64(s))
+    }
+
+    fn switch(&self, name: &str, default: bool) -> Result<bool> {
+        self.parse(name, default, "on or off", |v| match v.to_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => Some(true),
+            "off" | "false" | "no" | "0" => Some(false),
+            _ => None,
+        })
+    }
 }
 
 /// How to reach PostgreSQL: the libpq variables (`PGHOST`, `PGPORT`,
@@ -49,20 +144,17 @@ fn os_user() -> Option<String> {
 
 impl PgSettings {
     pub fn from_env() -> Result<PgSettings> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let port = match var("PGPORT") {
-            None => 5555,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p > 0)
-                .with_context(|| format!("PGPORT must be a TCP port number (1-65535), not {p:?}"))?,
-        };
-        let user = match var("PGUSER") {
+        Self::from_source(&Source::environment_only())
+    }
+
+    pub fn from_source(src: &Source) -> Result<PgSettings> {
+        let port =
+            src.parse("PGPORT", 5555u16, "a TCP port number (1-65535)", |v| v.parse().ok().filter(|&p| p > 0))?;
+        let user = match src.raw("PGUSER") {
             Some(u) => u,
             None => os_user().context("PGUSER is not set and the operating-system user has no name")?,
         };
-        let host = var("PGHOST").unwrap_or_else(|| "/var/run/postgresql".into());
+        let host = src.string("PGHOST", "/var/run/postgresql");
         if host.starts_with('/') && !PathBuf::from(&host).is_dir() {
             bail!("PGHOST={host} is not a directory: use a socket directory or a host name");
         }
@@ -70,8 +162,8 @@ impl PgSettings {
             host,
             port,
             user,
-            password: var("PGPASSWORD"),
-            dbname: var("PGDATABASE").unwrap_or_else(|| "bot_trading_v3".into()),
+            password: src.raw("PGPASSWORD"),
+            dbname: src.string("PGDATABASE", "bot_trading_v3"),
         })
     }
 
@@ -86,7 +178,315 @@ impl PgSettings {
         if let Some(p) = &self.password {
             c.password(p);
         }
-        c.connect_timeout(std::time::Duration::from_secs(10));
+        c.connect_timeout(Duration::from_secs(10));
         c
+    }
+}
+
+/// Where the ML model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlDevice {
+    Cpu,
+    Cuda(i32),
+}
+
+#[derive(Debug, Clone)]
+pub struct MlConfig {
+    pub model_path: PathBuf,
+    pub ort_dylib: PathBuf,
+    pub device: MlDevice,
+    pub threads: usize,
+    pub strategy: String,
+    /// Minimum |returns_15m| for a signal.
+    pub threshold: f64,
+    /// |returns_15m| at which signal_strength reaches 1.
+    pub full_strength: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MarketConfig {
+    pub data_path: PathBuf,
+    pub symbol: String,
+    /// Replayed minutes per wall-clock minute.
+    pub speed: f64,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Wall-clock moment the replay's first bar starts; components in other
+    /// processes pass the same value to share the replay clock.
+    pub epoch: Option<DateTime<Utc>>,
+}
+
+/// How big an order is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sizing {
+    /// A fixed notional in quote currency.
+    Notional(Decimal),
+    /// A fraction of the free funds of the asset spent (quote for BUY, base for SELL).
+    Fraction(Decimal),
+}
+
+#[derive(Debug, Clone)]
+pub struct TradingConfig {
+    pub exchange: String,
+    pub quote: String,
+    pub base: String,
+    pub sizing: Sizing,
+    /// Signals older than this when an engine gets to them are not traded.
+    pub max_signal_age: Duration,
+    pub reservation_ttl: Duration,
+    /// The switches the comparison runs flip: without reservations
+    /// the engine trusts its last balance snapshot, without the limiter it
+    /// sends at once.
+    pub reservations: bool,
+    pub rate_limiter: bool,
+    pub balance_update_interval: Duration,
+    pub concurrency: usize,
+    /// Remote paper exchange (HTTP); None = in-process.
+    pub paper_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PaperConfig {
+    pub initial: Vec<(String, Decimal)>,
+    pub taker_fee: Decimal,
+    pub slippage_bps: Decimal,
+    /// (requests, window) per UID for order endpoints and for everything.
+    pub order_limit: (u32, Duration),
+    pub global_limit: (u32, Duration),
+    /// Where the in-process paper exchange also serves HTTP (None = off).
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Clone)]
+pub struct BybitCredentials {
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+impl std::fmt::Debug for BybitCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tail: String = self.api_key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        write!(f, "BybitCredentials {{ api_key: ***{tail}, api_secret: *** }}")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub pg: PgSettings,
+    pub ml: MlConfig,
+    pub market: MarketConfig,
+    pub trading: TradingConfig,
+    pub paper: PaperConfig,
+    pub bybit: Option<BybitCredentials>,
+    pub api_listen: SocketAddr,
+    pub worker_heartbeat_timeout: Duration,
+    pub signal_dedup_window: Duration,
+    pub rate_limit_safety_margin: Option<f64>,
+    pub monitor_alert_threshold: Duration,
+    pub log_dir: PathBuf,
+    pub report_dir: PathBuf,
+    pub alert_webhook: Option<String>,
+}
+
+fn timestamp(v: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = botai_core::timestamp::parse_rfc3339("", v) {
+        return Some(t);
+    }
+    NaiveDate::parse_from_str(v, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+}
+
+fn decimal_positive(v: &str) -> Option<Decimal> {
+    v.parse::<Decimal>().ok().filter(|d| *d > Decimal::ZERO)
+}
+
+/// "10/1s" → 10 requests per 1 s.
+fn limit(v: &str) -> Option<(u32, Duration)> {
+    let (n, w) = v.split_once('/')?;
+    let n = n.trim().parse::<u32>().ok().filter(|n| *n > 0)?;
+    let w = w.trim().trim_end_matches('s').parse::<f64>().ok().filter(|w| w.is_finite() && *w > 0.0)?;
+    Some((n, Duration::from_secs_f64(w)))
+}
+
+fn listen(v: &str) -> Option<Option<SocketAddr>> {
+    if v.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    v.parse::<SocketAddr>().ok().map(Some)
+}
+
+impl Config {
+    pub fn load(src: &Source) -> Result<Config> {
+        let pg = PgSettings::from_source(src)?;
+        let device =
+            src.parse("ML_DEVICE", MlDevice::Cpu, "cpu, cuda or cuda:N", |v| match v.to_lowercase().as_str() {
+                "cpu" => Some(MlDevice::Cpu),
+                "cuda" | "gpu" => Some(MlDevice::Cuda(0)),
+                other => other.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(MlDevice::Cuda),
+            })?;
+        let ml = MlConfig {
+            model_path: PathBuf::from(src.string("MODEL_PATH", "models/patchtst.onnx")),
+            ort_dylib: PathBuf::from(src.string("ORT_DYLIB_PATH", ".cache/onnxruntime/libonnxruntime.so")),
+            device,
+            threads: src.parse("ML_THREADS", 1usize, "a number of threads (1-64)", |v| {
+                v.parse().ok().filter(|n| (1..=64).contains(n))
+            })?,
+            strategy: src.string("STRATEGY", "patchtst"),
+            threshold: src.parse("SIGNAL_THRESHOLD", 0.0004, "a return magnitude between 0 and 0.1", |v| {
+                v.parse().ok().filter(|t: &f64| (0.0..0.1).contains(t))
+            })?,
+            full_strength: src.parse("SIGNAL_FULL_STRENGTH", 0.003, "a positive return magnitude", |v| {
+                v.parse().ok().filter(|t: &f64| *t > 0.0 && t.is_finite())
+            })?,
+        };
+        botai_core::names::name("STRATEGY", &ml.strategy).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let market = MarketConfig {
+            data_path: PathBuf::from(src.string("MARKET_DATA", "data/market/btc-perp-1m-2022-01.csv.gz")),
+            symbol: src.string("SYMBOL", "BTCUSDT").to_uppercase(),
+            speed: src.parse("REPLAY_SPEED", 3000.0, "a speed-up factor between 1 and 1000000", |v| {
+                v.trim_end_matches('x').parse().ok().filter(|s: &f64| (1.0..=1_000_000.0).contains(s))
+            })?,
+            from: src.parse("REPLAY_FROM", None, "an RFC 3339 time or a date", |v| timestamp(v).map(Some))?,
+            to: src.parse("REPLAY_TO", None, "an RFC 3339 time or a date", |v| timestamp(v).map(Some))?,
+            epoch: src.parse("REPLAY_EPOCH", None, "an RFC 3339 time", |v| timestamp(v).map(Some))?,
+        };
+        if let (Some(from), Some(to)) = (market.from, market.to) {
+            if to <= from {
+                bail!("REPLAY_TO ({to}) must be after REPLAY_FROM ({from})");
+            }
+        }
+        let sizing = src.parse(
+            "ORDER_SIZE",
+            Sizing::Fraction(Decimal::new(2, 1)),
+            "notional:AMOUNT or fraction:F (0 < F <= 1)",
+            |v| {
+                let (kind, amount) = v.split_once(':')?;
+                let amount = decimal_positive(amount.trim())?;
+                match kind.trim() {
+                    "notional" => Some(Sizing::Notional(amount)),
+                    "fraction" if amount <= Decimal::ONE => Some(Sizing::Fraction(amount)),
+                    _ => None,
+                }
+            },
+        )?;
+        let paper_url = src.raw("PAPER_EXCHANGE_URL").map(|u| u.trim().trim_end_matches('/').to_owned());
+        if let Some(u) = &paper_url {
+            if !u.starts_with("http://") && !u.starts_with("https://") {
+                bail!("PAPER_EXCHANGE_URL: expected an http:// URL, got {u:?}");
+            }
+        }
+        let trading = TradingConfig {
+            exchange: src.string("EXCHANGE", "paper").to_lowercase(),
+            quote: src.string("QUOTE_ASSET", "USDT").to_uppercase(),
+            base: src.string("BASE_ASSET", "BTC").to_uppercase(),
+            sizing,
+            max_signal_age: src.seconds("MAX_SIGNAL_AGE", 60.0)?,
+            reservation_ttl: src.seconds("RESERVATION_TTL", 30.0)?,
+            reservations: src.switch("RESERVATIONS", true)?,
+            rate_limiter: src.switch("RATE_LIMITER", true)?,
+            balance_update_interval: src.seconds("BALANCE_UPDATE_INTERVAL", 5.0)?,
+            concurrency: src.parse("ENGINE_CONCURRENCY", 64usize, "a number of signals in flight (1-1024)", |v| {
+                v.parse().ok().filter(|n| (1..=1024).contains(n))
+            })?,
+            paper_url,
+        };
+        if trading.exchange != "paper" {
+            bail!(
+                "EXCHANGE={}: only the paper exchange is available in this version (Bybit and Binance adapters come next)",
+                trading.exchange
+            );
+        }
+        let paper = PaperConfig {
+            initial: src.parse(
+                "PAPER_INITIAL_BALANCE",
+                vec![("USDT".to_owned(), Decimal::new(10_000, 0))],
+                "ASSET=AMOUNT[,ASSET=AMOUNT…]",
+                |v| {
+                    v.split(',')
+                        .map(|kv| {
+                            let (a, n) = kv.split_once('=')?;
+                            let n = n.trim().parse::<Decimal>().ok().filter(|n| *n >= Decimal::ZERO)?;
+                            Some((a.trim().to_uppercase(), n))
+                        })
+                        .collect()
+                },
+            )?,
+            taker_fee: src.parse("PAPER_TAKER_FEE", Decimal::new(6, 4), "a fee rate between 0 and 0.01", |v| {
+                v.parse::<Decimal>().ok().filter(|f| *f >= Decimal::ZERO && *f <= Decimal::new(1, 2))
+            })?,
+            slippage_bps: src.parse(
+                "PAPER_SLIPPAGE_BPS",
+                Decimal::new(2, 0),
+                "basis points between 0 and 500",
+                |v| v.parse::<Decimal>().ok().filter(|s| *s >= Decimal::ZERO && *s <= Decimal::new(500, 0)),
+            )?,
+            order_limit: src.parse(
+                "PAPER_ORDER_LIMIT",
+                (50, Duration::from_secs(5)),
+                "REQUESTS/SECONDS, e.g. 50/5s",
+                limit,
+            )?,
+            global_limit: src.parse(
+                "PAPER_GLOBAL_LIMIT",
+                (150, Duration::from_secs(5)),
+                "REQUESTS/SECONDS, e.g. 150/5s",
+                limit,
+            )?,
+            listen: src.parse(
+                "PAPER_LISTEN",
+                Some("127.0.0.1:8090".parse().expect("address")),
+                "HOST:PORT or off",
+                listen,
+            )?,
+        };
+        let bybit = match (src.raw("BYBIT_API_KEY"), src.raw("BYBIT_API_SECRET")) {
+            (Some(api_key), Some(api_secret)) => Some(BybitCredentials { api_key, api_secret }),
+            (None, None) => None,
+            _ => bail!("BYBIT_API_KEY and BYBIT_API_SECRET go together: set both or neither"),
+        };
+        Ok(Config {
+            pg,
+            ml,
+            market,
+            trading,
+            paper,
+            bybit,
+            api_listen: src
+                .parse("API_LISTEN", "127.0.0.1:8080".parse().expect("address"), "HOST:PORT", |v| v.parse().ok())?,
+            worker_heartbeat_timeout: src.seconds("WORKER_HEARTBEAT_TIMEOUT", 60.0)?,
+            signal_dedup_window: src.seconds("SIGNAL_DEDUP_WINDOW", 300.0)?,
+            rate_limit_safety_margin: src.parse("RATE_LIMIT_SAFETY_MARGIN", None, "a fraction in (0, 1]", |v| {
+                v.parse::<f64>().ok().filter(|m| *m > 0.0 && *m <= 1.0).map(Some)
+            })?,
+            monitor_alert_threshold: src.seconds("MONITOR_ALERT_THRESHOLD", 120.0)?,
+            log_dir: PathBuf::from(src.string("LOG_DIR", "data/logs")),
+            report_dir: PathBuf::from(src.string("REPORT_DIR", "data/reports")),
+            alert_webhook: src.raw("ALERT_WEBHOOK_URL"),
+        })
+    }
+
+    /// How often workers and components beat: a quarter of the timeout.
+    pub fn heartbeat_every(&self) -> Duration {
+        (self.worker_heartbeat_timeout / 4).max(Duration::from_millis(250))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse() {
+        assert_eq!(limit("10/1s"), Some((10, Duration::from_secs(1))));
+        assert_eq!(limit("600/5"), Some((600, Duration::from_secs(5))));
+        assert_eq!(limit("0/1s"), None);
+        assert_eq!(limit("ten"), None);
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let c = BybitCredentials { api_key: "AAAABBBBCCCC1234".into(), api_secret: "topsecret".into() };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("topsecret") && !shown.contains("AAAABBBB"));
+        assert!(shown.contains("1234"));
     }
 }

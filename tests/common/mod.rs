@@ -179,7 +179,8 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    pub async fn create(settings: &[(&str, &str)]) -> TestDatabase {
+    /// A new database with per-database settings and nothing in it yet.
+    async fn empty(settings: &[(&str, &str)]) -> String {
         let name = unique("botai_t");
         let admin = connect_to("postgres").await;
         admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("CREATE DATABASE");
@@ -189,6 +190,11 @@ impl TestDatabase {
                 .await
                 .expect("ALTER DATABASE");
         }
+        name
+    }
+
+    pub async fn create(settings: &[(&str, &str)]) -> TestDatabase {
+        let name = Self::empty(settings).await;
         let db = connect_to(&name).await;
         db.batch_execute("CREATE EXTENSION botai").await.expect("CREATE EXTENSION botai");
         TestDatabase { name }
@@ -234,5 +240,132 @@ impl Drop for TestDatabase {
             });
         })
         .join();
+    }
+}
+
+/// The repository root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// The `botai` binary of the profile these tests were built with.
+pub fn botai_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let bin = profile_dir.join("botai");
+    assert!(bin.exists(), "{} is missing: build it first (cargo build -p botai-daemon, or make test)", bin.display());
+    bin
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().unwrap().port()
+}
+
+/// A `botai` process of a test: its own environment (database, ports, log
+/// directory under target/), output in a file, killable like a crash.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+    pub name: String,
+}
+
+impl Daemon {
+    /// Starts `botai <args>` against `database` with `env` on top of the
+    /// test defaults (superuser over the socket, no .env, quiet ports).
+    pub fn start(name: &str, database: &str, args: &[&str], env: &[(&str, String)]) -> Daemon {
+        let dir = repo_root().join("target/test-daemons").join(unique(name));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("output.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = std::process::Command::new(botai_binary());
+        cmd.args(args)
+            .current_dir(repo_root())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .env("PGHOST", env_or("PGHOST", "/var/run/postgresql"))
+            .env("PGPORT", env_or("PGPORT", "5555"))
+            .env("PGUSER", env_or("PGUSER", &os_user()))
+            .env("PGDATABASE", database)
+            .env("LOG_DIR", dir.join("logs"))
+            .env("REPORT_DIR", dir.join("reports"))
+            .env("API_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("PAPER_LISTEN", "off")
+            .env("BOTAI_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start botai");
+        Daemon { child, log, name: name.to_owned() }
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no clean-up of any kind.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit; its status and output.
+    pub fn wait(mut self, within: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.output());
+            }
+            if std::time::Instant::now() > deadline {
+                self.kill();
+                panic!("{} did not finish within {within:?}; output:\n{}", self.name, self.output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the output contains `text`.
+    pub async fn wait_for_output(&self, text: &str, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while !self.output().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never printed {text:?}; output:\n{}",
+                self.name,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl TestDatabase {
+    /// A database made like the real one: `botai db migrate` (roles,
+    /// extension, seed configuration), plus per-database settings.
+    pub async fn migrated(settings: &[(&str, &str)]) -> TestDatabase {
+        let name = Self::empty(settings).await;
+        let out = std::process::Command::new(botai_binary())
+            .args(["db", "migrate"])
+            .env("PGHOST", env_or("PGHOST", "/var/run/postgresql"))
+            .env("PGPORT", env_or("PGPORT", "5555"))
+            .env("PGUSER", env_or("PGUSER", &os_user()))
+            .env("PGDATABASE", &name)
+            .output()
+            .expect("botai db migrate");
+        assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
+        TestDatabase { name }
     }
 }

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_roles", include_str!("../../../migrations/0001_roles.sql")),
     ("0002_extension", include_str!("../../../migrations/0002_extension.sql")),
     ("0003_seed", include_str!("../../../migrations/0003_seed.sql")),
+    ("0004_paper_exchange", include_str!("../../../migrations/0004_paper_exchange.sql")),
 ];
 
 /// Idempotent scripts applied by every run, after the versioned ones.

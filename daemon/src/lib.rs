@@ -1,0 +1,16 @@
+//! botai daemon: the processes around the botai extension. One module per
+//! role; every SQL call goes through `db`.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod exchange;
+pub mod logging;
+pub mod market;
+pub mod ml;
+pub mod report;
+pub mod run;
+pub mod status;
+pub mod telemetry;
+pub mod trading;

@@ -1,0 +1,344 @@
+//! The ML manager: one active instance at a time, the others hot standbys.
+//!
+//! The active manager holds the `ml_manager` worker slot (a session advisory
+//! lock in botai) on a dedicated connection. A manager that finds the slot
+//! taken does not exit: it retries every 50 ms and takes over the moment
+//! the slot frees, which is the moment the active manager's connection
+//! closes, however its process died. The active manager heartbeats as a
+//! worker and as a component, and stops acting at once when its lease is
+//! gone (a heartbeat returns false) or its lock connection fails: it never
+//! registers a signal it is not entitled to.
+//!
+//! For each completed bar it computes the feature windows of every symbol,
+//! runs them through the model in one batch, turns each `returns_15m` into a
+//! signal (direction from the sign, strength from the magnitude, nothing
+//! below the threshold) and registers it with botai; each signal carries
+//! the manager's worker id and fencing epoch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::features::{self, FeatureWindow, RAW_BARS};
+use super::model::{self, Device, ModelOptions, Prediction, SignalModel};
+use crate::config::{Config, MlDevice};
+use crate::db::{BotaiSql, Db};
+use crate::market::replay::{window_is_contiguous, Replay, ReplayFeed};
+use crate::telemetry::Telemetry;
+
+const WORKER_TYPE: &str = "ml_manager";
+const COMPONENT: &str = "ml_manager";
+const STANDBY_COMPONENT: &str = "ml_manager:standby";
+const TAKEOVER_RETRY: Duration = Duration::from_millis(50);
+
+/// Loads ONNX Runtime and the model, refusing clearly when either is wrong.
+pub fn load_model(cfg: &Config) -> Result<SignalModel> {
+    model::init_runtime(&cfg.ml.ort_dylib)?;
+    let device = match cfg.ml.device {
+        MlDevice::Cpu => Device::Cpu,
+        MlDevice::Cuda(device_id) => Device::Cuda { device_id },
+    };
+    let options = ModelOptions { device, intra_threads: cfg.ml.threads };
+    Ok(SignalModel::load(&cfg.ml.model_path, &options)?)
+}
+
+/// A signal the model's prediction calls for, if any.
+pub fn signal_for(prediction: &Prediction, threshold: f64, full_strength: f64) -> Option<(&'static str, f64)> {
+    let r = f64::from(prediction.returns_15m);
+    if !r.is_finite() || r.abs() < threshold || r == 0.0 {
+        return None;
+    }
+    let direction = if r > 0.0 { "BUY" } else { "SELL" };
+    Some((direction, (r.abs() / full_strength).min(1.0)))
+}
+
+/// The manager's lease: the slot, its epoch and the connection holding it.
+struct Lease {
+    db: Db,
+    worker_id: String,
+    epoch: i64,
+}
+
+/// Runs the ML manager until `stop` is cancelled or the replay ends.
+pub async fn run(
+    cfg: Arc<Config>,
+    replay: Arc<Replay>,
+    telemetry: Arc<Telemetry>,
+    stop: CancellationToken,
+) -> Result<()> {
+    let mut model = load_model(&cfg)?;
+    info!(model = %cfg.ml.model_path.display(), device = ?model.device(), threads = cfg.ml.threads, "signal model loaded");
+    let instance = format!("{}:{}", hostname(), std::process::id());
+    loop {
+        let Some(lease) = take_slot(&cfg, &instance, &stop).await? else {
+            return Ok(());
+        };
+        match act(&cfg, &replay, &telemetry, &mut model, &lease, &stop).await {
+            Ok(Finished::Stopped) | Ok(Finished::ReplayOver) => {
+                if !lease.db.is_closed() {
+                    let _ = lease.db.unregister_worker(&lease.worker_id).await;
+                    let _ = lease.db.heartbeat(COMPONENT, "stopped", 0, None).await;
+                }
+                return Ok(());
+            }
+            Ok(Finished::LostLease(why)) => {
+                warn!(worker_id = %lease.worker_id, epoch = lease.epoch, "stopped acting: {why}; back to standby");
+            }
+            Err(e) => {
+                warn!(worker_id = %lease.worker_id, "the active ML manager failed: {e:#}; back to standby");
+            }
+        }
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+        tokio::time::sleep(TAKEOVER_RETRY).await;
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+}
+
+/// Waits (as a standby, heartbeating) until this process holds the slot.
+async fn take_slot(cfg: &Config, instance: &str, stop: &CancellationToken) -> Result<Option<Lease>> {
+    let mut announced_standby = false;
+    let mut last_beat = tokio::time::Instant::now() - cfg.heartbeat_every();
+    loop {
+        let db = match Db::connect(&cfg.pg, "botai ml_manager").await {
+            Ok(db) => db,
+            Err(e) => {
+                warn!("cannot reach the database: {e}; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        db.batch_execute(&format!("SET botai.signal_dedup_window = {}", cfg.signal_dedup_window.as_secs().max(1)))
+            .await
+            .context("setting botai.signal_dedup_window")?;
+        let metadata = json!({"instance": instance, "pid": std::process::id()});
+        loop {
+            if stop.is_cancelled() {
+                if announced_standby {
+                    let _ = db.heartbeat(STANDBY_COMPONENT, "stopped", 0, None).await;
+                }
+                return Ok(None);
+            }
+            match db.register_worker(WORKER_TYPE, None, &metadata).await {
+                Ok(Some(worker_id)) => {
+                    let epoch = db.worker_epoch(&worker_id).await?.unwrap_or(0);
+                    if announced_standby {
+                        info!(%worker_id, epoch, "took over as the active ML manager");
+                        let _ = db.heartbeat(STANDBY_COMPONENT, "stopped", 0, None).await;
+                    } else {
+                        info!(%worker_id, epoch, "active ML manager");
+                    }
+                    db.register_component(
+                        COMPONENT,
+                        &json!({"pid": std::process::id(), "worker_id": worker_id, "epoch": epoch}),
+                    )
+                    .await?;
+                    return Ok(Some(Lease { db, worker_id, epoch }));
+                }
+                Ok(None) => {
+                    if !announced_standby {
+                        info!("another ML manager is active; standing by to take over");
+                        db.register_component(
+                            STANDBY_COMPONENT,
+                            &json!({"pid": std::process::id(), "instance": instance}),
+                        )
+                        .await?;
+                        announced_standby = true;
+                    }
+                    if last_beat.elapsed() >= cfg.heartbeat_every() {
+                        db.heartbeat(STANDBY_COMPONENT, "healthy", 0, None).await?;
+                        last_beat = tokio::time::Instant::now();
+                    }
+                }
+                Err(e) if e.is_connection_lost() => {
+                    warn!("lost the database connection while standing by: {e}");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(TAKEOVER_RETRY) => {}
+            }
+        }
+    }
+}
+
+enum Finished {
+    Stopped,
+    ReplayOver,
+    LostLease(String),
+}
+
+async fn act(
+    cfg: &Config,
+    replay: &Arc<Replay>,
+    telemetry: &Telemetry,
+    model: &mut SignalModel,
+    lease: &Lease,
+    stop: &CancellationToken,
+) -> Result<Finished> {
+    let mut feed = ReplayFeed::from_now(replay.clone());
+    let mut beat = tokio::time::interval(cfg.heartbeat_every());
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_bar: Option<DateTime<Utc>> = None;
+    let mut handled = 0u64;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Ok(Finished::Stopped),
+            _ = lease.db.closed() => return Ok(Finished::LostLease("its lock connection closed".into())),
+            _ = beat.tick() => {
+                let meta = json!({"last_bar": last_bar, "bars": handled, "epoch": lease.epoch});
+                match lease.db.worker_heartbeat(&lease.worker_id, "running", 0, Some(&meta)).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(Finished::LostLease("the slot is no longer ours".into())),
+                    Err(e) => return Ok(Finished::LostLease(format!("heartbeat failed: {e}"))),
+                }
+                let component_meta = json!({"pid": std::process::id(), "worker_id": lease.worker_id, "epoch": lease.epoch});
+                lease.db.heartbeat(COMPONENT, "healthy", 1, Some(&component_meta)).await?;
+            }
+            next = feed.next() => {
+                let Some((i, history)) = next else { return Ok(Finished::ReplayOver) };
+                if lease.db.is_closed() {
+                    return Ok(Finished::LostLease("its lock connection closed".into()));
+                }
+                let bar = history[i];
+                last_bar = Some(bar.ts);
+                handled += 1;
+                telemetry.bars.inc();
+                on_bar(cfg, replay, telemetry, model, lease, i, history).await?;
+            }
+        }
+    }
+}
+
+/// Features, one batched model run, signals: for every symbol of the bar
+/// (the shipped data has one).
+async fn on_bar(
+    cfg: &Config,
+    replay: &Replay,
+    telemetry: &Telemetry,
+    model: &mut SignalModel,
+    lease: &Lease,
+    i: usize,
+    history: &[crate::market::Bar],
+) -> Result<()> {
+    let bar = &history[i];
+    let bar_close = bar.ts + TimeDelta::minutes(1);
+    let start = (i + 1).saturating_sub(RAW_BARS);
+    let raw = &history[start..=i];
+    if let Err(gap) = window_is_contiguous(raw) {
+        telemetry.skipped_bars.inc();
+        warn!(bar = %bar.ts, "skipping bar: its feature window has a gap in the data at {gap}");
+        return Ok(());
+    }
+    let window: FeatureWindow = match features::window(raw) {
+        Ok(w) => w,
+        Err(e) => {
+            telemetry.skipped_bars.inc();
+            warn!(bar = %bar.ts, "skipping bar: {e}");
+            return Ok(());
+        }
+    };
+    let symbols = [(replay.symbol.as_str(), bar.close, window)];
+    let windows: Vec<FeatureWindow> = symbols.iter().map(|s| s.2).collect();
+    // Inference is CPU work: keep it off the threads the engine's timers run on.
+    let predictions = match tokio::task::block_in_place(|| model.predict(&windows)) {
+        Ok(p) => p,
+        Err(e) => {
+            telemetry.skipped_bars.inc();
+            warn!(bar = %bar.ts, "skipping bar: {e}");
+            return Ok(());
+        }
+    };
+    for ((symbol, close, _), p) in symbols.iter().zip(&predictions) {
+        telemetry.predictions.inc();
+        let signal = signal_for(p, cfg.ml.threshold, cfg.ml.full_strength);
+        tracing::info!(
+            target: "botai_daemon::ml::predictions",
+            bar = %bar.ts, symbol, returns_5m = p.returns_5m, returns_15m = p.returns_15m, returns_60m = p.returns_60m,
+            signal = signal.map_or("none", |s| s.0),
+            "prediction"
+        );
+        let Some((direction, strength)) = signal else { continue };
+        let strategy = replay_strategy(&cfg.ml.strategy, replay);
+        let document =
+            signal_document(cfg, &strategy, lease, symbol, direction, strength, *close, bar.ts, bar_close, p);
+        let verdict = lease.db.register_signal(&document, Some(bar_close)).await?;
+        telemetry.signal(&verdict.reason);
+        tracing::debug!(
+            signal_id = ?verdict.signal_id, fingerprint = %verdict.fingerprint, reason = %verdict.reason,
+            "signal {direction} {symbol}"
+        );
+    }
+    Ok(())
+}
+
+/// The strategy a replay's signals carry: the configured name and the replay
+/// session (its epoch), so replaying the same bars again is a new session,
+/// not a stream of duplicates, while the processes of one session (sharing
+/// REPLAY_EPOCH) agree.
+pub fn replay_strategy(strategy: &str, replay: &Replay) -> String {
+    format!("{strategy}@{}", replay.clock.epoch.format("%Y%m%dT%H%M%S%.3f"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn signal_document(
+    cfg: &Config,
+    strategy: &str,
+    lease: &Lease,
+    symbol: &str,
+    direction: &str,
+    strength: f64,
+    close: f64,
+    bar_open: DateTime<Utc>,
+    bar_close: DateTime<Utc>,
+    p: &Prediction,
+) -> Value {
+    json!({
+        "symbol": symbol,
+        "direction": direction,
+        "strategy": strategy,
+        "timestamp": bar_close.to_rfc3339(),
+        "signal_strength": strength,
+        "exchange": cfg.trading.exchange,
+        "price": close,
+        "bar_time": bar_open.to_rfc3339(),
+        "returns_5m": p.returns_5m,
+        "returns_15m": p.returns_15m,
+        "returns_60m": p.returns_60m,
+        "worker_id": lease.worker_id,
+        "epoch": lease.epoch,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(r15: f32) -> Prediction {
+        Prediction { returns_5m: 0.0, returns_15m: r15, returns_60m: 0.0 }
+    }
+
+    #[test]
+    fn direction_from_sign_strength_from_magnitude() {
+        let (direction, strength) = signal_for(&p(0.0015), 0.0004, 0.003).unwrap();
+        assert_eq!(direction, "BUY");
+        assert!((strength - 0.5).abs() < 1e-6, "{strength}");
+        assert_eq!(signal_for(&p(-0.006), 0.0004, 0.003), Some(("SELL", 1.0)));
+        assert_eq!(signal_for(&p(0.0003), 0.0004, 0.003), None, "below the threshold");
+        assert_eq!(signal_for(&p(f32::NAN), 0.0, 0.003), None, "never a signal from garbage");
+    }
+}

@@ -1,0 +1,6 @@
+//! The ML manager: the signal model (features, ONNX inference) and the
+//! single active manager with hot standbys.
+
+pub mod features;
+pub mod manager;
+pub mod model;

@@ -1,0 +1,310 @@
+//! `botai run`: starts the components of a mode and stops them cleanly.
+//!
+//! `all` (the default) runs everything in one process: the ML manager on
+//! the replay, the trading engine on the in-process paper exchange (also
+//! served over HTTP so other engines can join), the HTTP API and alert
+//! delivery, with a progress bar and a summary line every 10 seconds; when
+//! the replay ends the engines settle what is left and the report is
+//! written. Ctrl-C stops every component in order (the ML manager and the
+//! engine give up their slots, in-flight orders settle; signals not yet
+//! traded stay in botai for the next start); a second Ctrl-C exits at once.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+use rust_decimal::prelude::ToPrimitive;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::api::{self, alerts, Api, RunState};
+use crate::cli::Mode;
+use crate::config::Config;
+use crate::db::{self, BotaiSql, Db};
+use crate::exchange::paper::PaperExchange;
+use crate::exchange::v5::V5Client;
+use crate::exchange::{paper_server, Exchange};
+use crate::market::replay::Replay;
+use crate::telemetry::Telemetry;
+use crate::{ml, report, trading};
+
+const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// Checks the database before anything starts, with the way out in the error.
+async fn preflight(cfg: &Config) -> Result<()> {
+    let db = Db::connect(&cfg.pg, "botai preflight").await?;
+    let version = db.extension_version().await?.with_context(|| {
+        format!("the botai extension is not installed in {}; run `make migrate`", cfg.pg.describe())
+    })?;
+    info!(%version, database = %cfg.pg.describe(), "connected");
+    if let Some(wanted) = cfg.rate_limit_safety_margin {
+        let row = db.query_one("SELECT current_setting('botai.rate_limit_safety_margin')::float8", &[]).await?;
+        let actual: f64 = row.get(0);
+        if (actual - wanted).abs() > 1e-9 {
+            warn!(
+                "RATE_LIMIT_SAFETY_MARGIN={wanted} but the server uses {actual}: the margin is the server's \
+                 (botai.rate_limit_safety_margin in postgresql.conf), shared by every client"
+            );
+        }
+    }
+    let row = db
+        .query_opt("SELECT threshold FROM botai.alert_rules WHERE rule = 'heartbeat_timeout' AND enabled", &[])
+        .await?;
+    if let Some(threshold) = row.map(|r| r.get::<_, f64>(0)) {
+        if (threshold - cfg.monitor_alert_threshold.as_secs_f64()).abs() > 0.5 {
+            warn!(
+                "MONITOR_ALERT_THRESHOLD={}s but the heartbeat_timeout rule says {threshold}s; the rule decides \
+                 (botai_admin: UPDATE botai.alert_rules SET threshold = … WHERE rule = 'heartbeat_timeout')",
+                cfg.monitor_alert_threshold.as_secs()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
+    preflight(&cfg).await?;
+    let started_at = Utc::now();
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            info!("stopping (Ctrl-C again to exit at once)");
+            stop.cancel();
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(130);
+        });
+    }
+    let telemetry = Arc::new(Telemetry::new());
+    let trades = matches!(mode, Mode::All | Mode::Core);
+    let needs_replay = matches!(mode, Mode::All | Mode::Ml) || (trades && cfg.trading.paper_url.is_none());
+    let replay = if needs_replay {
+        if cfg.market.epoch.is_none() && mode != Mode::All {
+            warn!("REPLAY_EPOCH is not set: this process replays on its own clock; give every process of a replay the same REPLAY_EPOCH");
+        }
+        let r = Replay::load(&cfg.market)?;
+        info!(symbol = %r.symbol, bars = r.len(), from = %r.bar(r.first).ts, to = %r.bar(r.last).ts, speed = cfg.market.speed,
+              epoch = %r.clock.epoch, "market replay");
+        Some(r)
+    } else {
+        None
+    };
+    let mut tasks: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
+    let mut paper: Option<Arc<PaperExchange>> = None;
+    let exchange: Option<Arc<dyn Exchange>> = if trades {
+        match &cfg.trading.paper_url {
+            Some(url) => Some(Arc::new(V5Client::new("paper", url)?)),
+            None => {
+                let r = replay.clone().expect("a replay for the in-process paper exchange");
+                let p = Arc::new(PaperExchange::new(
+                    &cfg.paper,
+                    &cfg.market.symbol,
+                    &cfg.trading.base,
+                    &cfg.trading.quote,
+                    r,
+                ));
+                if let Some(listen) = cfg.paper.listen {
+                    let (p2, stop2) = (p.clone(), stop.clone());
+                    tasks.spawn(async move {
+                        (
+                            "paper exchange",
+                            paper_server::serve(p2, listen, async move { stop2.cancelled().await }).await,
+                        )
+                    });
+                }
+                paper = Some(p.clone());
+                Some(p)
+            }
+        }
+    } else {
+        None
+    };
+    let run = Arc::new(RunState {
+        mode: format!("{mode:?}").to_lowercase(),
+        started_at,
+        replay: replay.clone(),
+        paper: paper.clone(),
+        equity: Mutex::new(Vec::new()),
+        alerts: Arc::new(alerts::Recent::default()),
+    });
+    let pool = db::pool(&cfg.pg, "botai api", 4)?;
+    let ml_stop = stop.child_token();
+    let mut ml_task = None;
+    if matches!(mode, Mode::All | Mode::Ml) {
+        let (c, r, t, s) = (cfg.clone(), replay.clone().expect("replay"), telemetry.clone(), ml_stop.clone());
+        ml_task = Some(tokio::spawn(ml::manager::run(c, r, t, s)));
+    }
+    let engine_stop = stop.child_token();
+    if let Some(x) = exchange.clone() {
+        let (c, t, s) = (cfg.clone(), telemetry.clone(), engine_stop.clone());
+        tasks.spawn(async move { ("trading engine", trading::engine::run(c, x, t, s).await) });
+    }
+    if matches!(mode, Mode::All | Mode::Api) {
+        let api = Api { pool: pool.clone(), telemetry: telemetry.clone(), run: run.clone() };
+        let (listen, s) = (cfg.api_listen, stop.clone());
+        tasks.spawn(async move { ("HTTP API", api::serve(api, listen, s).await) });
+        let (pg, hook, recent, s) = (cfg.pg.clone(), cfg.alert_webhook.clone(), run.alerts.clone(), stop.clone());
+        tasks.spawn(async move {
+            alerts::deliver(pg, hook, recent, s).await;
+            ("alert delivery", Ok(()))
+        });
+    }
+    let progress = replay.clone().map(|r| {
+        let (t, run, s) = (telemetry.clone(), run.clone(), stop.clone());
+        let quote = cfg.trading.quote.clone();
+        tokio::spawn(show_progress(r, t, run, quote, s))
+    });
+
+    // Wait for the end of the replay, a failure, or Ctrl-C.
+    let mut failed: Option<anyhow::Error> = None;
+    let ml_done = async {
+        match &mut ml_task {
+            Some(t) => t.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        done = ml_done => {
+            ml_task = None;
+            match done {
+                Ok(Ok(())) if !stop.is_cancelled() => {
+                    info!("the replay is over; letting the engine settle the last signals");
+                    settle(&pool, &cfg).await;
+                }
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failed = Some(e.context("ML manager")),
+                Err(e) => failed = Some(anyhow::anyhow!("ML manager panicked: {e}")),
+            }
+            stop.cancel();
+        }
+        Some(done) = tasks.join_next() => {
+            match done {
+                Ok((what, Err(e))) => failed = Some(e.context(what)),
+                Ok((what, Ok(()))) => if !stop.is_cancelled() { failed = Some(anyhow::anyhow!("{what} stopped unexpectedly")) },
+                Err(e) => failed = Some(anyhow::anyhow!("a component panicked: {e}")),
+            }
+            stop.cancel();
+        }
+    }
+    stop.cancel();
+    if let Some(t) = ml_task {
+        if let Ok(Err(e)) = t.await {
+            failed.get_or_insert(e.context("ML manager"));
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((what, Err(e))) = done {
+            error!("{what}: {e:#}");
+            failed.get_or_insert(e.context(what));
+        }
+    }
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    if replay.is_some() && mode == Mode::All {
+        let equity = run.equity.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Err(e) = report::write(&cfg.report_dir, &pool, &telemetry, started_at, &equity, &cfg.trading.quote).await
+        {
+            error!("writing the report failed: {e:#}");
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// After the last bar: give engines time to trade the last signals.
+async fn settle(pool: &deadpool_postgres::Pool, cfg: &Config) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        let pending = async {
+            let conn = db::pooled(pool).await?;
+            conn.unhandled_signals(cfg.trading.max_signal_age.max(Duration::from_secs(3600)), 1).await
+        }
+        .await;
+        match pending {
+            Ok(ids) if ids.is_empty() => break,
+            Ok(_) => {}
+            Err(e) => {
+                warn!("cannot tell whether signals are left: {e}");
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // In-flight orders settle inside the engine's own shutdown.
+}
+
+async fn show_progress(
+    replay: Arc<Replay>,
+    t: Arc<Telemetry>,
+    run: Arc<RunState>,
+    quote: String,
+    stop: CancellationToken,
+) {
+    let bar = ProgressBar::new(replay.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} replay [{bar:40}] {pos}/{len} bars {percent}% {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    crate::logging::attach_progress(bar.clone());
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last_summary = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let now = Utc::now();
+        let done = replay.completed_at(now).map_or(0, |i| i + 1 - replay.first);
+        bar.set_position(done as u64);
+        if let Some(p) = &run.paper {
+            if let Some(e) = p.equity().and_then(|e| e.to_f64()) {
+                t.equity.set(e);
+                run.equity.lock().unwrap_or_else(|p| p.into_inner()).push((replay.clock.market_time(now), e));
+            }
+        }
+        bar.set_message(format!("{} {quote}", format_equity(t.equity_now())));
+        if last_summary.elapsed() >= SUMMARY_EVERY {
+            last_summary = tokio::time::Instant::now();
+            info!("{}", summary_line(&t, &replay, now, &quote));
+        }
+        if replay.finished(now) {
+            break;
+        }
+    }
+    info!("{}", summary_line(&t, &replay, Utc::now(), &quote));
+    bar.finish_and_clear();
+}
+
+fn format_equity(e: f64) -> String {
+    if e == 0.0 {
+        "-".into()
+    } else {
+        format!("equity {e:.2}")
+    }
+}
+
+fn summary_line(t: &Telemetry, replay: &Replay, now: chrono::DateTime<Utc>, quote: &str) -> String {
+    format!(
+        "market {} | bars {} | predictions {} | signals {} accepted, {} duplicate | orders {} filled, {} skipped, rejects {} (110007 {}, 10006 {}) | equity {:.2} {quote}",
+        replay.clock.market_time(now).format("%Y-%m-%d %H:%M"),
+        t.bars.get(),
+        t.predictions.get(),
+        t.signals_with("accepted"),
+        t.signals_with("duplicate"),
+        t.orders_with(Some("filled"), None),
+        t.orders_with(Some("skipped"), None),
+        t.orders_with(Some("rejected"), None),
+        t.orders_with(None, Some(110007)),
+        t.orders_with(None, Some(10006)),
+        t.equity_now(),
+    )
+}

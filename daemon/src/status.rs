@@ -1,0 +1,149 @@
+//! `botai status`: each component with its state and pid, PostgreSQL and
+//! its port, the monitor, workers, open alerts and balances — what an
+//! operator looks at first. A component is `down` when its last heartbeat is
+//! older than the heartbeat_timeout rule's threshold.
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::db::{BotaiSql, Db};
+
+pub async fn print(cfg: &Config) -> Result<()> {
+    let db = match Db::connect(&cfg.pg, "botai status").await {
+        Ok(db) => db,
+        Err(e) => {
+            println!("PostgreSQL   unreachable at {} ({e})", cfg.pg.describe());
+            anyhow::bail!("the database is unreachable");
+        }
+    };
+    let version = db.server_version().await?;
+    let Some(extension) = db.extension_version().await? else {
+        println!("PostgreSQL   {version} on {}:{} database {}", cfg.pg.host, cfg.pg.port, cfg.pg.dbname);
+        anyhow::bail!("the botai extension is not installed; run `make migrate`");
+    };
+    let health = db.health().await?;
+    println!("botai        {} (extension {extension})", health["status"].as_str().unwrap_or("?").to_uppercase());
+    println!(
+        "PostgreSQL   {version} on {}:{} database {}, up {:.0} s",
+        cfg.pg.host,
+        cfg.pg.port,
+        cfg.pg.dbname,
+        health["uptime"].as_f64().unwrap_or(0.0)
+    );
+    let m = &health["monitor"];
+    println!(
+        "monitor      {} (pid {}, {} rounds, {} failed steps, last {})",
+        if m["running"] == true { "running" } else { "NOT RUNNING" },
+        m["pid"],
+        m["rounds"],
+        m["failed_steps"],
+        m["last_round_at"].as_str().unwrap_or("-")
+    );
+
+    println!("\nCOMPONENT                         STATE      PID      LAST HEARTBEAT   TASKS  ERRORS/MIN");
+    let rows = db
+        .query(
+            "SELECT component, status, metadata->>'pid', heartbeat_age_seconds, active_tasks, errors_last_minute \
+             FROM botai.components_status ORDER BY component",
+            &[],
+        )
+        .await?;
+    if rows.is_empty() {
+        println!("(none registered: no daemon has run)");
+    }
+    for r in rows {
+        let age: f64 = r.get(3);
+        println!(
+            "{:<33} {:<10} {:<8} {:>10} ago {:>7} {:>11}",
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, Option<String>>(2).unwrap_or_else(|| "-".into()),
+            human(age),
+            r.get::<_, i32>(4),
+            r.get::<_, i64>(5)
+        );
+    }
+
+    println!("\nWORKER                            TYPE             STATE         EPOCH  PID");
+    let rows = db
+        .query(
+            "SELECT worker_id, worker_type, state, epoch, pid FROM botai.workers_status \
+             WHERE state <> 'unregistered' ORDER BY worker_type, slot",
+            &[],
+        )
+        .await?;
+    if rows.is_empty() {
+        println!("(none)");
+    }
+    for r in rows {
+        println!(
+            "{:<33} {:<16} {:<12} {:>6}  {}",
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, String>(2),
+            r.get::<_, i64>(3),
+            r.get::<_, i32>(4)
+        );
+    }
+
+    println!("\nOPEN ALERTS");
+    let rows = db
+        .query("SELECT rule, subject, severity, round(open_seconds) FROM botai.open_alerts ORDER BY opened_at", &[])
+        .await?;
+    if rows.is_empty() {
+        println!("(none)");
+    }
+    for r in rows {
+        println!(
+            "{:<8} {:<22} {:<30} open {}",
+            r.get::<_, String>(2).to_uppercase(),
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            human(r.get::<_, f64>(3))
+        );
+    }
+
+    println!("\nBALANCE          TOTAL            AVAILABLE        RESERVED         FREE             AGE");
+    let rows = db
+        .query(
+            "SELECT exchange || '/' || asset, total::text, available::text, reserved::text, free::text, \
+                    extract(epoch FROM age)::float8 FROM botai.balances_status ORDER BY 1",
+            &[],
+        )
+        .await?;
+    if rows.is_empty() {
+        println!("(no snapshot yet)");
+    }
+    for r in rows {
+        println!(
+            "{:<16} {:<16} {:<16} {:<16} {:<16} {}",
+            r.get::<_, String>(0),
+            short(&r.get::<_, String>(1)),
+            short(&r.get::<_, String>(2)),
+            short(&r.get::<_, String>(3)),
+            short(&r.get::<_, String>(4)),
+            human(r.get::<_, f64>(5))
+        );
+    }
+    if health["status"] == Value::String("unhealthy".into()) {
+        // Still a successful command: it did report. The exit code tells scripts.
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+fn human(seconds: f64) -> String {
+    match seconds {
+        s if s < 60.0 => format!("{s:.1}s"),
+        s if s < 3600.0 => format!("{:.0}m{:02.0}s", (s / 60.0).floor(), s % 60.0),
+        s => format!("{:.1}h", s / 3600.0),
+    }
+}
+
+fn short(number: &str) -> String {
+    match number.find('.') {
+        Some(dot) if number.len() > dot + 9 => number[..dot + 9].to_owned(),
+        _ => number.to_owned(),
+    }
+}

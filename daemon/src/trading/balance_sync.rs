@@ -1,0 +1,90 @@
+//! Keeps botai's balance snapshots current: every BALANCE_UPDATE_INTERVAL
+//! the exchange's wallet goes to `botai_update_balance` with the moment the
+//! exchange reported it, so a reservation committed after that moment stays
+//! held until the next snapshot includes its order.
+//!
+//! The engine also keeps the last wallet itself: with reservations switched
+//! off (the comparison run) it sizes orders from it, as a bot without botai
+//! would, and learns from the exchange's 110007 when it overspent.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Result;
+use deadpool_postgres::Pool;
+use rust_decimal::Decimal;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::config::Config;
+use crate::db::{self, BotaiSql};
+use crate::exchange::{Exchange, ExchangeError, Wallet};
+
+/// Endpoint whose limit balance requests book (only `global` applies when
+/// the exchange has no row for it).
+pub const ACCOUNT_ENDPOINT: &str = "account";
+
+#[derive(Default)]
+pub struct Snapshot {
+    last: RwLock<Option<Wallet>>,
+}
+
+impl Snapshot {
+    pub fn available(&self, asset: &str) -> Decimal {
+        self.last.read().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(Decimal::ZERO, |w| w.available(asset))
+    }
+
+    pub fn wallet(&self) -> Option<Wallet> {
+        self.last.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn store(&self, wallet: Wallet) {
+        *self.last.write().unwrap_or_else(|p| p.into_inner()) = Some(wallet);
+    }
+}
+
+/// One sync: the wallet from the exchange into botai and the local snapshot.
+pub async fn sync_once(cfg: &Config, exchange: &dyn Exchange, pool: &Pool, snapshot: &Snapshot) -> Result<Wallet> {
+    let conn = db::pooled(pool).await?;
+    if cfg.trading.rate_limiter {
+        let wait = conn.rate_acquire(exchange.name(), ACCOUNT_ENDPOINT, None).await?;
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+    }
+    let wallet = match exchange.wallet().await {
+        Ok(w) => w,
+        Err(ExchangeError::RateLimited { retry_after, .. }) => {
+            conn.rate_penalize(exchange.name(), "global", retry_after.as_secs_f64().max(0.001)).await?;
+            anyhow::bail!("the exchange rate-limited the balance request");
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for a in &wallet.assets {
+        conn.update_balance(exchange.name(), &a.asset, a.total, a.available, a.locked, wallet.as_of).await?;
+    }
+    snapshot.store(wallet.clone());
+    Ok(wallet)
+}
+
+/// Syncs every BALANCE_UPDATE_INTERVAL until `stop`.
+pub async fn run(
+    cfg: Arc<Config>,
+    exchange: Arc<dyn Exchange>,
+    pool: Pool,
+    snapshot: Arc<Snapshot>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(cfg.trading.balance_update_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(e) = sync_once(&cfg, exchange.as_ref(), &pool, &snapshot).await {
+                    warn!("balance sync failed: {e:#}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The trading engine end to end (issue 6), as real processes on the paper
+//! exchange: the guarantees hold (and switching them off shows why they are
+//! there), a killed engine loses no signal and places nothing twice, two
+//! engines share the work without doubling an order, and a killed
+//! component shows as down.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use botai_tests::{free_port, Daemon, TestDatabase};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::Client;
+
+/// Six hours of the month around a busy morning, replayed fast.
+fn short_replay(speed: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("REPLAY_FROM", "2022-01-10T00:00:00Z".into()),
+        ("REPLAY_TO", "2022-01-10T12:00:00Z".into()),
+        ("REPLAY_SPEED", speed.to_string()),
+        ("ORDER_SIZE", "fraction:0.05".into()),
+        ("BALANCE_UPDATE_INTERVAL", "2".into()),
+        ("WORKER_HEARTBEAT_TIMEOUT", "4".into()),
+    ]
+}
+
+/// (filled, 110007 rejects, 10006 rejects, other rejects) in botai.orders.
+async fn outcomes(db: &Client) -> (i64, i64, i64, i64) {
+    let r = db
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'filled'), \
+                    count(*) FILTER (WHERE ret_code = 110007), \
+                    count(*) FILTER (WHERE ret_code = 10006), \
+                    count(*) FILTER (WHERE status = 'rejected' AND ret_code NOT IN (110007, 10006)) \
+             FROM botai.orders",
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+async fn replay_run(switches: &[(&'static str, &str)]) -> (i64, i64, i64, i64) {
+    let t = TestDatabase::migrated(&[]).await;
+    let mut env = short_replay(7200);
+    env.extend(switches.iter().map(|(k, v)| (*k, v.to_string())));
+    let d = Daemon::start("all", &t.name, &["run"], &env);
+    let (status, output) = d.wait(Duration::from_secs(120));
+    assert!(status.success(), "the run failed:\n{output}");
+    outcomes(&t.connect().await).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guarantees_on_no_110007_no_10006_and_off_they_appear() {
+    let on = replay_run(&[]).await;
+    let no_reservations = replay_run(&[("RESERVATIONS", "off")]).await;
+    let no_limiter = replay_run(&[("RATE_LIMITER", "off")]).await;
+    println!("  (filled, 110007, 10006, other) with botai: {on:?}; reservations off: {no_reservations:?}; limiter off: {no_limiter:?}");
+    assert!(on.0 > 0, "orders were placed");
+    assert_eq!((on.1, on.2, on.3), (0, 0, 0), "with botai's guarantees the exchange refuses nothing");
+    assert!(no_reservations.1 > 0, "without reservations the engine overspends: 110007");
+    assert!(no_limiter.2 > 0, "without the limiter the engine is too fast: 10006");
+}
+
+/// The paper exchange in a process of its own, the ML manager, and the
+/// given engines, all on one replay clock.
+struct Venue {
+    db: TestDatabase,
+    exchange: Daemon,
+    exchange_url: String,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Venue {
+    async fn start(speed: u32) -> Venue {
+        let db = TestDatabase::migrated(&[]).await;
+        let port = free_port();
+        let mut env = short_replay(speed);
+        env.push(("REPLAY_EPOCH", (Utc::now() + chrono::Duration::seconds(4)).to_rfc3339()));
+        env.push(("MAX_SIGNAL_AGE", "600".into()));
+        let mut exchange_env = env.clone();
+        exchange_env.push(("PAPER_LISTEN", format!("127.0.0.1:{port}")));
+        let exchange = Daemon::start("paper", &db.name, &["paper-exchange"], &exchange_env);
+        exchange.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
+        let exchange_url = format!("http://127.0.0.1:{port}");
+        env.push(("PAPER_EXCHANGE_URL", exchange_url.clone()));
+        Venue { db, exchange, exchange_url, env }
+    }
+
+    fn engine(&self, id: &str) -> Daemon {
+        let mut env = self.env.clone();
+        env.push(("ENGINE_ID", id.to_owned()));
+        Daemon::start(id, &self.db.name, &["run", "--mode=core"], &env)
+    }
+
+    fn ml(&self) -> Daemon {
+        Daemon::start("ml", &self.db.name, &["run", "--mode=ml"], &self.env)
+    }
+
+    /// Every order the exchange took: client order id → count.
+    async fn exchange_orders(&self) -> BTreeMap<String, usize> {
+        let body: Value = reqwest::get(format!("{}/v5/order/history?category=spot", self.exchange_url))
+            .await
+            .expect("paper exchange")
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["retCode"], 0, "{body}");
+        let mut seen = BTreeMap::new();
+        for o in body["result"]["list"].as_array().unwrap() {
+            *seen.entry(o["orderLinkId"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+        seen
+    }
+
+    /// Waits until every accepted signal has a finished order.
+    async fn settled(&self, db: &Client) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let open: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM botai.signals s \
+                     WHERE NOT EXISTS (SELECT 1 FROM botai.orders o WHERE o.signal_id = s.signal_id AND o.status <> 'claimed')",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if open == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{open} signals still without a finished order; exchange:\n{}",
+                self.exchange.output()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// No signal lost, at most one order per signal, and what the exchange
+    /// filled is exactly what botai recorded as filled, each once.
+    async fn check_books(&self, db: &Client) -> BTreeMap<String, i64> {
+        let signals: i64 = db.query_one("SELECT count(*) FROM botai.signals", &[]).await.unwrap().get(0);
+        let orders: i64 = db.query_one("SELECT count(*) FROM botai.orders", &[]).await.unwrap().get(0);
+        assert_eq!(signals, orders, "every accepted signal has exactly one order (none lost)");
+        let filled: BTreeSet<String> = db
+            .query("SELECT client_order_id FROM botai.orders WHERE status = 'filled'", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let at_exchange = self.exchange_orders().await;
+        assert!(at_exchange.values().all(|&n| n == 1), "an order placed twice at the exchange");
+        let placed: BTreeSet<String> = at_exchange.keys().cloned().collect();
+        assert_eq!(placed, filled, "the exchange's orders are exactly botai's filled orders");
+        let by_engine = db
+            .query("SELECT engine, count(*) FROM botai.orders WHERE status = 'filled' GROUP BY engine", &[])
+            .await
+            .unwrap();
+        let by_engine: BTreeMap<String, i64> = by_engine.iter().map(|r| (r.get(0), r.get(1))).collect();
+        println!("  {signals} signals, {} filled at the exchange, by engine {by_engine:?}", placed.len());
+        by_engine
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_engine_restarts_without_losing_a_signal_or_placing_an_order_twice() {
+    let venue = Venue::start(1200).await;
+    let db = venue.db.connect().await;
+    let ml = venue.ml();
+    let mut engine = venue.engine("engine-a");
+    // Trade for a while, then kill the engine in the middle of the replay.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (filled, ..) = outcomes(&db).await;
+        if filled >= 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no orders after 60 s:\n{}", engine.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    engine.kill();
+    let killed_at: DateTime<Utc> = Utc::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during: i64 =
+        db.query_one("SELECT count(*) FROM botai.signals WHERE accepted_at > $1", &[&killed_at]).await.unwrap().get(0);
+    assert!(during > 0, "signals were accepted while no engine ran");
+    let _restarted = venue.engine("engine-a");
+    let (status, output) = ml.wait(Duration::from_secs(120));
+    assert!(status.success(), "{output}");
+    venue.settled(&db).await;
+    venue.check_books(&db).await;
+    let caught_up: i64 = db
+        .query_one(
+            "SELECT count(*) FROM botai.orders o JOIN botai.signals s USING (signal_id) \
+             WHERE s.accepted_at > $1 AND s.accepted_at < $1 + interval '3 seconds' AND o.status <> 'claimed'",
+            &[&killed_at],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    println!("  {during} signals accepted while the engine was down; {caught_up} of those accepted in its first 3 s handled after the restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_engines_share_the_signals_and_no_signal_gets_two_orders() {
+    let venue = Venue::start(1200).await;
+    let db = venue.db.connect().await;
+    let ml = venue.ml();
+    let _a = venue.engine("engine-a");
+    let _b = venue.engine("engine-b");
+    let (status, output) = ml.wait(Duration::from_secs(120));
+    assert!(status.success(), "{output}");
+    venue.settled(&db).await;
+    let by_engine = venue.check_books(&db).await;
+    let per_signal: i64 = db
+        .query_one("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM botai.orders GROUP BY signal_id) c", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(per_signal <= 1);
+    assert_eq!(by_engine.len(), 2, "both engines traded: {by_engine:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_health_show_a_killed_engine_as_down_within_the_alert_threshold() {
+    let t = TestDatabase::migrated(&[("botai.monitor_interval", "1")]).await;
+    let db = t.connect().await;
+    db.execute("UPDATE botai.alert_rules SET threshold = 3 WHERE rule = 'heartbeat_timeout'", &[]).await.unwrap();
+    let api_port = free_port();
+    let mut api_env = short_replay(600);
+    api_env.push(("API_LISTEN", format!("127.0.0.1:{api_port}")));
+    let _api = Daemon::start("api", &t.name, &["run", "--mode=api"], &api_env);
+    let mut env = short_replay(600);
+    env.push(("ENGINE_ID", "engine-k".into()));
+    let mut engine = Daemon::start("engine", &t.name, &["run", "--mode=core"], &env);
+    engine.wait_for_output("trading engine started", Duration::from_secs(30)).await;
+    let component = "trading_engine:engine-k";
+    let health = || async {
+        let r = reqwest::get(format!("http://127.0.0.1:{api_port}/health")).await;
+        match r {
+            Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while health().await["components"][component] != "healthy" {
+        assert!(Instant::now() < deadline, "the engine never showed as healthy in /health");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    engine.kill();
+    let killed = Instant::now();
+    loop {
+        let h = health().await;
+        if h["components"][component] == "down" {
+            assert_eq!(h["status"], "unhealthy");
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(10), "not down 10 s after the kill: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = killed.elapsed();
+    println!("  /health showed the killed engine as down {:.1} s after kill -9 (threshold 3 s)", after.as_secs_f64());
+    assert!(after <= Duration::from_secs(5), "within the threshold plus a heartbeat interval");
+    let status = Daemon::start("status", &t.name, &["status"], &[]);
+    let (_, output) = status.wait(Duration::from_secs(30));
+    let line =
+        output.lines().find(|l| l.starts_with(component)).unwrap_or_else(|| panic!("no {component} in:\n{output}"));
+    println!("  botai status: {line}");
+    assert!(line.split_whitespace().nth(1) == Some("down"), "{line}");
+    assert!(output.contains("PostgreSQL") && output.contains("OPEN ALERTS") && output.contains("BALANCE"));
+}
