@@ -3,7 +3,8 @@
 # clients and duration. Speed is only ever reported as a ratio to a baseline
 # measured in the same run on the same machine.
 #
-#   bench/bench.sh [signals ...]     (default: every section)
+#   bench/bench.sh [signals|ratelimit|balances|pipeline|inference ...]
+#                                    (default: every section)
 #
 # Environment: BENCH_CLIENTS (8), BENCH_SECONDS (6), BENCH_ROUNDS (5: each
 # comparison runs ROUNDS times interleaved; medians are reported).
@@ -108,7 +109,19 @@ section_balances() {
     psql_q -c "DELETE FROM botai.reservations WHERE exchange = 'bench'"
 }
 
+# Signals through the whole trading pipeline (issue 6) beside a plain-SQL
+# pipeline; the in-process engine and paper exchange of the daemon.
+section_pipeline() {
+    cargo build --release --quiet -p botai-daemon --example pipeline_bench
+    ../target/release/examples/pipeline_bench | tee -a "$RESULTS"
+}
+
+# The signal model's inference, Rust/ort against Python/onnxruntime (issue 5).
+section_inference() {
+    ./inference.sh | tee -a "$RESULTS"
+}
+
 sections=("$@")
-[ ${#sections[@]} -gt 0 ] || sections=(signals ratelimit balances)
+[ ${#sections[@]} -gt 0 ] || sections=(signals ratelimit balances pipeline inference)
 echo "botai benchmarks, $(date -u +%FT%TZ), $(nproc) cores; PostgreSQL $(psql -XAtc 'SHOW server_version')" | tee -a "$RESULTS"
 for s in "${sections[@]}"; do "section_$s"; done
