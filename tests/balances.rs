@@ -308,6 +308,53 @@ async fn commit_holds_until_a_snapshot_newer_than_the_commit() {
     assert!(reserve(&db, &x, asset, "200").await.is_none());
 }
 
+/// Engines starting together each send their first snapshot at once (the
+/// bug this guards: the older one failed with 55006 and the engine exited).
+/// Concurrent snapshots never fail: the newest is stored, older ones
+/// return false, and a snapshot's figures are stored whole.
+#[tokio::test]
+async fn concurrent_snapshots_store_the_newest_and_never_fail() {
+    const SESSIONS: usize = 16;
+    let x = unique("bx");
+    let admin = connect().await;
+    balance(&admin, &x, "USDT", "1").await;
+    let start = chrono::Utc::now();
+    for round in 0..5 {
+        let taken = start + chrono::Duration::seconds(round);
+        let mut sessions = Vec::new();
+        for _ in 0..SESSIONS {
+            sessions.push(connect().await);
+        }
+        let barrier = Arc::new(Barrier::new(SESSIONS));
+        let mut handles = Vec::new();
+        for (i, db) in sessions.into_iter().enumerate() {
+            let (barrier, x) = (barrier.clone(), x.clone());
+            // Session i reports i as its figure, taken i ms after the
+            // round's instant: the newest snapshot is session 15's, with 15.
+            handles.push(tokio::spawn(async move {
+                barrier.wait().await;
+                db.query_one(
+                    "SELECT botai_update_balance($1, 'USDT', $2::int, $2::int, 0, \
+                       $3::timestamptz + $2::int * interval '1 millisecond')",
+                    &[&x, &(i as i32), &taken],
+                )
+                .await
+                .map(|r| r.get::<_, bool>(0))
+            }));
+        }
+        let mut stored = 0;
+        for h in handles {
+            match h.await.unwrap() {
+                Ok(s) => stored += usize::from(s),
+                Err(e) => panic!("a concurrent snapshot failed: {e:?}"),
+            }
+        }
+        assert!(stored >= 1, "round {round}: the newest snapshot was stored");
+        let (available, _) = held(&admin, &x, "USDT").await;
+        assert_eq!(available, (SESSIONS - 1) as f64, "round {round}: the newest snapshot's figures");
+    }
+}
+
 #[tokio::test]
 async fn commit_of_a_smaller_amount_holds_only_that() {
     let db = connect().await;

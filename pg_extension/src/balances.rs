@@ -33,6 +33,7 @@ use pgrx::{AnyNumeric, JsonB, Uuid};
 use crate::clock;
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::gucs;
+use crate::locks;
 use crate::statements::{with_spi, Statement};
 
 /// Longest reservation TTL accepted.
@@ -262,6 +263,11 @@ fn update_balance(
         return Err(BotaiError::invalid("as_of", "is more than 60 seconds in the future"));
     }
     with_spi(|client| {
+        // Snapshots of one balance are stored one at a time (a lock of their
+        // own, which reservers never take): the comparison below then sees
+        // any snapshot stored concurrently, and an older one returns false
+        // instead of failing.
+        locks::xact_lock(locks::BALANCE_SNAPSHOT_NS, locks::name_key(&[exchange.as_str(), asset.as_str()]));
         // Retire first and take the balance row's lock last: readers see
         // both at commit (one transaction), and reservers wait for the row
         // only as long as the upsert and the commit take.
@@ -286,7 +292,8 @@ fn update_balance(
             )?
             .unwrap_or(false);
         if !stored {
-            // A newer snapshot won the race: undo the retirement with the
+            // Only a REPEATABLE READ caller, whose snapshot predates a newer
+            // one stored meanwhile, gets here: undo the retirement with the
             // rest of this call.
             return Err(BotaiError::InUse(format!(
                 "a newer balance snapshot for {exchange}/{asset} was stored concurrently; this one is older"

@@ -10,6 +10,8 @@ use pgrx::pg_sys;
 pub const WORKER_SLOT_NS: u32 = 0x626F_7461;
 /// classid of the per-(symbol, direction, strategy) cooldown lock.
 pub const SIGNAL_COOLDOWN_NS: u32 = 0x626F_7462;
+/// classid of the per-(exchange, asset) lock that orders balance snapshots.
+pub const BALANCE_SNAPSHOT_NS: u32 = 0x626F_7463;
 
 fn tag(namespace: u32, key: u32) -> pg_sys::LOCKTAG {
     pg_sys::LOCKTAG {

@@ -109,9 +109,22 @@ pub async fn run(
     let pool = db::pool(&cfg.pg, "botai trading_engine", POOL_SIZE)?;
     let instrument = exchange.instrument(&cfg.market.symbol).await.context("instrument rules from the exchange")?;
     let snapshot = Arc::new(Snapshot::default());
-    let wallet = balance_sync::sync_once(&cfg, exchange.as_ref(), &pool, &snapshot)
-        .await
-        .context("the first balance sync (reservations need a snapshot)")?;
+    // Reservations need a snapshot: no trading before the first sync. An
+    // exchange or database that is briefly away delays the start, logged.
+    let mut backoff = Duration::from_secs(1);
+    let wallet = loop {
+        match balance_sync::sync_once(&cfg, exchange.as_ref(), &pool, &snapshot).await {
+            Ok(wallet) => break wallet,
+            Err(e) => {
+                warn!("the first balance sync failed (again in {backoff:?}; no trading before it succeeds): {e:#}");
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
     info!(%worker_id, exchange = exchange.name(), assets = ?wallet.assets.iter().map(|a| (a.asset.clone(), a.available)).collect::<Vec<_>>(),
           reservations = cfg.trading.reservations, rate_limiter = cfg.trading.rate_limiter, "trading engine started");
     if !cfg.trading.reservations || !cfg.trading.rate_limiter {
