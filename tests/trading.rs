@@ -287,3 +287,56 @@ async fn status_and_health_show_a_killed_engine_as_down_within_the_alert_thresho
     assert!(line.split_whitespace().nth(1) == Some("down"), "{line}");
     assert!(output.contains("PostgreSQL") && output.contains("OPEN ALERTS") && output.contains("BALANCE"));
 }
+
+/// The engine sizes orders from the free funds its claim reads. A snapshot
+/// that retires committed reservations frees them at once for readers, but
+/// only a reservation folds them into the balance row: a claim that read the
+/// row alone saw a balance short for good (free USDT -9917 in a `make run`),
+/// never reserved, so never folded, and skipped every order after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_reads_the_funds_a_snapshot_freed_before_any_fold() {
+    use botai_daemon::config::PgSettings;
+    use botai_daemon::db::{BotaiSql, Db};
+    use rust_decimal::Decimal;
+
+    let t = TestDatabase::migrated(&[]).await;
+    let db = t.connect().await;
+    db.batch_execute(
+        "SET botai.balance_safety_margin = 0; \
+         SELECT botai_update_balance('paper', 'USDT', 1000, 1000, 0, now() - interval '1 minute')",
+    )
+    .await
+    .unwrap();
+    // Six committed orders spend 600; the next snapshot includes them.
+    for _ in 0..6 {
+        db.batch_execute(
+            "SELECT botai_commit_reservation(botai_reserve_balance('paper', 'USDT', 100, 'order', NULL, '1 minute'))",
+        )
+        .await
+        .unwrap();
+    }
+    db.batch_execute("SELECT botai_update_balance('paper', 'USDT', 1000, 400, 0)").await.unwrap();
+    let signal_id: i64 = db
+        .query_one(
+            "SELECT signal_id FROM botai_register_signal(jsonb_build_object('symbol', 'BTCUSDT', \
+               'direction', 'BUY', 'strategy', 'test', 'timestamp', $1::text, 'price', 40000))",
+            &[&Utc::now().to_rfc3339()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    let pg = PgSettings {
+        host: std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into()),
+        port: std::env::var("PGPORT").map_or(5555, |p| p.parse().expect("PGPORT")),
+        user: std::env::var("PGUSER").unwrap_or_else(|_| botai_tests::os_user()),
+        password: None,
+        dbname: t.name.clone(),
+    };
+    let engine = Db::connect(&pg, "botai-tests engine").await.unwrap();
+    let id = engine.register_worker("trading_engine", Some("engine-f"), &serde_json::json!({})).await.unwrap();
+    let id = id.expect("a trading_engine slot");
+    let claimed = engine.order_claim(&[signal_id], &id, "paper", Some(("USDT", "BTC"))).await.unwrap();
+    let (_, free) = claimed[0].as_ref().expect("the order is ours");
+    assert_eq!(*free, Some(Decimal::new(400, 0)), "free USDT after the snapshot retired 600");
+}

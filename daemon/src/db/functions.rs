@@ -148,10 +148,11 @@ pub trait BotaiSql {
     /// Claims the orders of `signal_ids` (one statement, one transaction;
     /// ascending order, so engines claiming overlapping batches never
     /// deadlock) and reads, for each, the free funds of the asset it would
-    /// spend when `free_of` = (quote, base) is given: available minus the
-    /// balance row's held total, a row read that leaves out what released
-    /// and committed reservations freed since the last fold (sizing errs
-    /// small; the reservation itself decides on exact figures). One answer per id, in
+    /// spend when `free_of` = (quote, base) is given: `free` of
+    /// `botai.balances_status`, exact at once (what retirements and expiries
+    /// freed counts before any reservation folds it: sizing from the row's
+    /// `held` alone saw a balance short for good once a snapshot retired
+    /// more than it left, since only a reservation folds). One answer per id, in
     /// order: None where another engine owns the order or it was handled
     /// (and for a repeated id).
     async fn order_claim(
@@ -351,7 +352,7 @@ impl<C: Sql> BotaiSql for C {
                 "botai_order_claim",
                 "SELECT u.signal_id, c.order_id, c.client_order_id, c.attempt, c.exchange, c.symbol, c.direction, \
                         c.strategy, c.strength, c.payload, c.signal_ts, c.accepted_at, \
-                        CASE WHEN $6 THEN (SELECT b.available - b.held FROM botai.balances b WHERE b.exchange = c.exchange \
+                        CASE WHEN $6 THEN (SELECT b.free FROM botai.balances_status b WHERE b.exchange = c.exchange \
                            AND b.asset = CASE c.direction WHEN 'BUY' THEN $4 ELSE $5 END) END \
                  FROM unnest($1::bigint[]) WITH ORDINALITY AS u(signal_id, i) \
                  CROSS JOIN LATERAL botai_order_claim(u.signal_id, $2, $3) AS c \
