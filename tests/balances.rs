@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use botai_tests::{connect, expect_sqlstate, unique};
+use botai_tests::{connect, expect_sqlstate, sessions, unique};
 use tokio::sync::Barrier;
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -94,10 +94,7 @@ async fn reserve_never_overdraws_under_64_sessions_with_releases_and_commits() {
             samples
         })
     };
-    let mut sessions = Vec::new();
-    for _ in 0..SESSIONS {
-        sessions.push(connect().await);
-    }
+    let sessions = sessions(SESSIONS).await;
     let barrier = Arc::new(Barrier::new(SESSIONS));
     let mut handles = Vec::new();
     for (n, db) in sessions.into_iter().enumerate() {
@@ -321,10 +318,7 @@ async fn concurrent_snapshots_store_the_newest_and_never_fail() {
     let start = chrono::Utc::now();
     for round in 0..5 {
         let taken = start + chrono::Duration::seconds(round);
-        let mut sessions = Vec::new();
-        for _ in 0..SESSIONS {
-            sessions.push(connect().await);
-        }
+        let sessions = sessions(SESSIONS).await;
         let barrier = Arc::new(Barrier::new(SESSIONS));
         let mut handles = Vec::new();
         for (i, db) in sessions.into_iter().enumerate() {

@@ -36,6 +36,11 @@ async fn open_alerts(db: &Client, rule: &str, subject: &str) -> i64 {
     .get(0)
 }
 
+/// The rule's last evaluation error, if its last evaluation failed.
+async fn last_error(db: &Client, rule: &str) -> Option<String> {
+    db.query_one("SELECT last_error FROM botai.rule_status WHERE rule = $1", &[&rule]).await.unwrap().get(0)
+}
+
 #[tokio::test]
 async fn heartbeat_timeout_opens_an_alert_and_a_heartbeat_resolves_it() {
     let t = TestDatabase::create(&[("botai.monitor_interval", "1")]).await;
@@ -121,11 +126,7 @@ async fn the_monitor_survives_a_failing_rule_and_terminated_clients() {
     db.execute("UPDATE botai.alert_rules SET threshold = 2 WHERE rule = 'heartbeat_timeout'", &[]).await.unwrap();
     let before = t.monitor().await;
     t.wait_rounds(2).await;
-    let error: Option<String> = db
-        .query_one("SELECT last_error FROM botai.rule_status WHERE rule = 'broken_low_balance'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let error = last_error(&db, "broken_low_balance").await;
     println!("  the broken rule fails: {}", error.as_deref().unwrap_or("?"));
     assert!(error.unwrap().contains("numeric"));
 
@@ -154,11 +155,7 @@ async fn the_monitor_survives_a_failing_rule_and_terminated_clients() {
         .await
         .unwrap();
     t.wait_rounds(2).await;
-    let error: Option<String> = db
-        .query_one("SELECT last_error FROM botai.rule_status WHERE rule = 'broken_low_balance'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let error = last_error(&db, "broken_low_balance").await;
     assert_eq!(error, None);
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use botai_tests::{connect, expect_sqlstate, unique};
+use botai_tests::{connect, expect_sqlstate, sessions, unique};
 use chrono::{DateTime, Utc};
 use tokio::sync::Barrier;
 use tokio_postgres::Client;
@@ -68,10 +68,7 @@ async fn sixteen_sessions_never_overbook_any_window() {
     let admin = connect().await;
     // Effective limits with the 0.9 margin: order 18/2s, market 22/2s, global 27/3s.
     let x = exchange(&admin, &[("order", 20, 2.0, 1), ("market", 25, 2.0, 2), ("global", 30, 3.0, 1)]).await;
-    let mut sessions = Vec::new();
-    for _ in 0..SESSIONS {
-        sessions.push(connect().await);
-    }
+    let sessions = sessions(SESSIONS).await;
     let barrier = Arc::new(Barrier::new(SESSIONS));
     let mut handles = Vec::new();
     for (n, db) in sessions.into_iter().enumerate() {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use botai_tests::{connect, expect_sqlstate, listen, python, unique};
+use botai_tests::{connect, expect_sqlstate, listen, python, sessions, unique};
 use serde_json::{json, Value};
 use tokio::sync::Barrier;
 
@@ -76,10 +76,7 @@ async fn thirty_two_sessions_register_one_signal_exactly_one_accepted() {
     const SESSIONS: usize = 32;
     let (_listener, mut notifications) = listen(&["botai_signals"]).await;
     let symbol = unique("race").to_uppercase();
-    let mut sessions = Vec::new();
-    for _ in 0..SESSIONS {
-        sessions.push(connect().await);
-    }
+    let sessions = sessions(SESSIONS).await;
     let now: chrono::DateTime<chrono::Utc> = sessions[0].query_one("SELECT now()", &[]).await.unwrap().get(0);
     let signal = Arc::new(json!({
         "symbol": symbol, "direction": "SELL", "strategy": "race", "timestamp": now.to_rfc3339(),

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use botai_tests::{connect, expect_sqlstate, unique, PsqlProcess};
+use botai_tests::{connect, expect_sqlstate, sessions, unique, PsqlProcess};
 use serde_json::json;
 use tokio::sync::Barrier;
 use tokio_postgres::Client;
@@ -106,10 +106,7 @@ async fn registering_again_in_the_same_session_returns_the_same_id() {
 #[tokio::test]
 async fn sixteen_sessions_race_for_one_slot_and_one_wins() {
     let worker_type = unique("race");
-    let mut sessions = Vec::new();
-    for _ in 0..16 {
-        sessions.push(connect().await);
-    }
+    let sessions = sessions(16).await;
     let barrier = Arc::new(Barrier::new(16));
     let mut handles = Vec::new();
     for db in sessions {

@@ -44,6 +44,15 @@ pub async fn connect() -> Client {
     connect_to(&database()).await
 }
 
+/// `n` sessions of their own, for tests of many clients at once.
+pub async fn sessions(n: usize) -> Vec<Client> {
+    let mut sessions = Vec::with_capacity(n);
+    for _ in 0..n {
+        sessions.push(connect().await);
+    }
+    sessions
+}
+
 pub async fn connect_to(dbname: &str) -> Client {
     let (client, conn) = config_for(dbname).connect(NoTls).await.expect("connect to the test server");
     tokio::spawn(async move {
