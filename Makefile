@@ -10,7 +10,7 @@ DATABASE ?= bot_trading_v3
 ADMIN_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(DATABASE) PGUSER=$$(id -un)
 BOTAI := target/release/botai
 
-.PHONY: all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train
+.PHONY: sql-release fuzz all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train
 
 all: db daemon
 
@@ -51,6 +51,17 @@ bench: cluster daemon onnxruntime ## benchmarks, in a database of their own (not
 	scripts/cluster.sh reset $(BENCH_DATABASE)
 	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(BENCH_DATABASE) PGUSER=$$(id -un) $(BOTAI) db migrate
 	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(BENCH_DATABASE) PGUSER=$$(id -un) bench/bench.sh
+
+sql-release: extension ## freeze the current version's SQL in pg_extension/sql/ (once, when releasing it)
+	scripts/sql-release.sh target/release/botai-pg15
+
+FUZZ_DATABASE ?= botai_fuzz
+FUZZ_QUERIES ?= 20000
+
+fuzz: cluster daemon ## sqlsmith against the extension as botai_service (not part of make test)
+	scripts/cluster.sh reset $(FUZZ_DATABASE)
+	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(FUZZ_DATABASE) PGUSER=$$(id -un) $(BOTAI) db migrate
+	scripts/sqlsmith.sh $(FUZZ_DATABASE) $(FUZZ_QUERIES)
 
 onnxruntime: deps ## ONNX Runtime 1.31.1 (the onnxruntime wheel) in .cache: the library the daemon loads, the Python reference for tests
 	scripts/onnxruntime.sh

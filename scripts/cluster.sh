@@ -94,11 +94,46 @@ SQL
     say "ready: psql -h $SOCKET_DIR -p $PORT -d $DB"
 }
 
+# The released SQL of the extension is frozen in pg_extension/sql/: every
+# release's install script and every upgrade script between releases. The
+# script pgrx generates for the current version must equal the frozen one
+# (comment lines aside: they carry source line numbers); a change to a
+# released version's SQL is refused here, before anything is installed.
+# A script's statements as a sorted list of lines: pgrx's comments carry
+# source line numbers and its ordering of independent items is not stable.
+sql_lines() { grep -v '^--' "$1" | grep -v '^[[:space:]]*$' | sort; }
+
+check_frozen_sql() {
+    local pkg=$1 generated frozen version control
+    control=$(find "$pkg" -name botai.control | head -n 1)
+    version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$control")
+    generated=$(dirname "$control")/botai--$version.sql
+    [ -f "$generated" ] || { say "no $generated (run cargo pgrx package first)"; exit 1; }
+    frozen=$ROOT/pg_extension/sql/botai--$version.sql
+    if [ ! -f "$frozen" ]; then
+        say "botai $version is not released yet (no $frozen; make sql-release freezes it)"
+        return
+    fi
+    if ! diff -q <(sql_lines "$generated") <(sql_lines "$frozen") >/dev/null; then
+        say "the SQL of botai $version differs from its frozen release $frozen:"
+        diff <(sql_lines "$frozen") <(sql_lines "$generated") | head -n 40 >&2 || true
+        say "a released version never changes: raise the version in Cargo.toml and write"
+        say "pg_extension/sql/botai--$version--NEW.sql (see pg_extension/sql/README.md)"
+        exit 1
+    fi
+}
+
 install() {
-    local pkg=$1 lib new
+    local pkg=$1 lib new extdir
     lib=$(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/$VERSION/lib)
     new=$(find "$pkg" -name botai.so | head -n 1)
     [ -n "$new" ] || { say "no botai.so under $pkg (run cargo pgrx package first)"; exit 1; }
+    check_frozen_sql "$pkg"
+    # Every frozen release and upgrade script goes with the library.
+    extdir=$(dirname "$(find "$pkg" -name botai.control | head -n 1)")
+    for f in "$ROOT"/pg_extension/sql/botai--*.sql; do
+        if [ -e "$f" ]; then cp "$f" "$extdir/"; fi
+    done
     if cmp -s "$new" "/usr/lib/postgresql/$VERSION/lib/botai.so"; then
         say "botai.so unchanged; installing SQL files only"
         as_root cp -r "$pkg/usr/share/." /usr/share/

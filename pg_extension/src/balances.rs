@@ -75,7 +75,7 @@ static RETIRE_COMMITTED: Statement = Statement::new(
     "balances.retire_committed",
     "UPDATE botai.reservations SET status = 'retired', closed_at = now(), \
        pending_seq = nextval('botai.reservation_pending_seq') \
-     WHERE exchange = $1 AND asset = $2 AND status = 'committed' AND committed_at < $3",
+     WHERE exchange = $1 AND asset = $2 AND status = 'committed' AND committed_at < $3 - make_interval(secs => $4)",
 );
 static FREE: Statement =
     Statement::new("balances.free", "SELECT free FROM botai.balances_status WHERE exchange = $1 AND asset = $2");
@@ -217,7 +217,7 @@ static MARK_EXPIRED: Statement = Statement::new(
 static COMMIT: Statement = Statement::new(
     "balances.commit",
     "WITH committed AS ( \
-        UPDATE botai.reservations SET status = 'committed', committed_at = now(), committed_amount = $2, \
+        UPDATE botai.reservations SET status = 'committed', committed_at = clock_timestamp(), committed_amount = $2, \
           counted = $2 \
         WHERE reservation_id = $1 RETURNING exchange, asset) \
      UPDATE botai.balances b SET held = b.held - $3 \
@@ -277,7 +277,15 @@ fn update_balance(
         if !newer {
             return Ok(false);
         }
-        RETIRE_COMMITTED.run(client, &[exchange.as_str().into(), asset.as_str().into(), as_of_value.into()])?;
+        RETIRE_COMMITTED.run(
+            client,
+            &[
+                exchange.as_str().into(),
+                asset.as_str().into(),
+                as_of_value.into(),
+                gucs::BALANCE_CLOCK_SKEW.get().into(),
+            ],
+        )?;
         let stored = UPSERT_BALANCE
             .one::<bool>(
                 client,
@@ -319,7 +327,7 @@ fn check(exchange: Option<&str>, asset: Option<&str>, value: Option<AnyNumeric>)
     let asset = names::asset(required(asset, "asset")?)?;
     let value = amount("amount", value, true)?;
     let free: Option<AnyNumeric> =
-        with_spi(|client| FREE.one(client, &[exchange.as_str().into(), asset.as_str().into()]))?;
+        with_spi(|client| Ok::<_, BotaiError>(FREE.one(client, &[exchange.as_str().into(), asset.as_str().into()])?))?;
     let Some(free) = free else {
         return Ok((false, Some(format!("no balance snapshot for {exchange}/{asset}"))));
     };

@@ -33,6 +33,13 @@ pub enum BotaiError {
     /// 54000 program_limit_exceeded
     #[error("{message}")]
     Limit { message: String, hint: String },
+    /// 55000: the database has the SQL objects of another release.
+    #[error(
+        "this database has the SQL objects of botai {installed}, the server runs the botai {} library: \
+         run ALTER EXTENSION botai UPDATE (botai db migrate does it)",
+        crate::release::LIBRARY
+    )]
+    StaleSql { installed: String },
     /// 55000: the library was not preloaded.
     #[error("botai must be loaded at server start: add 'botai' to shared_preload_libraries and restart")]
     NotPreloaded,
@@ -56,7 +63,9 @@ impl BotaiError {
             BotaiError::OutOfRange(_) => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             BotaiError::NotFound(_) => ERRCODE_NO_DATA_FOUND,
             BotaiError::InUse(_) => ERRCODE_OBJECT_IN_USE,
-            BotaiError::WrongState(_) | BotaiError::NotPreloaded => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            BotaiError::WrongState(_) | BotaiError::StaleSql { .. } | BotaiError::NotPreloaded => {
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
             BotaiError::SharedMemoryFull { .. } => ERRCODE_OUT_OF_MEMORY,
             BotaiError::Limit { .. } => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             BotaiError::Spi(_) => ERRCODE_INTERNAL_ERROR,

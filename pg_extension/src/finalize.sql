@@ -1,4 +1,4 @@
--- botai 0.1.0: views, SQL-language functions and the documentation of the
+-- botai: views, SQL-language functions and the documentation of the
 -- guarantees (COMMENT ON), created after every Rust function exists.
 
 -- Which build of the library installed these objects (botai db migrate
@@ -46,7 +46,7 @@ CREATE VIEW botai.workers_status AS
 WITH held AS MATERIALIZED (
     -- The slot locks held right now, read once (pg_locks is not cheap).
     SELECT l.objid, l.pid FROM pg_catalog.pg_locks l
-    WHERE l.locktype = 'advisory' AND l.classid = 1651471457::oid AND l.objsubid = 2 AND l.granted
+    WHERE l.locktype = 'userlock' AND l.classid = 1651471457::oid AND l.objsubid = 0 AND l.granted
       AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
 )
 SELECT w.worker_id,
@@ -208,7 +208,9 @@ COMMENT ON FUNCTION botai_release_reservation(uuid) IS
     'True when it was held; calling again is harmless and returns false. Unknown ids are an error (P0002).';
 COMMENT ON FUNCTION botai_commit_reservation(uuid, numeric) IS
     'The order was placed: the reservation (or the smaller amount actually used) stays held until a balance snapshot '
-    'taken after the commit arrives, then retires. True once; false when not held (committed, released, expired).';
+    'taken after the commit arrives, then retires. The commit is stamped with the database clock at the call '
+    '(clock_timestamp(), not the transaction start); a snapshot retires it only when its as_of (the exchange''s clock) '
+    'is later by more than botai.balance_clock_skew. True once; false when not held (committed, released, expired).';
 
 -------------------------------------------------------------------------------
 -- Monitor
@@ -273,13 +275,15 @@ $$;
 CREATE FUNCTION botai_health() RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH components AS (SELECT component, status FROM botai.components_status),
-         alerts AS (SELECT severity, count(*) AS n FROM botai.alerts WHERE status = 'open' GROUP BY severity)
+         alerts AS (SELECT severity, count(*) AS n FROM botai.alerts WHERE status = 'open' GROUP BY severity),
+         monitor AS (SELECT public.botai_monitor_state() AS state)
     SELECT jsonb_build_object(
         'status', CASE
             WHEN EXISTS (SELECT 1 FROM components WHERE status IN ('down', 'unhealthy'))
               OR EXISTS (SELECT 1 FROM alerts WHERE severity = 'critical') THEN 'unhealthy'
             WHEN EXISTS (SELECT 1 FROM components WHERE status = 'degraded')
-              OR EXISTS (SELECT 1 FROM alerts WHERE severity = 'warning') THEN 'degraded'
+              OR EXISTS (SELECT 1 FROM alerts WHERE severity = 'warning')
+              OR (SELECT (state->>'stale')::boolean FROM monitor) THEN 'degraded'
             ELSE 'healthy' END,
         'components', coalesce((SELECT jsonb_object_agg(component, status) FROM components), '{}'::jsonb),
         'database', jsonb_build_object(
@@ -291,7 +295,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         'alerts', jsonb_build_object(
             'open', coalesce((SELECT sum(n) FROM alerts), 0),
             'by_severity', coalesce((SELECT jsonb_object_agg(severity, n) FROM alerts), '{}'::jsonb)),
-        'monitor', public.botai_monitor_state(),
+        'monitor', (SELECT state FROM monitor),
         'uptime', round(extract(epoch FROM now() - pg_postmaster_start_time())::numeric, 1),
         'version', (SELECT extversion FROM pg_extension WHERE extname = 'botai'),
         'checked_at', now());
@@ -308,7 +312,8 @@ COMMENT ON FUNCTION botai_report_error(text, text, boolean) IS
 COMMENT ON FUNCTION botai_component_health(text) IS 'One component''s effective status, errors and open alerts.';
 COMMENT ON FUNCTION botai_health() IS
     'The /health document: status (unhealthy on a down or unhealthy component or an open critical alert, degraded on '
-    'a degraded one or an open warning), components, database, alerts, monitor, uptime (seconds), version.';
+    'a degraded one, an open warning, or a monitor whose last completed round is older than three intervals), '
+    'components, database, alerts, monitor, uptime (seconds), version.';
 COMMENT ON FUNCTION botai_metrics() IS 'Prometheus text exposition (format 0.0.4) of this database.';
 COMMENT ON FUNCTION botai_monitor_start() IS
     'Starts the monitor background worker of this database now (CREATE EXTENSION calls it).';
@@ -351,3 +356,20 @@ ALTER FUNCTION botai_release_reservation(uuid) SET plan_cache_mode = force_gener
 ALTER FUNCTION botai_commit_reservation(uuid, numeric) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION botai_order_claim(bigint, text, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION botai_order_finish(bigint, text, text, jsonb) SET plan_cache_mode = force_generic_plan;
+
+-- Nothing of botai is executable by PUBLIC: botai db migrate grants EXECUTE
+-- to botai_service and botai_admin, and the read-only functions to
+-- botai_reader (migrations/repeatable/grants.sql).
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_depend d ON d.objid = p.oid AND d.classid = 'pg_catalog.pg_proc'::regclass AND d.deptype = 'e'
+        JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'botai'
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;

@@ -19,6 +19,7 @@ pub static RATE_LIMIT_SAFETY_MARGIN: GucSetting<f64> = GucSetting::<f64>::new(0.
 pub static RATE_LIMIT_MAX_KEYS: GucSetting<i32> = GucSetting::<i32>::new(128);
 pub static RATE_LIMIT_MAX_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(8192);
 pub static BALANCE_SAFETY_MARGIN: GucSetting<f64> = GucSetting::<f64>::new(0.02);
+pub static BALANCE_CLOCK_SKEW: GucSetting<f64> = GucSetting::<f64>::new(2.0);
 pub static MONITOR_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static MONITOR_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
@@ -124,6 +125,16 @@ pub fn init() {
         1.0,
         GucContext::Userset,
         GucFlags::empty(),
+    );
+    GucRegistry::define_float_guc(
+        c"botai.balance_clock_skew",
+        c"Seconds by which the database clock may run behind the exchange's: a balance snapshot retires only commits made more than this before its as_of.",
+        c"Commits are stamped with the database clock at the call (clock_timestamp()); snapshots carry the exchange's time (as_of). A commit inside the margin stays counted until the next snapshot: safe, never counted twice.",
+        &BALANCE_CLOCK_SKEW,
+        0.0,
+        3600.0,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
         c"botai.monitor_interval",

@@ -13,6 +13,7 @@ mod monitor;
 mod orders;
 mod ratelimit;
 mod ratelimit_state;
+mod release;
 mod shmem;
 mod signals;
 mod statements;

@@ -1,8 +1,21 @@
-//! Advisory locks taken by the extension itself.
+//! Locks taken by the extension itself.
 //!
-//! The tags are exactly those of `pg_advisory_lock(int4, int4)`, so they show
-//! in `pg_locks` as locktype 'advisory' with classid = namespace, objid = key,
-//! objsubid = 2, and a DBA can see who holds a worker slot.
+//! They live in the lock manager's user lock method, as advisory locks do,
+//! but with the `userlock` tag type, which no SQL-callable function can
+//! produce: `pg_advisory_lock` and friends take `advisory` tags only. So no
+//! role, however it calls `pg_advisory_*`, can hold, wait on or release a
+//! botai lock. They stay visible to a DBA:
+//!
+//! ```sql
+//! SELECT pid, classid, objid, mode, granted FROM pg_locks WHERE locktype = 'userlock';
+//! ```
+//!
+//! `classid` says what the lock guards (WORKER_SLOT_NS: a worker slot,
+//! objid = type_id * 1024 + slot; SIGNAL_COOLDOWN_NS: a (symbol, direction,
+//! strategy) cooldown; BALANCE_SNAPSHOT_NS: an (exchange, asset) snapshot),
+//! `objsubid` is 0. Like advisory locks, a session's are released by
+//! `pg_advisory_unlock_all()` (and so `DISCARD ALL`) in that same session:
+//! a worker slot must be held on a connection that never goes back to a pool.
 
 use pgrx::pg_sys;
 
@@ -18,8 +31,8 @@ fn tag(namespace: u32, key: u32) -> pg_sys::LOCKTAG {
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
         locktag_field2: namespace,
         locktag_field3: key,
-        locktag_field4: 2,
-        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_field4: 0,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_USERLOCK as u8,
         locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
     }
 }
@@ -28,6 +41,8 @@ const MODE: pg_sys::LOCKMODE = pg_sys::ExclusiveLock as pg_sys::LOCKMODE;
 
 /// Session-level lock without waiting; true when this session now holds it.
 /// Never increments the hold count of a lock this session already has.
+/// Worker-slot tags are only ever taken at session level, so "held by me"
+/// means held by this session.
 pub fn try_session_lock(namespace: u32, key: u32) -> bool {
     if held_by_me(namespace, key) {
         return true;
@@ -41,20 +56,26 @@ pub fn held_by_me(namespace: u32, key: u32) -> bool {
     unsafe { pg_sys::LockHeldByMe(&t, MODE) }
 }
 
-/// Releases a session-level lock; false when it was not held.
+/// Releases this session's hold of a session-level lock; false when it
+/// held none. Stops at the first release that fails, so it ends whatever
+/// else holds the tag (a transaction-level hold of the same session cannot
+/// keep it looping).
 pub fn release_session_lock(namespace: u32, key: u32) -> bool {
     let t = tag(namespace, key);
     let mut released = false;
-    while held_by_me(namespace, key) {
-        released |= unsafe { pg_sys::LockRelease(&t, MODE, true) };
-        if !released {
+    // try_session_lock never stacks holds; the bound only guards the loop.
+    for _ in 0..8 {
+        if !held_by_me(namespace, key) || !unsafe { pg_sys::LockRelease(&t, MODE, true) } {
             break;
         }
+        released = true;
     }
     released
 }
 
-/// Transaction-level lock, waiting for it; released at commit or abort.
+/// Transaction-level lock, waiting for it (interruptible, and subject to
+/// lock_timeout and deadlock detection like any lock); released at commit
+/// or abort.
 pub fn xact_lock(namespace: u32, key: u32) {
     let t = tag(namespace, key);
     unsafe {

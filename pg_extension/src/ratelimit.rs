@@ -148,7 +148,11 @@ fn limits_of(exchange: &str) -> Result<Rc<[LimitRow]>> {
         LIMITS_RELID.with(|r| *r.borrow_mut() = relid);
     }
     let rows: Rc<[LimitRow]> = rows.into();
-    LIMITS.with(|l| l.borrow_mut().insert(exchange.to_owned(), rows.clone()));
+    // An exchange without rows is not cached: its rows may be added later,
+    // and the relcache callback can only invalidate what it knows of.
+    if !rows.is_empty() {
+        LIMITS.with(|l| l.borrow_mut().insert(exchange.to_owned(), rows.clone()));
+    }
     Ok(rows)
 }
 

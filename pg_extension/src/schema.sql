@@ -1,4 +1,4 @@
--- botai schema, version 0.1.0: the tables behind the SQL API.
+-- botai schema: the tables behind the SQL API.
 --
 -- Functions live in the extension's schema (public by default) so clients
 -- call them by plain name; state lives here, in schema botai, which clients
@@ -44,7 +44,8 @@ CREATE TABLE botai.worker_types (
 COMMENT ON TABLE botai.worker_types IS
     'Worker types and their slot counts. last_epoch is the fencing token of the latest registration.';
 COMMENT ON COLUMN botai.worker_types.type_id IS
-    'Part of the advisory lock key of the type''s slots: (classid, objid) = (1651471457, type_id * 1024 + slot).';
+    'Part of the lock key of the type''s slots: in pg_locks, locktype ''userlock'', classid 1651471457, '
+    'objid type_id * 1024 + slot, objsubid 0, held by the registering session.';
 
 CREATE TABLE botai.workers (
     worker_id       text        PRIMARY KEY CHECK (length(worker_id) BETWEEN 1 AND 64),

@@ -130,7 +130,11 @@ fn register(signal: Option<JsonB>, now: Option<TimestampWithTimeZone>) -> Result
         Some(ts) => clock::finite("now", ts)?,
         None => clock::to_chrono(clock::statement_start()),
     };
-    let window = Duration::seconds(i64::from(gucs::SIGNAL_DEDUP_WINDOW.get()));
+    // A session may set a dedup window longer than the retention; the
+    // monitor prunes a fingerprint once both its signal's time and its
+    // acceptance are older than the retention, so a signal older than the
+    // retention is judged stale: its fingerprint may already be gone.
+    let window = Duration::seconds(i64::from(gucs::SIGNAL_DEDUP_WINDOW.get().min(gucs::SIGNAL_RETENTION.get())));
     if freshness(parsed.timestamp, now, window) != Freshness::Fresh {
         count(|s| &s.stale_rejected);
         return Ok(Verdict { accepted: false, reason: "stale", signal_id: None, fingerprint });

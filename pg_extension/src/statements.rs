@@ -18,6 +18,8 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 
+use crate::error::BotaiError;
+
 pub struct Statement {
     /// Unique, for the cache.
     pub name: &'static str,
@@ -65,7 +67,13 @@ impl Statement {
     }
 }
 
-/// Runs `f` with an SPI connection.
-pub fn with_spi<R>(f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
-    Spi::connect_mut(f)
+/// Runs `f` with an SPI connection, once the database's botai objects are
+/// known to be this library's release (release.rs).
+pub fn with_spi<T, E: From<BotaiError>>(
+    f: impl FnOnce(&mut SpiClient<'_>) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    Spi::connect_mut(|client| {
+        crate::release::ensure_current(client)?;
+        f(client)
+    })
 }

@@ -26,6 +26,11 @@ thread_local! {
     /// Slot locks taken by the current transaction, released if it aborts:
     /// a registration that did not commit must not keep a slot.
     static TAKEN_THIS_XACT: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// Slot locks to release when the current transaction commits: an
+    /// unregistration (or a registration that moved the worker id to another
+    /// type) frees the slot only once its row update is visible to whoever
+    /// takes the slot next; if it aborts, the session keeps the slot.
+    static RELEASE_AT_COMMIT: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 fn my_pid() -> i32 {
@@ -58,6 +63,26 @@ fn take_slot(key: u32) -> bool {
         });
     }
     true
+}
+
+/// Frees the slot when the current transaction commits.
+fn release_slot_at_commit(key: u32) {
+    RELEASE_AT_COMMIT.with(|r| {
+        let mut keys = r.borrow_mut();
+        if keys.is_empty() {
+            register_xact_callback(PgXactCallbackEvent::Commit, || {
+                for key in RELEASE_AT_COMMIT.with(|r| std::mem::take(&mut *r.borrow_mut())) {
+                    locks::release_session_lock(WORKER_SLOT_NS, key);
+                }
+            });
+            register_xact_callback(PgXactCallbackEvent::Abort, || {
+                RELEASE_AT_COMMIT.with(|r| r.borrow_mut().clear());
+            });
+        }
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    });
 }
 
 fn metadata_object(argument: &'static str, value: Option<JsonB>) -> Result<Option<serde_json::Value>> {
@@ -93,8 +118,8 @@ static ID_HOLDER: Statement = Statement::new(
     "SELECT w.backend_pid FROM botai.workers w \
      WHERE w.worker_id = $1 AND w.unregistered_at IS NULL AND EXISTS ( \
        SELECT 1 FROM pg_catalog.pg_locks l \
-       WHERE l.locktype = 'advisory' AND l.database = $2 AND l.classid = $3 AND l.objid = w.lock_key::oid \
-         AND l.objsubid = 2 AND l.pid = w.backend_pid AND l.granted)",
+       WHERE l.locktype = 'userlock' AND l.database = $2 AND l.classid = $3 AND l.objid = w.lock_key::oid \
+         AND l.objsubid = 0 AND l.pid = w.backend_pid AND l.granted)",
 );
 static UPSERT: Statement = Statement::new(
     "workers.upsert",
@@ -187,6 +212,13 @@ fn register(worker_type: Option<&str>, worker_id: Option<&str>, metadata: Option
             return Err(BotaiError::InUse(format!(
                 "worker_id \"{id}\" is registered by another live session (pid {pid})"
             )));
+        }
+        // The id registered by this session under another type gives up
+        // that type's slot when this registration commits.
+        if let Some((old_key, old_type)) = self::mine(client, &id)? {
+            if old_type != worker_type && old_key != key {
+                release_slot_at_commit(old_key);
+            }
         }
         UPSERT.run(
             client,
@@ -284,7 +316,7 @@ fn unregister(worker_id: Option<&str>) -> Result<bool> {
         };
         UNREGISTER.run(client, &[worker_id.into()])?;
         REQUEUE_OF_WORKER.run(client, &[worker_id.into()])?;
-        locks::release_session_lock(WORKER_SLOT_NS, key);
+        release_slot_at_commit(key);
         Ok(true)
     })
 }
@@ -301,14 +333,22 @@ static PENDING_WITH_KEY: Statement = Statement::new(
     "tasks.pending_with_key",
     "SELECT task_id FROM botai.tasks WHERE worker_type = $1 AND dedup_key = $2 AND status IN ('queued', 'claimed')",
 );
-static REQUEUE_ORPHANS: Statement = Statement::new(
-    "tasks.requeue_orphans",
-    "UPDATE botai.tasks t SET status = 'queued', claimed_by = NULL, claimed_pid = NULL, \
-       claimed_backend_start = NULL, claimed_at = NULL \
-     WHERE t.worker_type = $1 AND t.status = 'claimed' AND NOT EXISTS ( \
-       SELECT 1 FROM pg_catalog.pg_stat_get_activity(t.claimed_pid) a \
-       WHERE a.backend_start = t.claimed_backend_start)",
-);
+/// A claimed task whose claimer no longer holds its worker slot goes back to
+/// the queue. Liveness is the slot's lock, read from the lock manager at
+/// the time of the statement (pg_locks), never a per-transaction snapshot
+/// of the activity table, in which a claimer that connected later looks dead.
+pub const REQUEUE_ORPHANS_SQL: &str = "UPDATE botai.tasks t SET status = 'queued', claimed_by = NULL, \
+       claimed_pid = NULL, claimed_backend_start = NULL, claimed_at = NULL \
+     WHERE t.status = 'claimed' AND ($1::text IS NULL OR t.worker_type = $1) AND NOT EXISTS ( \
+       SELECT 1 FROM botai.workers w \
+       JOIN pg_catalog.pg_locks l ON l.locktype = 'userlock' AND l.classid = 1651471457::oid \
+         AND l.objsubid = 0 AND l.objid = w.lock_key::oid AND l.pid = w.backend_pid AND l.granted \
+         AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database()) \
+       WHERE w.worker_id = t.claimed_by AND w.backend_pid = t.claimed_pid \
+         AND w.backend_start = t.claimed_backend_start AND w.unregistered_at IS NULL) \
+       AND t.task_id IN (SELECT c.task_id FROM botai.tasks c WHERE c.status = 'claimed' \
+                         AND ($1::text IS NULL OR c.worker_type = $1) FOR UPDATE SKIP LOCKED)";
+static REQUEUE_ORPHANS: Statement = Statement::new("tasks.requeue_orphans", REQUEUE_ORPHANS_SQL);
 static CLAIM: Statement = Statement::new(
     "tasks.claim",
     "UPDATE botai.tasks SET status = 'claimed', claimed_by = $2, claimed_pid = $3, claimed_backend_start = $4, \

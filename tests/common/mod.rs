@@ -202,6 +202,12 @@ impl TestDatabase {
         name
     }
 
+    /// A database with no extension yet (the test creates it, e.g. at an
+    /// older version).
+    pub async fn without_extension(settings: &[(&str, &str)]) -> TestDatabase {
+        TestDatabase { name: Self::empty(settings).await }
+    }
+
     pub async fn create(settings: &[(&str, &str)]) -> TestDatabase {
         let name = Self::empty(settings).await;
         let db = connect_to(&name).await;

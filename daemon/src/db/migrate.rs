@@ -6,9 +6,8 @@
 //! recorded in `public.botai_migrations` with a checksum; an applied
 //! migration whose file changed afterwards is an error, not a silent re-run.
 //! When the server has a newer version of the extension than the database,
-//! `ALTER EXTENSION botai UPDATE` runs its upgrade scripts; a database whose
-//! botai objects come from another build of the same version is refused
-//! with the way out in the message.
+//! `ALTER EXTENSION botai UPDATE` runs its upgrade scripts, from any earlier
+//! release, with the data in place.
 
 use sha2::{Digest, Sha256};
 
@@ -106,8 +105,10 @@ pub async fn run(db: &Db) -> Result<Vec<&'static str>> {
     Ok(applied)
 }
 
-/// Brings the extension to the version the server has, and checks that its
-/// objects were installed by the library now loaded.
+/// Brings the extension to the version the server has. Released versions
+/// are frozen (`pg_extension/sql/botai--X.sql`), and the server carries an
+/// upgrade script from every earlier release, so an existing database is
+/// upgraded in place with its data: no recreation is ever needed.
 async fn extension_current(db: &Db) -> Result<()> {
     let c = db.client();
     let err = |context| move |e| DbError::from_pg(context, e);
@@ -123,29 +124,6 @@ async fn extension_current(db: &Db) -> Result<()> {
     if installed != available {
         c.batch_execute("ALTER EXTENSION botai UPDATE").await.map_err(err("ALTER EXTENSION botai UPDATE"))?;
         tracing::info!(from = %installed, to = %available, "extension botai updated");
-        return Ok(());
-    }
-    let row = c
-        .query_one(
-            "SELECT botai_build_id(), (SELECT build_id FROM botai.installation ORDER BY installed_at DESC LIMIT 1) \
-             WHERE to_regclass('botai.installation') IS NOT NULL \
-             UNION ALL SELECT botai_build_id(), NULL WHERE to_regclass('botai.installation') IS NULL",
-            &[],
-        )
-        .await
-        .map_err(err("extension build"))?;
-    let (library, objects): (String, Option<String>) = (row.get(0), row.get(1));
-    if objects.as_deref() != Some(library.as_str()) {
-        return Err(DbError::Sql {
-            context: "migrate",
-            code: "55000".into(),
-            message: format!(
-                "the botai objects in this database were installed by build {}, but the server runs build \
-                 {library}; botai {available} has no upgrade path between its development builds: recreate the \
-                 database (make reset-db) or DROP EXTENSION botai CASCADE and migrate again",
-                objects.as_deref().unwrap_or("(unknown)")
-            ),
-        });
     }
     Ok(())
 }

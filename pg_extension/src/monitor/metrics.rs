@@ -231,7 +231,13 @@ fn render() -> Result<String> {
     let mut failures =
         Family::new("process_monitor_round_failures_total", "counter", "Steps of monitor rounds that failed.");
     failures.add(vec![], monitor.map_or(0.0, |m| m.round_errors.load(Ordering::Relaxed) as f64));
-    families.extend([rounds, failures]);
+    let mut age = Family::new(
+        "process_monitor_last_round_age_seconds",
+        "gauge",
+        "Seconds since the monitor last completed a round; more than three intervals means it is stalled.",
+    );
+    age.add(vec![], monitor.map_or(f64::INFINITY, super::last_round_age_seconds));
+    families.extend([rounds, failures, age]);
 
     let mut out = String::with_capacity(4096);
     for f in &families {

@@ -184,6 +184,23 @@ fn report_error(component: Option<&str>, error: Option<&str>, is_critical: Optio
     })
 }
 
+/// Seconds since the monitor of `slot` last completed a round; before its
+/// first round, since the server started.
+pub fn last_round_age_seconds(slot: &crate::shmem::MonitorSlot) -> f64 {
+    let last = slot.last_round_at.load(std::sync::atomic::Ordering::Relaxed);
+    let since = if last != 0 { last } else { unsafe { pg_sys::PgStartTime } };
+    (crate::clock::wall() - since).max(0) as f64 / 1e6
+}
+
+/// A monitor is stalled when no round completed for three intervals (plus
+/// the launcher's scan before the first one): alerts are then not being
+/// evaluated, which botai_health() reports as degraded.
+pub fn stalled(slot: &crate::shmem::MonitorSlot) -> bool {
+    let interval = f64::from(crate::gucs::MONITOR_INTERVAL.get().max(1));
+    let first_round_grace = if slot.last_round_at.load(std::sync::atomic::Ordering::Relaxed) == 0 { 10.0 } else { 0.0 };
+    last_round_age_seconds(slot) > 3.0 * interval + first_round_grace
+}
+
 /// The monitor of this database: its pid (0 when none runs), rounds, failed
 /// steps and last round, from shared memory.
 #[pg_extern(volatile)]
@@ -192,7 +209,7 @@ fn botai_monitor_state() -> JsonB {
     let slot = crate::shmem::monitor_slot(dboid).or_raise("botai_monitor_state");
     use std::sync::atomic::Ordering::Relaxed;
     let state = match slot {
-        None => serde_json::json!({"running": false}),
+        None => serde_json::json!({"running": false, "stale": true}),
         Some(s) => {
             let pid = s.pid.load(Relaxed);
             let running = pid != 0 && unsafe { !pg_sys::BackendPidGetProc(pid).is_null() };
@@ -204,6 +221,8 @@ fn botai_monitor_state() -> JsonB {
                 "failed_steps": s.round_errors.load(Relaxed),
                 "last_round_at": (last != 0).then(|| crate::clock::to_chrono(last).to_rfc3339()),
                 "interval_seconds": crate::gucs::MONITOR_INTERVAL.get(),
+                "last_round_age_seconds": (last_round_age_seconds(s) * 1000.0).round() / 1000.0,
+                "stale": stalled(s),
             })
         }
     };

@@ -78,7 +78,7 @@ fn firing(kind: &str) -> Option<&'static str> {
         // `threshold` for balances without an entry. Every params value must
         // be a number: a bad row fails here, loudly, every round.
         "low_balance" => {
-            "SELECT b.exchange || '/' || b.asset AS subject, b.free::float8 AS value, \
+            "SELECT b.exchange || '/' || b.asset AS subject, least(greatest(b.free, -1e308), 1e308)::float8 AS value, \
                     jsonb_build_object('free', b.free, 'threshold', th.threshold, 'available', b.available, \
                                        'reserved', b.reserved) AS details \
              FROM botai.balances_status b \
@@ -101,6 +101,13 @@ fn firing(kind: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// The largest NOTIFY payload botai sends, in bytes; PostgreSQL refuses
+/// payloads of 8000 bytes or more, which would fail the whole rule. A
+/// larger announcement leaves out `details` (the row in botai.alerts keeps
+/// them whole; read it by `alert_id`) and cuts the subject to 256
+/// characters, so it always fits: rule names are at most 64 characters.
+const NOTIFY_PAYLOAD_BYTES: usize = 7000;
 
 /// Opens, refreshes and resolves the alerts of one rule, announcing each
 /// change. Returns (opened, resolved).
@@ -126,10 +133,13 @@ pub fn evaluate(rule: &Rule) -> Result<(usize, usize), pgrx::spi::SpiError> {
          events AS ( \
            SELECT 'opened' AS event, alert_id, subject, value, details FROM upserted WHERE opened \
            UNION ALL SELECT 'resolved', alert_id, subject, value, details FROM resolved) \
-         SELECT e.event, pg_catalog.pg_notify('botai_alerts', jsonb_build_object( \
+         SELECT e.event, pg_catalog.pg_notify('botai_alerts', \
+                  CASE WHEN octet_length(p.doc::text) <= {NOTIFY_PAYLOAD_BYTES} THEN p.doc::text \
+                       ELSE (p.doc - 'details' - 'subject' || jsonb_build_object('details_omitted', true, \
+                               'subject', left(e.subject, 256)))::text END) IS NULL \
+         FROM events e CROSS JOIN LATERAL (SELECT jsonb_build_object( \
                   'event', e.event, 'alert_id', e.alert_id, 'rule', $4, 'subject', e.subject, \
-                  'severity', $5, 'action', $6, 'value', e.value, 'details', e.details)::text) IS NULL \
-         FROM events e"
+                  'severity', $5, 'action', $6, 'value', e.value, 'details', e.details) AS doc) p"
     );
     Spi::connect_mut(|client| {
         let rows = client.update(

@@ -115,21 +115,34 @@ pub extern "C-unwind" fn botai_monitor_launcher_main(_arg: pg_sys::Datum) {
 }
 
 fn launch_round() {
-    let databases: Vec<pg_sys::Oid> = BackgroundWorker::transaction(|| {
+    // Every database that exists keeps its rate-limit windows and counters,
+    // connectable or not: only a dropped database's are freed.
+    let (existing, connectable): (Vec<u32>, Vec<pg_sys::Oid>) = BackgroundWorker::transaction(|| {
         Spi::connect(|client| {
             client
-                .select("SELECT oid FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate", None, &[])
-                .map(|rows| rows.filter_map(|r| r.get::<pg_sys::Oid>(1).ok().flatten()).collect())
+                .select("SELECT oid, datallowconn AND NOT datistemplate FROM pg_catalog.pg_database", None, &[])
+                .map(|rows| {
+                    let mut existing = Vec::new();
+                    let mut connectable = Vec::new();
+                    for r in rows {
+                        let Ok(Some(oid)) = r.get::<pg_sys::Oid>(1) else { continue };
+                        existing.push(oid.to_u32());
+                        if r.get::<bool>(2).ok().flatten().unwrap_or(false) {
+                            connectable.push(oid);
+                        }
+                    }
+                    (existing, connectable)
+                })
                 .unwrap_or_default()
         })
     });
-    if databases.is_empty() {
+    if existing.is_empty() {
         return;
     }
-    let alive_ids: Vec<u32> = databases.iter().map(|d| d.to_u32()).collect();
-    if let Err(e) = shmem::forget_databases(&alive_ids) {
+    if let Err(e) = shmem::forget_databases(&existing) {
         warning!("botai monitor launcher: {e}");
     }
+    let databases = connectable;
     let now = clock::wall();
     for dboid in databases {
         let Ok(Some(slot)) = shmem::monitor_slot(dboid.to_u32()) else { continue };
@@ -146,6 +159,12 @@ fn launch_round() {
 pub extern "C-unwind" fn botai_monitor_main(arg: pg_sys::Datum) {
     let dboid = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // SIGTERM (pg_terminate_backend, shutdown, DROP DATABASE … FORCE) ends
+    // the monitor wherever it is, a lock wait included, as it ends any
+    // backend: PostgreSQL's own handler, acted on at the next interrupt check.
+    unsafe {
+        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(terminate));
+    }
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(dboid), None);
     let Ok(Some(slot)) = shmem::monitor_slot(dboid.to_u32()) else {
         warning!("botai monitor: no monitor slot for database {dboid}");
@@ -172,6 +191,7 @@ pub extern "C-unwind" fn botai_monitor_main(arg: pg_sys::Datum) {
                 if !BackgroundWorker::wait_latch(Some(Duration::from_secs(1))) {
                     break;
                 }
+                pgrx::check_for_interrupts!();
                 continue;
             }
         }
@@ -179,11 +199,22 @@ pub extern "C-unwind" fn botai_monitor_main(arg: pg_sys::Datum) {
         if !BackgroundWorker::wait_latch(Some(interval)) {
             break;
         }
+        pgrx::check_for_interrupts!();
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
     }
     let _ = slot.pid.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Acquire);
+}
+
+/// What PostgreSQL's die() does: ask for the process to end at the next
+/// CHECK_FOR_INTERRUPTS (inside a lock wait too) and wake it.
+unsafe extern "C-unwind" fn terminate(_signal: i32) {
+    unsafe {
+        pg_sys::InterruptPending = 1;
+        pg_sys::ProcDiePending = 1;
+        pg_sys::SetLatch(pg_sys::MyLatch);
+    }
 }
 
 enum Round {
@@ -192,10 +223,15 @@ enum Round {
 }
 
 thread_local! {
-    /// The database's botai objects come from another build of the library:
-    /// said once, then the monitor idles until it is restarted.
-    static STALE_BUILD_REPORTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The database's botai objects are another release than the library's:
+    /// said once, then the monitor idles until ALTER EXTENSION botai UPDATE.
+    static STALE_SQL_REPORTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
+
+/// The longest a monitor step waits for a lock a client holds: a step
+/// never waits on a client for longer; what stays locked is retried at the
+/// next round.
+const STEP_LOCK_TIMEOUT: &str = "1s";
 
 /// One evaluation round in its own transaction. Never raises: a failure
 /// outside the isolated steps aborts the round's transaction and is logged.
@@ -235,29 +271,33 @@ fn run_round(slot: &MonitorSlot) -> Option<Round> {
     if !present {
         return Some(Round::NoExtension);
     }
-    let installed = Spi::get_one::<String>(
-        "SELECT build_id FROM botai.installation WHERE to_regclass('botai.installation') IS NOT NULL \
-         ORDER BY installed_at DESC LIMIT 1",
-    )
-    .ok()
-    .flatten();
-    if installed.as_deref() != Some(env!("BOTAI_BUILD_ID")) {
-        if !STALE_BUILD_REPORTED.with(|r| r.replace(true)) {
+    let installed = Spi::get_one::<String>("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'botai'")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if installed != crate::release::LIBRARY {
+        if !STALE_SQL_REPORTED.with(|r| r.replace(true)) {
             warning!(
-                "botai monitor: the botai objects of this database come from build {}, the library is build {}; \
-                 the monitor idles until the database is migrated again (botai db migrate says how)",
-                installed.as_deref().unwrap_or("(unknown)"),
-                env!("BOTAI_BUILD_ID")
+                "botai monitor: this database has the SQL objects of botai {installed}, the library is {}; the \
+                 monitor idles until ALTER EXTENSION botai UPDATE (botai db migrate does it)",
+                crate::release::LIBRARY
             );
         }
         return Some(Round::Done);
     }
+    STALE_SQL_REPORTED.with(|r| r.set(false));
+    // Bounded waits for every step of this round's transaction.
+    let _ = Spi::run(&format!("SELECT pg_catalog.set_config('lock_timeout', '{STEP_LOCK_TIMEOUT}', true)"));
     let mut failures = 0u64;
     let retention = f64::from(gucs::SIGNAL_RETENTION.get().max(gucs::SIGNAL_DEDUP_WINDOW.get()));
     let history = f64::from(gucs::HISTORY_RETENTION.get());
-    for (what, sql, with_history) in MAINTENANCE {
-        let horizon = if *with_history { history } else { retention };
-        let args = if sql.contains("$1") { vec![horizon.into()] } else { vec![] };
+    for (what, sql, horizon) in MAINTENANCE {
+        let args = match horizon {
+            Horizon::None => vec![],
+            Horizon::AllWorkerTypes => vec![Option::<String>::None.into()],
+            Horizon::Signals => vec![retention.into()],
+            Horizon::History => vec![history.into()],
+        };
         failures += u64::from(isolated(what, || Spi::run_with_args(sql, &args).map_err(|e| e.to_string())).is_none());
     }
     if gucs::WORKER_EVICT_STALE.get() {
@@ -284,41 +324,52 @@ fn run_round(slot: &MonitorSlot) -> Option<Round> {
 }
 
 /// (what, statement, uses history retention rather than signal retention).
-const MAINTENANCE: &[(&str, &str, bool)] = &[
+/// What a maintenance statement's $1 is.
+enum Horizon {
+    None,
+    AllWorkerTypes,
+    Signals,
+    History,
+}
+
+/// Each statement skips rows a client has locked (SKIP LOCKED): they are
+/// taken at a later round, and the monitor never waits on a client.
+const MAINTENANCE: &[(&str, &str, Horizon)] = &[
     (
         "expire reservations",
         "UPDATE botai.reservations SET status = 'expired', closed_at = now(), \
            pending_seq = nextval('botai.reservation_pending_seq') \
-         WHERE status = 'held' AND expires_at <= now()",
-        false,
+         WHERE reservation_id IN (SELECT reservation_id FROM botai.reservations \
+                                  WHERE status = 'held' AND expires_at <= now() FOR UPDATE SKIP LOCKED)",
+        Horizon::None,
     ),
-    (
-        "requeue tasks of ended sessions",
-        "UPDATE botai.tasks t SET status = 'queued', claimed_by = NULL, claimed_pid = NULL, \
-           claimed_backend_start = NULL, claimed_at = NULL \
-         WHERE t.status = 'claimed' AND NOT EXISTS ( \
-           SELECT 1 FROM pg_catalog.pg_stat_get_activity(t.claimed_pid) a \
-           WHERE a.backend_start = t.claimed_backend_start)",
-        false,
-    ),
+    ("requeue tasks of ended sessions", crate::workers::REQUEUE_ORPHANS_SQL, Horizon::AllWorkerTypes),
     (
         "prune signals",
         "DELETE FROM botai.signals WHERE signal_id IN ( \
-           SELECT signal_id FROM botai.signals WHERE accepted_at < now() - make_interval(secs => $1) \
-           ORDER BY signal_id LIMIT 10000)",
-        false,
+           SELECT signal_id FROM botai.signals \
+           WHERE accepted_at < now() - make_interval(secs => $1) AND signal_ts < now() - make_interval(secs => $1) \
+           ORDER BY signal_id LIMIT 10000 FOR UPDATE SKIP LOCKED)",
+        Horizon::Signals,
     ),
     (
         "prune history",
-        "WITH e AS (DELETE FROM botai.component_errors WHERE reported_at < now() - make_interval(secs => $1)), \
-              a AS (DELETE FROM botai.alerts WHERE status = 'resolved' \
-                      AND resolved_at < now() - make_interval(secs => $1)), \
-              r AS (DELETE FROM botai.reservations WHERE status IN ('released', 'expired', 'retired') \
-                      AND counted = 0 AND closed_at < now() - make_interval(secs => $1)), \
-              t AS (DELETE FROM botai.tasks WHERE status IN ('done', 'failed') \
-                      AND completed_at < now() - make_interval(secs => $1)) \
-         DELETE FROM botai.workers WHERE unregistered_at < now() - make_interval(secs => $1)",
-        true,
+        "WITH e AS (DELETE FROM botai.component_errors WHERE error_id IN ( \
+                      SELECT error_id FROM botai.component_errors WHERE reported_at < now() - make_interval(secs => $1) \
+                      FOR UPDATE SKIP LOCKED)), \
+              a AS (DELETE FROM botai.alerts WHERE alert_id IN ( \
+                      SELECT alert_id FROM botai.alerts WHERE status = 'resolved' \
+                        AND resolved_at < now() - make_interval(secs => $1) FOR UPDATE SKIP LOCKED)), \
+              r AS (DELETE FROM botai.reservations WHERE reservation_id IN ( \
+                      SELECT reservation_id FROM botai.reservations WHERE status IN ('released', 'expired', 'retired') \
+                        AND counted = 0 AND closed_at < now() - make_interval(secs => $1) FOR UPDATE SKIP LOCKED)), \
+              t AS (DELETE FROM botai.tasks WHERE task_id IN ( \
+                      SELECT task_id FROM botai.tasks WHERE status IN ('done', 'failed') \
+                        AND completed_at < now() - make_interval(secs => $1) FOR UPDATE SKIP LOCKED)) \
+         DELETE FROM botai.workers WHERE worker_id IN ( \
+           SELECT worker_id FROM botai.workers WHERE unregistered_at < now() - make_interval(secs => $1) \
+           FOR UPDATE SKIP LOCKED)",
+        Horizon::History,
     ),
 ];
 
