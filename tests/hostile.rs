@@ -147,8 +147,8 @@ async fn advisory_locks_of_any_role_cannot_delay_or_deny_a_botai_function() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let userlocks: i64 = admin
         .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'userlock' AND classid = $1::oid",
-            &[&WORKER_SLOT_NS],
+            &format!("SELECT count(*) FROM pg_locks WHERE locktype = 'userlock' AND classid = {WORKER_SLOT_NS}"),
+            &[],
         )
         .await
         .unwrap()
@@ -359,17 +359,61 @@ async fn no_fingerprint_is_pruned_while_a_session_still_considers_it() {
     let t = TestDatabase::create(&[("botai.monitor_interval", "1"), ("botai.signal_retention", "60")]).await;
     let db = t.connect().await;
     db.batch_execute("SET botai.signal_dedup_window = '1h'").await.unwrap();
-    let signal = serde_json::json!({
-        "symbol": "BTCUSDT", "direction": "BUY", "strategy": "retention",
-        "timestamp": (chrono::Utc::now() - chrono::Duration::minutes(30)).format("%Y-%m-%dT%H:%M:%S").to_string(),
-    });
-    let first: bool = db.query_one("SELECT botai_check_and_register_signal($1)", &[&signal]).await.unwrap().get(0);
-    // Prune as the monitor would once the row is older than the retention.
-    db.execute("UPDATE botai.signals SET accepted_at = accepted_at - interval '2 minutes'", &[]).await.unwrap();
+    let at = |minutes: i64| {
+        (chrono::Utc::now() - chrono::Duration::minutes(minutes)).format("%Y-%m-%dT%H:%M:%S").to_string()
+    };
+    let old =
+        serde_json::json!({"symbol": "BTCUSDT", "direction": "BUY", "strategy": "retention", "timestamp": at(30)});
+    let recent =
+        serde_json::json!({"symbol": "BTCUSDT", "direction": "SELL", "strategy": "retention", "timestamp": at(0)});
+    let register = |s: serde_json::Value| {
+        let db = &db;
+        async move { db.query_one("SELECT botai_check_and_register_signal($1)", &[&s]).await.unwrap().get::<_, bool>(0) }
+    };
+    let (old_first, recent_first) = (register(old.clone()).await, register(recent.clone()).await);
+    assert!(recent_first, "a fresh signal is accepted");
+    // Everything was accepted ten minutes ago, as far as the monitor can
+    // tell: past the retention (60 s) and the monitor's own window (300 s).
+    db.execute("UPDATE botai.signals SET accepted_at = accepted_at - interval '10 minutes'", &[]).await.unwrap();
     t.wait_rounds(2).await;
-    let second: bool = db.query_one("SELECT botai_check_and_register_signal($1)", &[&signal]).await.unwrap().get(0);
-    println!("  a 30-minute-old signal with a 1 h session window and 60 s retention: first {first}, again {second}");
-    assert!(!(first && second), "the same signal was accepted twice");
+    let (old_again, recent_again) = (register(old).await, register(recent).await);
+    println!(
+        "  30-minute-old signal, 1 h session window, 60 s retention: accepted {old_first} then {old_again}; \
+         a fresh one: {recent_first} then {recent_again}"
+    );
+    assert!(!(old_first && old_again), "the same signal was accepted twice");
+    assert!(!recent_again, "a fingerprint inside the window is never pruned");
+}
+
+/// Item 3: a booking may not reach further ahead than
+/// botai.rate_limit_max_wait; past it nothing is booked and the caller is told.
+#[tokio::test]
+async fn a_booking_past_the_max_wait_is_refused_and_books_nothing() {
+    let db = connect().await;
+    let exchange = unique("far");
+    db.execute(
+        "INSERT INTO botai.rate_limits (exchange, endpoint, max_weight, window_seconds) VALUES ($1, 'order', 2, 40)",
+        &[&exchange],
+    )
+    .await
+    .unwrap();
+    let max_wait: String = db.query_one("SHOW botai.rate_limit_max_wait", &[]).await.unwrap().get(0);
+    assert_eq!(max_wait, "1min");
+    let first: f64 = db.query_one("SELECT botai_rate_acquire($1, 'order')", &[&exchange]).await.unwrap().get(0);
+    let second: f64 = db.query_one("SELECT botai_rate_acquire($1, 'order')", &[&exchange]).await.unwrap().get(0);
+    assert_eq!(first, 0.0);
+    assert!(second > 39.0 && second <= 40.0, "{second}");
+    expect_sqlstate(
+        "a booking 80 s ahead",
+        db.query_one("SELECT botai_rate_acquire($1, 'order')", &[&exchange]).await,
+        "54000",
+    );
+    let requests: i64 = db
+        .query_one("SELECT requests FROM botai_rate_stats($1) WHERE endpoint = 'order'", &[&exchange])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(requests, 2, "the refused booking left nothing behind");
 }
 
 /// Item 11: limits added after a lookup found none apply at once.

@@ -28,7 +28,7 @@ SELECT 'function ' || p.oid::regprocedure::text || E'\n' || pg_get_functiondef(p
        || E'\nacl ' || coalesce(p.proacl::text, '-') || E'\ncomment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
 FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
 UNION ALL
-SELECT 'relation ' || c.oid::regclass::text || ' kind ' || c.relkind
+SELECT 'relation ' || c.oid::regclass::text || ' kind ' || c.relkind::text
        || ' options ' || coalesce(c.reloptions::text, '-') || ' acl ' || coalesce(c.relacl::text, '-')
        || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
        || CASE WHEN c.relkind = 'v' THEN E'\n' || pg_get_viewdef(c.oid) ELSE '' END
@@ -38,7 +38,7 @@ SELECT 'column ' || a.attrelid::regclass::text || ' #' || row_number() OVER (PAR
        || ' ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
        || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
-       || CASE WHEN a.attidentity <> '' THEN ' identity ' || a.attidentity ELSE '' END
+       || CASE WHEN a.attidentity <> '' THEN ' identity ' || a.attidentity::text ELSE '' END
        || ' comment ' || coalesce(col_description(a.attrelid, a.attnum), '-')
 FROM pg_attribute a
 JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = a.attrelid
@@ -146,7 +146,7 @@ INSERT INTO botai.component_errors (component, error, is_critical) VALUES ('up_c
 UPDATE botai.alert_rules SET threshold = 45, params = '{"note": "edited"}' WHERE rule = 'rate_limit_exceeded';
 UPDATE botai.alert_rules SET enabled = false WHERE rule = 'memory_usage';
 INSERT INTO botai.alert_rules (rule, kind, threshold, window_seconds, severity, action, params, description)
-VALUES ('up_low_usdt', 'low_balance', 0, 60, 'critical', 'page', '{"up/USDT": 5}', 'a rule of the user');
+VALUES ('up_low_usdt', 'low_balance', 0, 60, 'critical', 'page', '{"up/USDT": 100000}', 'a rule of the user');
 INSERT INTO botai.alerts (rule, subject, severity, action, status, value, details, resolved_at) VALUES
     ('up_low_usdt', 'up/USDT', 'critical', 'page', 'open', 4, '{"free": 4}', NULL),
     ('high_error_rate', 'up_component', 'warning', 'notify', 'resolved', 12, NULL, now());

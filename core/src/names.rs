@@ -56,17 +56,33 @@ pub fn name<'a>(argument: &str, raw: &'a str) -> Result<&'a str, InputError> {
 
 /// An exchange name: trimmed, lower-case.
 pub fn exchange(raw: &str) -> Result<String, InputError> {
-    name("exchange", raw).map(str::to_lowercase)
+    name("exchange", raw).and_then(|n| mapped("exchange", n.to_lowercase()))
 }
 
 /// An asset (currency) name: trimmed, upper-case.
 pub fn asset(raw: &str) -> Result<String, InputError> {
-    name("asset", raw).map(str::to_uppercase)
+    name("asset", raw).and_then(|n| mapped("asset", n.to_uppercase()))
+}
+
+/// Case mapping can lengthen a name ('ß' becomes "SS"): the limit holds
+/// for what is stored.
+fn mapped(argument: &str, n: String) -> Result<String, InputError> {
+    let chars = n.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(InputError::TooLong { argument: argument.to_owned(), chars, max: MAX_NAME_CHARS });
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_mapping_cannot_exceed_the_limit() {
+        assert!(asset(&"ß".repeat(64)).is_err());
+        assert_eq!(asset(&"ß".repeat(32)).unwrap(), "SS".repeat(32));
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

@@ -27,7 +27,9 @@ pub fn parse_rfc3339(argument: &str, text: &str) -> Result<DateTime<Utc>, InputE
         return Ok(with_offset.with_timezone(&Utc));
     }
     // No offset: only the plain date-time forms, read as UTC.
-    let has_offset = s[19..].contains(['+', '-', 'Z', 'z']);
+    // Byte 19 may fall inside a multibyte character: then it is no timestamp.
+    let Some(tail) = s.get(19..) else { return Err(bad()) };
+    let has_offset = tail.contains(['+', '-', 'Z', 'z']);
     if has_offset {
         return Err(bad());
     }
@@ -101,6 +103,9 @@ mod tests {
             "2025-01-14T10:31:05+03:0",
             "2025-01-14T10:31:05Zjunk",
             "2025-02-30T10:31:05Z",
+            "2025-01-14T10:31:0é",
+            "2025-01-14T10:31:0🚀",
+            "2025-01-14T10:31:\u{feff}5",
         ] {
             assert!(p(bad).is_err(), "{bad:?} was accepted");
         }

@@ -30,6 +30,8 @@ use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB, Uuid};
 
+use crate::json::{self, ClientJson};
+
 use crate::clock;
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::gucs;
@@ -356,7 +358,7 @@ fn botai_reserve_balance(
     asset: Option<&str>,
     amount: Option<AnyNumeric>,
     purpose: Option<&str>,
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<ClientJson>, "NULL"),
     ttl: default!(Option<Interval>, "'5 minutes'"),
 ) -> Option<Uuid> {
     reserve(exchange, asset, amount, purpose, metadata, ttl).or_raise("botai_reserve_balance")
@@ -367,9 +369,10 @@ fn reserve(
     asset: Option<&str>,
     value: Option<AnyNumeric>,
     purpose: Option<&str>,
-    metadata: Option<JsonB>,
+    metadata: Option<ClientJson>,
     ttl: Option<Interval>,
 ) -> Result<Option<Uuid>> {
+    let metadata = json::arg(metadata, "metadata")?;
     let exchange = names::exchange(required(exchange, "exchange")?)?;
     let asset = names::asset(required(asset, "asset")?)?;
     let value = amount("amount", value, true)?;

@@ -38,10 +38,15 @@ pub fn timestamptz(pg_micros: i64) -> TimestampWithTimeZone {
     TimestampWithTimeZone::try_from(pg_micros).expect("a finite timestamp in range")
 }
 
-/// A finite SQL timestamptz as chrono.
+/// A finite SQL timestamptz as chrono. PostgreSQL's range ends in year
+/// 294276, chrono's in 262142: later ones are refused (22023), as are
+/// infinities.
 pub fn finite(argument: &'static str, ts: TimestampWithTimeZone) -> Result<DateTime<Utc>, BotaiError> {
     if !ts.is_finite() {
         return Err(BotaiError::invalid(argument, "must be a finite timestamp"));
     }
-    Ok(to_chrono(ts.into_inner()))
+    ts.into_inner()
+        .checked_add(PG_EPOCH_UNIX_SECONDS * 1_000_000)
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(|| BotaiError::invalid(argument, "must be a timestamp between 262143 BC and 262142 AD"))
 }

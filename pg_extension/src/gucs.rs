@@ -20,6 +20,7 @@ pub static RATE_LIMIT_MAX_KEYS: GucSetting<i32> = GucSetting::<i32>::new(128);
 pub static RATE_LIMIT_MAX_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(8192);
 pub static BALANCE_SAFETY_MARGIN: GucSetting<f64> = GucSetting::<f64>::new(0.02);
 pub static BALANCE_CLOCK_SKEW: GucSetting<f64> = GucSetting::<f64>::new(2.0);
+pub static RATE_LIMIT_MAX_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static MONITOR_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static MONITOR_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
@@ -134,6 +135,16 @@ pub fn init() {
         0.0,
         3600.0,
         GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"botai.rate_limit_max_wait",
+        c"Seconds ahead the rate limiter may book a request; a booking further ahead is refused (54000) and books nothing.",
+        c"Bounds what a crash can hide: after one, every window counts as full until one window length plus this after the start, which covers every booking handed out before it.",
+        &RATE_LIMIT_MAX_WAIT,
+        1,
+        3600,
+        GucContext::Postmaster,
         GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(

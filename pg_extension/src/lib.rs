@@ -8,6 +8,7 @@ mod balances;
 mod clock;
 mod error;
 mod gucs;
+mod json;
 mod locks;
 mod monitor;
 mod orders;

@@ -12,6 +12,8 @@ use botai_core::names;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+use crate::json::{self, ClientJson};
+
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::statements::{with_spi, Statement};
 
@@ -204,12 +206,18 @@ fn botai_order_finish(
     order_id: Option<i64>,
     engine: Option<&str>,
     status: Option<&str>,
-    details: default!(Option<JsonB>, "'{}'"),
+    details: default!(Option<ClientJson>, "'{}'"),
 ) -> bool {
     finish(order_id, engine, status, details).or_raise("botai_order_finish")
 }
 
-fn finish(order_id: Option<i64>, engine: Option<&str>, status: Option<&str>, details: Option<JsonB>) -> Result<bool> {
+fn finish(
+    order_id: Option<i64>,
+    engine: Option<&str>,
+    status: Option<&str>,
+    details: Option<ClientJson>,
+) -> Result<bool> {
+    let details = json::arg(details, "details")?;
     let order_id = required(order_id, "order_id")?;
     let engine = names::name("engine", required(engine, "engine")?)?;
     let status = required(status, "status")?.trim().to_lowercase();

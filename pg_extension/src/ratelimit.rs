@@ -291,11 +291,22 @@ fn book(plan: &Plan, only_if_now: bool) -> Result<(i64, bool, Now)> {
     let now = now(&limiter);
     let mut indexes = [(0usize, Window { limit: 0, length_us: 1 }); 2];
     let mut from = now.base;
+    // How far ahead a booking may go counts from now, or from the end of a
+    // key's unknown period after a crash, whichever is later.
+    let mut cap_from = now.reference;
     for (slot, key) in indexes.iter_mut().zip(&plan.keys) {
         let i = key_index(&limiter, &plan.exchange, key, now.base)?;
         let (k, buf) = limiter.key_mut(i);
         SlidingLog::new(&mut k.log, buf).prune(now.base - key.window.length_us);
         from = from.max(k.penalty_until);
+        if limiter.header.state_known == 0 {
+            // What was booked before a crash is unknown, and may reach up to
+            // max_wait past the start: a request shares no window with it
+            // only from one window length after that.
+            let unknown_until = limiter.header.initialized_at + limiter.header.max_wait_us + key.window.length_us;
+            from = from.max(unknown_until);
+            cap_from = cap_from.max(unknown_until);
+        }
         *slot = (i, key.window);
     }
     let indexes = &indexes[..plan.keys.len()];
@@ -309,6 +320,20 @@ fn book(plan: &Plan, only_if_now: bool) -> Result<(i64, bool, Now)> {
         _ => unreachable!("a plan has one or two keys"),
     };
     let fits_now = at == now.base;
+    if !only_if_now && at - cap_from > limiter.header.max_wait_us {
+        return Err(BotaiError::Limit {
+            message: format!(
+                "{}/{} would have to wait {:.3} s, more than botai.rate_limit_max_wait ({} s); nothing was booked",
+                plan.exchange,
+                plan.keys[0].endpoint,
+                (at - now.reference) as f64 / 1e6,
+                limiter.header.max_wait_us / 1_000_000
+            ),
+            hint: "callers are asking faster than the limit allows: slow them down, or raise \
+                   botai.rate_limit_max_wait (postgresql.conf, restart)"
+                .into(),
+        });
+    }
     if only_if_now && !fits_now {
         for &(i, _) in indexes {
             limiter.key_mut(i).0.refused += 1;

@@ -42,13 +42,54 @@ fn marker_file() -> PathBuf {
     dir().join("botai_ratelimit.running")
 }
 
+/// Whether PostgreSQL itself shut down cleanly last time: pg_control says so
+/// only after a shutdown checkpoint (smart or fast). `pg_ctl stop -m
+/// immediate` exits the postmaster normally, so the windows were saved, but
+/// backends were killed mid-booking: that stop counts as a crash. Read
+/// before the startup process touches pg_control.
+pub fn last_shutdown_was_clean() -> bool {
+    let mut crc_ok = false;
+    let state = unsafe {
+        let control = pgrx::pg_sys::get_controlfile(pgrx::pg_sys::DataDir, &mut crc_ok);
+        if control.is_null() {
+            return false;
+        }
+        (*control).state
+    };
+    crc_ok
+        && (state == pgrx::pg_sys::DBState::DB_SHUTDOWNED || state == pgrx::pg_sys::DBState::DB_SHUTDOWNED_IN_RECOVERY)
+}
+
+/// Makes the directory entries of `dir` durable (a created, renamed or
+/// removed file).
+fn sync_dir() -> std::io::Result<()> {
+    fs::File::open(dir())?.sync_all()
+}
+
 /// Restores the windows into freshly zeroed keys. Returns whether what was
 /// booked before this start is known.
+///
+/// The marker is made durable before the saved state is consumed: if this
+/// start is cut short, the next one finds the marker and treats the windows
+/// as unknown, never a state file that no longer describes them.
 pub fn restore(limiter: &Limiter) -> bool {
     let had_marker = marker_file().exists();
     let saved = fs::read(state_file()).ok();
-    let _ = fs::remove_file(state_file());
-    let _ = fs::File::create(marker_file());
+    let marked = fs::File::create(marker_file()).and_then(|f| f.sync_all()).and_then(|_| sync_dir());
+    if let Err(e) = &marked {
+        pgrx::warning!(
+            "botai: could not write {}: {e}; every rate-limit window counts as full after this start",
+            marker_file().display()
+        );
+    }
+    if saved.is_some() {
+        if let Err(e) = fs::remove_file(state_file()).and_then(|_| sync_dir()) {
+            pgrx::warning!("botai: could not remove {}: {e}", state_file().display());
+        }
+    }
+    if marked.is_err() {
+        return false;
+    }
     match saved {
         Some(bytes) => match decode(&bytes, limiter) {
             Ok(keys) => {
@@ -105,12 +146,15 @@ pub fn save(limiter: &Limiter) {
     let tmp = state_file().with_extension("tmp");
     let written = fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(&out).and_then(|_| f.sync_all()))
-        .and_then(|_| fs::rename(&tmp, state_file()));
+        .and_then(|_| fs::rename(&tmp, state_file()))
+        .and_then(|_| sync_dir());
     match written {
-        // Only a successful save clears the marker: a failed one leaves the
+        // Only a durable save clears the marker: a failed one leaves the
         // next start treating the windows as unknown.
         Ok(()) => {
-            let _ = fs::remove_file(marker_file());
+            if let Err(e) = fs::remove_file(marker_file()).and_then(|_| sync_dir()) {
+                pgrx::warning!("botai: could not remove {}: {e}", marker_file().display());
+            }
         }
         Err(e) => pgrx::warning!("botai: could not save the rate-limit windows: {e}"),
     }

@@ -45,6 +45,9 @@ pub struct Header {
     /// 1 when what was booked before this start is known (restored, or
     /// botai never ran here); 0 after a crash (ratelimit_state.rs).
     pub state_known: u32,
+    /// botai.rate_limit_max_wait at start, µs: how far ahead any booking
+    /// of this server's life can reach.
+    pub max_wait_us: i64,
 }
 
 /// Signal counters of one database (SQL_API.md §1 botai_signal_stats).
@@ -198,9 +201,12 @@ unsafe extern "C-unwind" fn startup() {
             (*header).initialized_at = pg_sys::GetCurrentTimestamp();
             (*header).max_keys = gucs::RATE_LIMIT_MAX_KEYS.get() as u32;
             (*header).max_entries = gucs::RATE_LIMIT_MAX_ENTRIES.get() as u32;
+            (*header).max_wait_us = i64::from(gucs::RATE_LIMIT_MAX_WAIT.get()) * 1_000_000;
             (*header).locks.store(pg_sys::GetNamedLWLockTranche(TRANCHE.as_ptr()), Ordering::Release);
             let limiter = Limiter::unlocked(base, l, &*header);
-            let known = crate::ratelimit_state::restore(&limiter) && !after_crash;
+            let known = crate::ratelimit_state::restore(&limiter)
+                && !after_crash
+                && crate::ratelimit_state::last_shutdown_was_clean();
             (*header).state_known = u32::from(known);
         }
         HEADER.store(base.cast(), Ordering::Release);

@@ -16,6 +16,8 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+use crate::json::{self, ClientJson};
+
 use crate::clock;
 use crate::error::{required, OrRaise, Result};
 use crate::gucs;
@@ -43,7 +45,7 @@ fn botai_fingerprint(symbol: &str, direction: &str, strategy: &str, ts: Timestam
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn botai_register_signal(
-    signal: Option<JsonB>,
+    signal: Option<ClientJson>,
     now: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> TableIterator<
     'static,
@@ -56,7 +58,7 @@ fn botai_register_signal(
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn botai_check_and_register_signal(
-    signal: Option<JsonB>,
+    signal: Option<ClientJson>,
     now: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> bool {
     register(signal, now).or_raise("botai_check_and_register_signal").accepted
@@ -114,7 +116,8 @@ fn announce(payload: &str) {
 /// `now` is the clock the signal is judged by (staleness, cooldown): the
 /// statement's start unless the caller declares its own, as a replay or a
 /// backtest of past data does. The fingerprint never depends on it.
-fn register(signal: Option<JsonB>, now: Option<TimestampWithTimeZone>) -> Result<Verdict> {
+fn register(signal: Option<ClientJson>, now: Option<TimestampWithTimeZone>) -> Result<Verdict> {
+    let signal = json::arg(signal, "signal")?;
     let JsonB(doc) = required(signal, "signal")?;
     let parsed = SignalDocument::parse(&doc)?;
     let fingerprint = parsed.canonical.fingerprint();

@@ -13,6 +13,8 @@ use botai_core::names;
 use pgrx::prelude::*;
 use pgrx::{register_xact_callback, JsonB, PgXactCallbackEvent};
 
+use crate::json::{self, ClientJson};
+
 use crate::clock;
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::locks::{self, WORKER_SLOT_NS};
@@ -161,12 +163,17 @@ static REQUEUE_OF_WORKER: Statement = Statement::new(
 fn botai_register_worker(
     worker_type: Option<&str>,
     worker_id: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "'{}'"),
+    metadata: default!(Option<ClientJson>, "'{}'"),
 ) -> Option<String> {
     register(worker_type, worker_id, metadata).or_raise("botai_register_worker")
 }
 
-fn register(worker_type: Option<&str>, worker_id: Option<&str>, metadata: Option<JsonB>) -> Result<Option<String>> {
+fn register(
+    worker_type: Option<&str>,
+    worker_id: Option<&str>,
+    metadata: Option<ClientJson>,
+) -> Result<Option<String>> {
+    let metadata = json::arg(metadata, "metadata")?;
     let worker_type = names::name("worker_type", required(worker_type, "worker_type")?)?.to_owned();
     let wanted_id = worker_id.map(|id| names::name("worker_id", id).map(str::to_owned)).transpose()?;
     let metadata = metadata_object("metadata", metadata)?.unwrap_or_else(|| serde_json::json!({}));
@@ -267,7 +274,7 @@ fn botai_worker_heartbeat(
     worker_id: Option<&str>,
     status: default!(Option<&str>, "'running'"),
     active_tasks: default!(Option<i32>, 0),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<ClientJson>, "NULL"),
 ) -> bool {
     heartbeat(worker_id, status, active_tasks, metadata).or_raise("botai_worker_heartbeat")
 }
@@ -276,8 +283,9 @@ fn heartbeat(
     worker_id: Option<&str>,
     status: Option<&str>,
     active_tasks: Option<i32>,
-    metadata: Option<JsonB>,
+    metadata: Option<ClientJson>,
 ) -> Result<bool> {
+    let metadata = json::arg(metadata, "metadata")?;
     let worker_id = names::name("worker_id", required(worker_id, "worker_id")?)?;
     let status = required(status, "status")?.trim().to_lowercase();
     if !WORKER_STATUSES.contains(&status.as_str()) {
@@ -373,13 +381,14 @@ static TASK_EXISTS: Statement = Statement::new("tasks.exists", "SELECT task_id F
 #[search_path(pg_catalog, pg_temp)]
 fn botai_enqueue_task(
     worker_type: Option<&str>,
-    payload: Option<JsonB>,
+    payload: Option<ClientJson>,
     dedup_key: default!(Option<&str>, "NULL"),
 ) -> i64 {
     enqueue(worker_type, payload, dedup_key).or_raise("botai_enqueue_task")
 }
 
-fn enqueue(worker_type: Option<&str>, payload: Option<JsonB>, dedup_key: Option<&str>) -> Result<i64> {
+fn enqueue(worker_type: Option<&str>, payload: Option<ClientJson>, dedup_key: Option<&str>) -> Result<i64> {
+    let payload = json::arg(payload, "payload")?;
     let worker_type = names::name("worker_type", required(worker_type, "worker_type")?)?;
     let payload = required(payload, "payload")?;
     let dedup_key = dedup_key.map(|k| names::name("dedup_key", k)).transpose()?;
@@ -437,11 +446,12 @@ fn claim(worker_id: Option<&str>) -> Result<Option<(i64, JsonB)>> {
 /// not (or no longer) claimed by this session; unknown ids are an error.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn botai_complete_task(task_id: Option<i64>, ok: Option<bool>, result: default!(Option<JsonB>, "NULL")) -> bool {
+fn botai_complete_task(task_id: Option<i64>, ok: Option<bool>, result: default!(Option<ClientJson>, "NULL")) -> bool {
     complete(task_id, ok, result).or_raise("botai_complete_task")
 }
 
-fn complete(task_id: Option<i64>, ok: Option<bool>, result: Option<JsonB>) -> Result<bool> {
+fn complete(task_id: Option<i64>, ok: Option<bool>, result: Option<ClientJson>) -> Result<bool> {
+    let result = json::arg(result, "result")?;
     let task_id = required(task_id, "task_id")?;
     let ok = required(ok, "ok")?;
     with_spi(|client| {

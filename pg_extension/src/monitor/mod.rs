@@ -18,6 +18,8 @@ pub mod worker;
 use botai_core::names;
 use pgrx::prelude::*;
 use pgrx::JsonB;
+
+use crate::json::{self, ClientJson};
 use serde_json::Value;
 
 use crate::error::{required, BotaiError, OrRaise, Result};
@@ -73,11 +75,12 @@ static REGISTER: Statement = Statement::new(
 /// known before.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn botai_register_component(component: Option<&str>, metadata: default!(Option<JsonB>, "'{}'")) -> bool {
+fn botai_register_component(component: Option<&str>, metadata: default!(Option<ClientJson>, "'{}'")) -> bool {
     register_component(component, metadata).or_raise("botai_register_component")
 }
 
-fn register_component(component: Option<&str>, meta: Option<JsonB>) -> Result<bool> {
+fn register_component(component: Option<&str>, meta: Option<ClientJson>) -> Result<bool> {
+    let meta = json::arg(meta, "metadata")?;
     let component = names::name("component", required(component, "component")?)?;
     let meta = self::metadata("metadata", meta)?.unwrap_or_else(|| serde_json::json!({}));
     with_spi(|client| {
@@ -110,7 +113,7 @@ fn botai_heartbeat(
     component: Option<&str>,
     status: default!(Option<&str>, "'healthy'"),
     active_tasks: default!(Option<i32>, 0),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<ClientJson>, "NULL"),
 ) -> bool {
     heartbeat(component, status, active_tasks, metadata).or_raise("botai_heartbeat")
 }
@@ -119,8 +122,9 @@ fn heartbeat(
     component: Option<&str>,
     status: Option<&str>,
     active_tasks: Option<i32>,
-    meta: Option<JsonB>,
+    meta: Option<ClientJson>,
 ) -> Result<bool> {
+    let meta = json::arg(meta, "metadata")?;
     let component = names::name("component", required(component, "component")?)?;
     let status = required(status, "status")?.trim().to_lowercase();
     if !COMPONENT_STATUSES.contains(&status.as_str()) {

@@ -12,7 +12,6 @@
 //! next round, no restart needed.
 
 use pgrx::prelude::*;
-use pgrx::JsonB;
 
 /// One row of botai.alert_rules.
 pub struct Rule {
@@ -23,7 +22,9 @@ pub struct Rule {
     pub severity: String,
     pub action: String,
     pub enabled: bool,
-    pub params: serde_json::Value,
+    /// The params column as jsonb text, handed to the rule's query as it
+    /// is: never turned into a Rust value (numbers in it may exceed an f64).
+    pub params: String,
 }
 
 /// The subjects breaching a rule of this kind now. Parameters: $1 threshold,
@@ -115,7 +116,9 @@ pub fn evaluate(rule: &Rule) -> Result<(usize, usize), pgrx::spi::SpiError> {
     let Some(query) = firing(&rule.kind) else {
         return Ok((0, 0));
     };
-    let firing_set = if rule.enabled { query.to_owned() } else { format!("{query} LIMIT 0") };
+    // $3 arrives as text; each query reads it as jsonb.
+    let query = query.replace("$3", "($3::jsonb)");
+    let firing_set = if rule.enabled { query } else { format!("{query} LIMIT 0") };
     let sql = format!(
         "WITH firing AS ({firing_set}), \
          upserted AS ( \
@@ -148,7 +151,7 @@ pub fn evaluate(rule: &Rule) -> Result<(usize, usize), pgrx::spi::SpiError> {
             &[
                 rule.threshold.into(),
                 rule.window_seconds.into(),
-                JsonB(rule.params.clone()).into(),
+                rule.params.as_str().into(),
                 rule.rule.as_str().into(),
                 rule.severity.as_str().into(),
                 rule.action.as_str().into(),
@@ -169,7 +172,7 @@ pub fn evaluate(rule: &Rule) -> Result<(usize, usize), pgrx::spi::SpiError> {
 pub fn load() -> Result<Vec<Rule>, pgrx::spi::SpiError> {
     Spi::connect(|client| {
         let rows = client.select(
-            "SELECT rule, kind, threshold, window_seconds, severity, action, enabled, params \
+            "SELECT rule, kind, threshold, window_seconds, severity, action, enabled, params::text \
              FROM botai.alert_rules ORDER BY rule",
             None,
             &[],
@@ -184,7 +187,7 @@ pub fn load() -> Result<Vec<Rule>, pgrx::spi::SpiError> {
                 severity: r.get(5)?.unwrap_or_default(),
                 action: r.get(6)?.unwrap_or_default(),
                 enabled: r.get(7)?.unwrap_or(false),
-                params: r.get::<JsonB>(8)?.map(|j| j.0).unwrap_or_default(),
+                params: r.get::<String>(8)?.unwrap_or_else(|| "{}".to_owned()),
             });
         }
         Ok(rules)
