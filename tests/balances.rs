@@ -184,7 +184,8 @@ async fn a_reservation_that_needs_everything_freed_gets_it_however_much_is_pendi
     // batch at a time. A reservation that only fits once all of them are
     // folded (far more than one batch) is still admitted.
     let db = connect().await;
-    db.batch_execute("SET botai.balance_safety_margin = 0").await.unwrap();
+    // Snapshots 10 ms after the commits: no allowance for clock skew here.
+    db.batch_execute("SET botai.balance_safety_margin = 0; SET botai.balance_clock_skew = 0").await.unwrap();
     let (x, asset) = (unique("bx"), "USDT");
     balance(&db, &x, asset, "300").await;
     let mut ids = Vec::new();
@@ -266,7 +267,9 @@ async fn an_expired_reservation_stops_counting_without_a_sweeper() {
 async fn commit_holds_until_a_snapshot_newer_than_the_commit() {
     let db = connect().await;
     let (x, asset) = (unique("bx"), "USDT");
-    db.batch_execute("SET botai.balance_safety_margin = 0").await.unwrap();
+    // Snapshots 10 ms after the commit: no allowance for clock skew here
+    // (tests/hostile.rs checks the allowance).
+    db.batch_execute("SET botai.balance_safety_margin = 0; SET botai.balance_clock_skew = 0").await.unwrap();
     db.execute("SELECT botai_update_balance($1, 'usdt', 1000, 1000, 0, now() - interval '1 minute')", &[&x])
         .await
         .unwrap();

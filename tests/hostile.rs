@@ -350,6 +350,34 @@ async fn a_commit_is_stamped_when_it_happens_not_when_its_transaction_began() {
         .unwrap()
         .get(0);
     assert_eq!(status, "committed", "an older snapshot than the commit must not retire it");
+
+    // The database clock may run behind the exchange's by
+    // botai.balance_clock_skew (2 s): a snapshot within that of the commit
+    // keeps it held; a later one retires it.
+    let committed_at: chrono::DateTime<chrono::Utc> = other
+        .query_one("SELECT committed_at FROM botai.reservations WHERE reservation_id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    let status_after = |seconds: i64| {
+        let (other, exchange) = (&other, &exchange);
+        async move {
+            other
+                .execute(
+                    "SELECT botai_update_balance($1, 'USDT', 100, 100, 0, $2)",
+                    &[exchange, &(committed_at + chrono::Duration::seconds(seconds))],
+                )
+                .await
+                .unwrap();
+            other
+                .query_one("SELECT status FROM botai.reservations WHERE reservation_id = $1", &[&id])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    assert_eq!(status_after(1).await, "committed", "within the clock skew allowance");
+    assert_eq!(status_after(3).await, "retired", "past it");
 }
 
 /// Item 10: a session's dedup window longer than the retention must not
@@ -490,4 +518,104 @@ async fn a_fresh_install_grants_nothing_to_public() {
         .map(|r| r.get(0))
         .collect();
     assert!(public.is_empty(), "executable by PUBLIC: {public:?}");
+}
+
+/// A tiny HTTP server on loopback that hands every request body to the test.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook?token=secret", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else { continue };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + length {
+                        let body = &buf[end + 4..end + 4 + length];
+                        let _ = tx.send(serde_json::from_slice(body).unwrap_or(Value::Null));
+                        let _ =
+                            sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+/// Item 11: anyone can `pg_notify('botai_alerts', …)`; the daemon delivers
+/// only alerts that exist, as the table has them.
+#[tokio::test]
+async fn a_forged_alert_notification_is_not_delivered() {
+    let t = TestDatabase::migrated(&[("botai.monitor_interval", "1")]).await;
+    let db = t.connect().await;
+    let (url, mut posts) = webhook_receiver().await;
+    let mut daemon =
+        botai_tests::Daemon::start("alerts", &t.name, &["run", "--mode=api"], &[("ALERT_WEBHOOK_URL", url)]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listening: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN botai_alerts' AND state = 'idle'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if listening > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the daemon never listened:\n{}", daemon.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let forger = t.connect().await;
+    forger.batch_execute("SET ROLE botai_reader").await.unwrap();
+    forger
+        .batch_execute(
+            "SELECT pg_notify('botai_alerts', '{\"event\": \"opened\", \"alert_id\": 987654321, \"rule\": \"forged\", \
+             \"subject\": \"x\", \"severity\": \"critical\", \"action\": \"page\"}'); \
+             SELECT pg_notify('botai_alerts', 'not even json')",
+        )
+        .await
+        .unwrap();
+    db.query_one("SELECT botai_register_component('noisy')", &[]).await.unwrap();
+    for _ in 0..11 {
+        db.execute("SELECT botai_report_error('noisy', 'boom')", &[]).await.unwrap();
+    }
+    let mut delivered = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    while let Ok(Some(body)) = tokio::time::timeout_at(until, posts.recv()).await {
+        let real = body["rule"] == "high_error_rate";
+        delivered.push(body);
+        if real {
+            break;
+        }
+    }
+    let output = daemon.output();
+    daemon.kill();
+    println!("  delivered: {delivered:?}");
+    assert!(delivered.iter().all(|b| b["rule"] != "forged"), "a forged alert was delivered");
+    let real = delivered.iter().find(|b| b["rule"] == "high_error_rate").expect("the real alert is delivered");
+    assert_eq!(real["subject"], "noisy");
+    assert_eq!(real["status"], "open", "the delivered alert is the row");
+    assert!(output.contains("ignoring a botai_alerts notification"), "the forgery is logged");
+    assert!(!output.contains("secret"), "the webhook's token never reaches the log");
 }

@@ -366,7 +366,7 @@ async fn health_document_and_bad_monitor_input() {
     }
     assert_eq!(health["components"]["api"], "healthy");
     assert_eq!(health["database"]["status"], "connected");
-    assert_eq!(health["version"], "0.1.0");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"), "the extension is the release of this build");
     assert_eq!(health["monitor"]["running"], true);
 
     let component = unique("c");

@@ -2,39 +2,19 @@
 //! binary restarts the real server (cleanly, then by crashing a backend), so
 //! it runs on its own: cargo runs test binaries one after another.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use botai_tests::{connect, unique};
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
 fn as_root(args: &[&str]) {
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut cmd = if root { Command::new(args[0]) } else { Command::new("sudo") };
-    if root {
-        cmd.args(&args[1..]);
-    } else {
-        cmd.args(args);
-    }
-    let out = cmd.output().expect("run as root");
+    let out = botai_tests::as_root(args);
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 async fn reconnect() -> Client {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((client, conn)) =
-            botai_tests::config_for(&botai_tests::database()).connect(tokio_postgres::NoTls).await
-        {
-            tokio::spawn(conn);
-            if client.simple_query("SELECT 1").await.is_ok() {
-                return client;
-            }
-        }
-        assert!(Instant::now() < deadline, "the server did not come back within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    botai_tests::reconnect_within(Duration::from_secs(30)).await
 }
 
 async fn exchange(db: &Client, max_weight: i32, window: f64) -> String {

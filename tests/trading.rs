@@ -315,7 +315,11 @@ async fn a_claim_reads_the_funds_a_snapshot_freed_before_any_fold() {
         .await
         .unwrap();
     }
-    db.batch_execute("SELECT botai_update_balance('paper', 'USDT', 1000, 400, 0)").await.unwrap();
+    // The snapshot follows the commits within milliseconds: no allowance
+    // for clock skew here.
+    db.batch_execute("SET botai.balance_clock_skew = 0; SELECT botai_update_balance('paper', 'USDT', 1000, 400, 0)")
+        .await
+        .unwrap();
     let signal_id: i64 = db
         .query_one(
             "SELECT signal_id FROM botai_register_signal(jsonb_build_object('symbol', 'BTCUSDT', \

@@ -134,7 +134,7 @@ pub fn init() {
         &BALANCE_CLOCK_SKEW,
         0.0,
         3600.0,
-        GucContext::Sighup,
+        GucContext::Suset,
         GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(

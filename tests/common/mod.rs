@@ -384,3 +384,32 @@ impl TestDatabase {
         TestDatabase { name }
     }
 }
+
+/// Runs a command as root (directly when the tests run as root, else with
+/// sudo): the server is managed with Debian's pg_ctlcluster.
+pub fn as_root(args: &[&str]) -> std::process::Output {
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if root { std::process::Command::new(args[0]) } else { std::process::Command::new("sudo") };
+    if root {
+        cmd.args(&args[1..]);
+    } else {
+        cmd.args(args);
+    }
+    cmd.output().expect("run as root")
+}
+
+/// A new session once the server accepts connections again (after a
+/// restart or a crash), within `within`.
+pub async fn reconnect_within(within: Duration) -> Client {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Ok((client, conn)) = config_for(&database()).connect(NoTls).await {
+            tokio::spawn(conn);
+            if client.simple_query("SELECT 1").await.is_ok() {
+                return client;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the server did not come back within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
