@@ -113,7 +113,8 @@ section_balances() {
 # pipeline; the in-process engine and paper exchange of the daemon.
 section_pipeline() {
     cargo build --release --quiet -p botai-daemon --example pipeline_bench
-    ../target/release/examples/pipeline_bench | tee -a "$RESULTS"
+    # The daemon's defaults name files relative to the repository root.
+    (cd .. && target/release/examples/pipeline_bench) | tee -a "$RESULTS"
 }
 
 # The signal model's inference, Rust/ort against Python/onnxruntime (issue 5).

@@ -64,9 +64,9 @@ fn max_in_window(bookings: &[(DateTime<Utc>, i64)], window: Duration) -> i64 {
 #[tokio::test]
 async fn sixteen_sessions_never_overbook_any_window() {
     const SESSIONS: usize = 16;
-    // 400 requests: the last books about 45 s ahead, inside
+    // 320 requests: the last books about 45 s ahead, well inside
     // botai.rate_limit_max_wait (60 s).
-    const CALLS: usize = 25;
+    const CALLS: usize = 20;
     let admin = connect().await;
     // Effective limits with the 0.9 margin: order 18/2s, market 22/2s, global 27/3s.
     let x = exchange(&admin, &[("order", 20, 2.0, 1), ("market", 25, 2.0, 2), ("global", 30, 3.0, 1)]).await;
@@ -271,4 +271,51 @@ async fn bad_rate_limit_input_is_refused() {
     let stats =
         db.query("SELECT * FROM botai_rate_stats($1) WHERE requests > 0 OR penalties > 0", &[&x]).await.unwrap();
     assert!(stats.is_empty(), "nothing booked or penalised by refused calls");
+}
+
+/// The venue's limit headers (botai_rate_observe) tighten botai's window
+/// for every session when something outside botai used the same key, until
+/// the venue's reset; they never loosen it, and the same news twice counts
+/// once.
+#[tokio::test]
+async fn the_venue_s_headers_tighten_the_window_for_every_session() {
+    let admin = connect().await;
+    // Effective 9 per 10 s.
+    let x = exchange(&admin, &[("order", 10, 10.0, 1)]).await;
+    let bot = connect().await;
+    let other = connect().await;
+    for _ in 0..2 {
+        let wait: f64 = bot.query_one("SELECT botai_rate_acquire($1, 'order')", &[&x]).await.unwrap().get(0);
+        assert_eq!(wait, 0.0);
+    }
+    // The venue says 3 of 10 are left, resetting in 5 s: it counted 7, botai sent 2.
+    let observe = "SELECT botai_rate_observe($1, 'order', $2, 10, now() + interval '5 seconds')";
+    let added: i32 = bot.query_one(observe, &[&x, &3i32]).await.unwrap().get(0);
+    assert_eq!(added, 5, "the venue counted 5 requests botai did not send");
+    let again: i32 = bot.query_one(observe, &[&x, &3i32]).await.unwrap().get(0);
+    assert_eq!(again, 0, "the same headers twice count once");
+    let looser: i32 = bot.query_one(observe, &[&x, &9i32]).await.unwrap().get(0);
+    assert_eq!(looser, 0, "a venue that counted less never loosens botai's window");
+    // Another session: 7 of the effective 9 are used; two fit now, the third
+    // waits for the venue's reset, not for botai's whole window.
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        waits.push(other.query_one("SELECT botai_rate_acquire($1, 'order')", &[&x]).await.unwrap().get::<_, f64>(0));
+    }
+    println!("  after the venue reported 7 of 10 used (botai sent 2): waits {waits:?}");
+    assert_eq!(&waits[..2], &[0.0, 0.0]);
+    assert!(waits[2] > 4.0 && waits[2] <= 5.1, "the third waits until the venue's reset: {}", waits[2]);
+
+    for (remaining, limit, code) in [(11, 10, "22023"), (-1, 10, "22023"), (0, 0, "22023")] {
+        expect_sqlstate(
+            "impossible headers",
+            bot.query_one("SELECT botai_rate_observe($1, 'order', $2, $3)", &[&x, &remaining, &limit]).await,
+            code,
+        );
+    }
+    expect_sqlstate(
+        "no remaining",
+        bot.query_one("SELECT botai_rate_observe($1, 'order', NULL, 10)", &[&x]).await,
+        "22004",
+    );
 }

@@ -134,6 +134,11 @@ COMMENT ON FUNCTION botai_rate_try_acquire(text, text, integer) IS
 COMMENT ON FUNCTION botai_rate_penalize(text, text, float8) IS
     'After the exchange answered "too many requests": nothing is booked on the key (on the whole exchange with '
     'endpoint global) until the seconds have passed.';
+COMMENT ON FUNCTION botai_rate_observe(text, text, integer, integer, timestamptz) IS
+    'What the venue''s limit headers said: of venue_limit, remaining are left until reset_at. When the venue counted '
+    'more than botai booked in the current window (another process on the same key), the difference is booked in '
+    'botai''s window until reset_at (at most one window length), so every session waits for it. Never loosens a '
+    'window. Returns the weight added.';
 COMMENT ON FUNCTION botai_rate_usage(text) IS
     'Per configured endpoint: weight booked in the current window, effective limit, utilization, and seconds until a '
     'request of the default weight would fit.';

@@ -37,6 +37,7 @@ use std::sync::atomic::Ordering;
 
 use botai_core::names;
 use botai_core::sliding_log::{earliest_common_fit, LogView, SlidingLog, Window};
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 
 use crate::clock;
@@ -421,6 +422,77 @@ fn penalize(exchange: Option<&str>, endpoint: Option<&str>, seconds: Option<f64>
     key.penalty_until = key.penalty_until.max(now.base + (seconds * 1e6) as i64);
     key.penalties += 1;
     Ok(())
+}
+
+/// What the venue said about a key's window, from the limit headers of its
+/// last answer (Bybit's `X-Bapi-Limit-Status`, `X-Bapi-Limit`,
+/// `X-Bapi-Limit-Reset-Timestamp`; Binance's used-weight headers): of
+/// `venue_limit`, `remaining` are left until `reset_at`. When the venue has
+/// counted more than botai booked in the current window — requests of
+/// another process on the same key, a person's script — the difference is
+/// booked in botai's window so that it leaves at `reset_at` (at the latest
+/// one window length from now), and every session waits for it. Never
+/// loosens: a venue that counted less changes nothing. Returns the weight
+/// added.
+#[pg_extern(volatile, parallel_unsafe)]
+fn botai_rate_observe(
+    exchange: Option<&str>,
+    endpoint: Option<&str>,
+    remaining: Option<i32>,
+    venue_limit: Option<i32>,
+    reset_at: default!(Option<TimestampWithTimeZone>, "NULL"),
+) -> i32 {
+    observe(exchange, endpoint, remaining, venue_limit, reset_at).or_raise("botai_rate_observe")
+}
+
+fn observe(
+    exchange: Option<&str>,
+    endpoint: Option<&str>,
+    remaining: Option<i32>,
+    venue_limit: Option<i32>,
+    reset_at: Option<TimestampWithTimeZone>,
+) -> Result<i32> {
+    let remaining = required(remaining, "remaining")?;
+    let venue_limit = required(venue_limit, "venue_limit")?;
+    if venue_limit <= 0 {
+        return Err(BotaiError::invalid("venue_limit", format!("must be positive (got {venue_limit})")));
+    }
+    if !(0..=venue_limit).contains(&remaining) {
+        return Err(BotaiError::invalid(
+            "remaining",
+            format!("must be between 0 and venue_limit {venue_limit} (got {remaining})"),
+        ));
+    }
+    let reset_at = reset_at.map(|t| clock::finite("reset_at", t).map(clock::from_chrono)).transpose()?;
+    let plan = plan(exchange, endpoint, Some(1))?;
+    let key = &plan.keys[0];
+    let limiter = Limiter::lock(true)?;
+    let now = now(&limiter);
+    let i = key_index(&limiter, &plan.exchange, key, now.base)?;
+    let (k, buf) = limiter.key_mut(i);
+    let mut log = SlidingLog::new(&mut k.log, buf);
+    log.prune(now.base - key.window.length_us);
+    // What botai sent in the window the venue counts: bookings up to now
+    // (those ahead have not been sent yet).
+    let sent = log.view().weight_in(now.base - key.window.length_us, now.base);
+    let counted = u64::from((venue_limit - remaining).unsigned_abs());
+    let external = counted.saturating_sub(sent);
+    if external == 0 {
+        return Ok(0);
+    }
+    let leaves_at = reset_at.unwrap_or(i64::MAX).min(now.base + key.window.length_us).max(now.base);
+    let weight = u32::try_from(external).unwrap_or(u32::MAX);
+    if log.view().len() == log.view().capacity() {
+        return Err(BotaiError::Limit {
+            message: format!(
+                "the window of {}/{} is full; cannot record the venue's usage",
+                plan.exchange, key.endpoint
+            ),
+            hint: "raise botai.rate_limit_max_entries (postgresql.conf, restart)".into(),
+        });
+    }
+    log.book(leaves_at - key.window.length_us, weight).expect("room checked above");
+    Ok(i32::try_from(weight).unwrap_or(i32::MAX))
 }
 
 type UsageRow = (String, i32, i32, f64, f64, f64);
