@@ -47,11 +47,16 @@ pub fn name<'a>(argument: &str, raw: &'a str) -> Result<&'a str, InputError> {
     if trimmed.is_empty() {
         return Err(InputError::Empty { argument: argument.to_owned() });
     }
-    let chars = trimmed.chars().count();
+    within_limit(argument, trimmed)?;
+    Ok(trimmed)
+}
+
+fn within_limit(argument: &str, name: &str) -> Result<(), InputError> {
+    let chars = name.chars().count();
     if chars > MAX_NAME_CHARS {
         return Err(InputError::TooLong { argument: argument.to_owned(), chars, max: MAX_NAME_CHARS });
     }
-    Ok(trimmed)
+    Ok(())
 }
 
 /// An exchange name: trimmed, lower-case.
@@ -67,10 +72,7 @@ pub fn asset(raw: &str) -> Result<String, InputError> {
 /// Case mapping can lengthen a name ('ß' becomes "SS"): the limit holds
 /// for what is stored.
 fn mapped(argument: &str, n: String) -> Result<String, InputError> {
-    let chars = n.chars().count();
-    if chars > MAX_NAME_CHARS {
-        return Err(InputError::TooLong { argument: argument.to_owned(), chars, max: MAX_NAME_CHARS });
-    }
+    within_limit(argument, &n)?;
     Ok(n)
 }
 

@@ -25,9 +25,14 @@ pub fn wall() -> i64 {
     unsafe { pg_sys::GetCurrentTimestamp() }
 }
 
+/// A moment of the server's own clock as chrono (always in range).
 pub fn to_chrono(pg_micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(pg_micros + PG_EPOCH_UNIX_SECONDS * 1_000_000)
-        .expect("PostgreSQL timestamps fit chrono")
+    checked_chrono(pg_micros).expect("the server's clock fits chrono")
+}
+
+/// PostgreSQL's range ends in year 294276, chrono's in 262142.
+fn checked_chrono(pg_micros: i64) -> Option<DateTime<Utc>> {
+    pg_micros.checked_add(PG_EPOCH_UNIX_SECONDS * 1_000_000).and_then(DateTime::from_timestamp_micros)
 }
 
 pub fn from_chrono(t: DateTime<Utc>) -> i64 {
@@ -45,8 +50,6 @@ pub fn finite(argument: &'static str, ts: TimestampWithTimeZone) -> Result<DateT
     if !ts.is_finite() {
         return Err(BotaiError::invalid(argument, "must be a finite timestamp"));
     }
-    ts.into_inner()
-        .checked_add(PG_EPOCH_UNIX_SECONDS * 1_000_000)
-        .and_then(DateTime::from_timestamp_micros)
+    checked_chrono(ts.into_inner())
         .ok_or_else(|| BotaiError::invalid(argument, "must be a timestamp between 262143 BC and 262142 AD"))
 }

@@ -27,9 +27,9 @@ pub fn arg(value: Option<ClientJson>, argument: &str) -> Result<Option<JsonB>, B
 pub struct ClientJson(std::result::Result<Value, String>);
 
 impl ClientJson {
-    /// The document, or 22023 naming `argument`.
-    pub fn value(self, argument: &str) -> Result<Value, BotaiError> {
-        self.0.map_err(|why| {
+    /// The document as pgrx's JsonB, or 22023 naming `argument`.
+    pub fn jsonb(self, argument: &str) -> Result<JsonB, BotaiError> {
+        self.0.map(JsonB).map_err(|why| {
             BotaiError::invalid(
                 argument,
                 format!(
@@ -38,11 +38,6 @@ impl ClientJson {
                 ),
             )
         })
-    }
-
-    /// The document as pgrx's JsonB, or 22023.
-    pub fn jsonb(self, argument: &str) -> Result<JsonB, BotaiError> {
-        self.value(argument).map(JsonB)
     }
 }
 

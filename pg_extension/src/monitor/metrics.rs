@@ -174,14 +174,15 @@ fn render() -> Result<String> {
         Family::new("balance_manager_reserved_balance", "gauge", "Held by reservations (held and committed).");
     let mut free = Family::new("balance_manager_free_balance", "gauge", "Available minus reserved.");
     Spi::connect(|client| {
-        // Prometheus values are doubles: a figure beyond their range (an
-        // exchange may report any numeric) is clamped, never an error that
-        // takes /metrics down for everyone.
-        let sql = "SELECT exchange, asset, \
-                   CASE WHEN abs(total) < 1e-300 THEN 0 ELSE least(greatest(total, -1e300), 1e300) END::float8, \
-                   CASE WHEN abs(reserved) < 1e-300 THEN 0 ELSE least(greatest(reserved, -1e300), 1e300) END::float8, \
-                   CASE WHEN abs(free) < 1e-300 THEN 0 ELSE least(greatest(free, -1e300), 1e300) END::float8 \
-                   FROM botai.balances_status ORDER BY 1, 2";
+        let sql = concat!(
+            "SELECT exchange, asset, ",
+            float8_clamped!("total"),
+            ", ",
+            float8_clamped!("reserved"),
+            ", ",
+            float8_clamped!("free"),
+            " FROM botai.balances_status ORDER BY 1, 2"
+        );
         for row in client.select(sql, None, &[])? {
             let labels = vec![
                 ("exchange", row.get::<String>(1)?.unwrap_or_default()),

@@ -11,6 +11,22 @@
 //! cluster-wide lock at commit, and a notify per beat would serialise every
 //! writer.
 
+/// SQL for a numeric column as float8 that never fails: Prometheus values
+/// and alert values are doubles, while an exchange may report any numeric
+/// (1e400, 1e-1000), whose cast would raise and take the whole query down.
+/// Clamped to ±1e300; magnitudes below 1e-300 become 0.
+macro_rules! float8_clamped {
+    ($column:literal) => {
+        concat!(
+            "(CASE WHEN abs(",
+            $column,
+            ") < 1e-300 THEN 0 ELSE least(greatest(",
+            $column,
+            ", -1e300), 1e300) END)::float8"
+        )
+    };
+}
+
 pub mod metrics;
 pub mod rules;
 pub mod worker;

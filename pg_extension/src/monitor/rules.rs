@@ -78,8 +78,10 @@ fn firing(kind: &str) -> Option<&'static str> {
         // Free funds below a threshold: params {"exchange/ASSET": amount},
         // `threshold` for balances without an entry. Every params value must
         // be a number: a bad row fails here, loudly, every round.
-        "low_balance" => {
-            "SELECT b.exchange || '/' || b.asset AS subject, least(greatest(b.free, -1e308), 1e308)::float8 AS value, \
+        "low_balance" => concat!(
+            "SELECT b.exchange || '/' || b.asset AS subject, ",
+            float8_clamped!("b.free"),
+            " AS value, \
                     jsonb_build_object('free', b.free, 'threshold', th.threshold, 'available', b.available, \
                                        'reserved', b.reserved) AS details \
              FROM botai.balances_status b \
@@ -88,7 +90,7 @@ fn firing(kind: &str) -> Option<&'static str> {
              WHERE (SELECT bool_and(p.v::numeric IS NOT NULL) FROM jsonb_each_text($3) AS p(k, v)) \
                    IS DISTINCT FROM false \
                AND b.free < th.threshold"
-        }
+        ),
         // An exchange penalised us, or the next free slot is more than
         // `threshold` seconds away (sustained delay).
         "rate_limit_exceeded" => {

@@ -264,17 +264,9 @@ fn round(slot: &MonitorSlot) -> Round {
 }
 
 fn run_round(slot: &MonitorSlot) -> Option<Round> {
-    let present = Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'botai')")
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-    if !present {
+    let Some(installed) = Spi::connect(crate::release::installed).ok().flatten() else {
         return Some(Round::NoExtension);
-    }
-    let installed = Spi::get_one::<String>("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'botai'")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    };
     if installed != crate::release::LIBRARY {
         if !STALE_SQL_REPORTED.with(|r| r.replace(true)) {
             warning!(
