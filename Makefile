@@ -10,7 +10,7 @@ DATABASE ?= bot_trading_v3
 ADMIN_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(DATABASE) PGUSER=$$(id -un)
 BOTAI := target/release/botai
 
-.PHONY: sql-release fuzz all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train
+.PHONY: test-python sql-release fuzz all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train
 
 all: db daemon
 
@@ -36,7 +36,10 @@ db: migrate
 TEST_DATABASE ?= botai_test
 TEST_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(TEST_DATABASE) PGUSER=$$(id -un)
 
-test: cluster daemon onnxruntime ## every test, against the real server, in a database made fresh for the run
+test-python: onnxruntime ## test-only Python packages (ccxt) in .cache/venv
+	scripts/test-python.sh
+
+test: cluster daemon onnxruntime test-python ## every test, against the real server, in a database made fresh for the run
 	scripts/cluster.sh reset $(TEST_DATABASE)
 	$(TEST_ENV) $(BOTAI) db migrate
 	scripts/cluster.sh credentials

@@ -97,18 +97,18 @@ impl Venue {
         Daemon::start("ml", &self.db.name, &["run", "--mode=ml"], &self.env)
     }
 
-    /// Every order the exchange took: client order id → count.
+    /// Every order the exchange took: client order id → count (the
+    /// double's own view, not the Bybit API's).
     async fn exchange_orders(&self) -> BTreeMap<String, usize> {
-        let body: Value = reqwest::get(format!("{}/v5/order/history?category=spot", self.exchange_url))
+        let orders: Value = reqwest::get(format!("{}/botai-double/orders", self.exchange_url))
             .await
             .expect("paper exchange")
             .json()
             .await
             .unwrap();
-        assert_eq!(body["retCode"], 0, "{body}");
         let mut seen = BTreeMap::new();
-        for o in body["result"]["list"].as_array().unwrap() {
-            *seen.entry(o["orderLinkId"].as_str().unwrap().to_owned()).or_default() += 1;
+        for o in orders.as_array().unwrap() {
+            *seen.entry(o["link_id"].as_str().unwrap().to_owned()).or_default() += 1;
         }
         seen
     }

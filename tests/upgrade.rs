@@ -227,8 +227,37 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
             assert!(now.starts_with(was.as_str()), "{table}: the upgrade changed its rows");
             continue;
         }
+        if table == "botai.rate_limits" {
+            // 0.3.0 replaces the untouched Bybit placeholders with Bybit's
+            // documented limits (checked below); every other row stays.
+            let not_bybit =
+                |rows: &str| rows.lines().filter(|l| !l.starts_with("(bybit,")).collect::<Vec<_>>().join("\n");
+            assert_eq!(not_bybit(was), not_bybit(now), "{table}: the upgrade changed rows it must keep");
+            continue;
+        }
         assert_eq!(was, now, "{table}: the upgrade changed its rows");
     }
+    let bybit: Vec<(String, i32, f64)> = db
+        .query(
+            "SELECT endpoint, max_weight, window_seconds FROM botai.rate_limits WHERE exchange = 'bybit' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected: Vec<(String, i32, f64)> = [
+        ("account", 50, 1.0),
+        ("global", 110, 60.0), // the operator's edit is kept
+        ("order", 10, 1.0),
+        ("order_query", 50, 1.0),
+        ("position", 50, 1.0),
+    ]
+    .into_iter()
+    .map(|(e, w, s)| (e.to_owned(), w, s))
+    .collect();
+    assert_eq!(bybit, expected, "Bybit's documented limits, the operator's edit kept, market_data gone");
     println!("  {} tables kept every row across the upgrade", before.len());
 
     // --- the guarantees still hold on the upgraded data ---------------------

@@ -117,8 +117,7 @@ async fn main() -> Result<()> {
         .context("lifting botai's limits for the paper exchange")?;
     admin.batch_execute(BASELINE_SCHEMA).await.context("the baseline's tables")?;
     let replay = Replay::load(&cfg.market)?;
-    let exchange: Arc<dyn Exchange> =
-        Arc::new(PaperExchange::new(&cfg.paper, &cfg.market.symbol, &cfg.trading.base, &cfg.trading.quote, replay));
+    let exchange: Arc<dyn Exchange> = Arc::new(PaperExchange::from_config(&cfg, replay));
     let stop = CancellationToken::new();
     let engine = tokio::spawn(botai_daemon::trading::engine::run(
         cfg.clone(),

@@ -97,14 +97,14 @@ impl Cli {
                 let _logs = crate::logging::init(&cfg.log_dir)?;
                 let listen = cfg.paper.listen.context("PAPER_LISTEN is off: nothing to serve")?;
                 let replay = crate::market::replay::Replay::load(&cfg.market)?;
-                let paper = Arc::new(crate::exchange::paper::PaperExchange::new(
-                    &cfg.paper,
+                let venue = Arc::new(crate::exchange::venue::Venue::new(
+                    crate::exchange::venue::VenueSettings::from_config(&cfg.paper),
                     &cfg.market.symbol,
                     &cfg.trading.base,
                     &cfg.trading.quote,
                     replay,
                 ));
-                crate::exchange::paper_server::serve(paper, listen, async {
+                crate::exchange::double::serve(venue, listen, async {
                     let _ = tokio::signal::ctrl_c().await;
                 })
                 .await

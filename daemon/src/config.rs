@@ -255,6 +255,27 @@ pub struct PaperConfig {
     pub global_limit: (u32, Duration),
     /// Where the in-process paper exchange also serves HTTP (None = off).
     pub listen: Option<SocketAddr>,
+    /// Market orders fill half after half of this, fully after all of it
+    /// (0: at once).
+    pub fill_delay: Duration,
+    /// The address's limit over every request (Bybit: 600 per 5 s); broken,
+    /// it bans the address for 10 minutes.
+    pub ip_limit: (u32, Duration),
+    /// The key the double's account accepts (PAPER_API_KEY, PAPER_API_SECRET).
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+/// Bybit V5: where, which key, which market.
+#[derive(Debug, Clone)]
+pub struct BybitConfig {
+    pub credentials: Option<BybitCredentials>,
+    /// BYBIT_REST_URL, else mainnet or (BYBIT_TESTNET=true) testnet.
+    pub rest_url: String,
+    pub testnet: bool,
+    pub category: crate::exchange::Category,
+    pub recv_window: Duration,
+    pub timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -277,7 +298,7 @@ pub struct Config {
     pub market: MarketConfig,
     pub trading: TradingConfig,
     pub paper: PaperConfig,
-    pub bybit: Option<BybitCredentials>,
+    pub bybit: BybitConfig,
     pub api_listen: SocketAddr,
     pub worker_heartbeat_timeout: Duration,
     pub signal_dedup_window: Duration,
@@ -389,11 +410,12 @@ impl Config {
             })?,
             paper_url,
         };
-        if trading.exchange != "paper" {
-            bail!(
-                "EXCHANGE={}: only the paper exchange is available in this version (Bybit and Binance adapters come next)",
-                trading.exchange
-            );
+        match trading.exchange.as_str() {
+            "paper" | "bybit" => {}
+            "binance" => {
+                bail!("EXCHANGE=binance: the Binance USDⓈ-M adapter is not in this version yet; use paper or bybit")
+            }
+            other => bail!("EXCHANGE={other}: expected paper or bybit"),
         }
         let paper = PaperConfig {
             initial: src.parse(
@@ -437,12 +459,52 @@ impl Config {
                 "HOST:PORT or off",
                 listen,
             )?,
+            fill_delay: Duration::from_secs_f64(src.parse(
+                "PAPER_FILL_DELAY",
+                0.0,
+                "seconds between 0 and 60",
+                |v| v.trim_end_matches('s').parse::<f64>().ok().filter(|s| (0.0..=60.0).contains(s)),
+            )?),
+            ip_limit: src.parse(
+                "PAPER_IP_LIMIT",
+                (600, Duration::from_secs(5)),
+                "REQUESTS/SECONDS, e.g. 600/5s",
+                limit,
+            )?,
+            api_key: src.string("PAPER_API_KEY", "botai-paper-key"),
+            api_secret: src.string("PAPER_API_SECRET", "botai-paper-secret"),
         };
-        let bybit = match (src.raw("BYBIT_API_KEY"), src.raw("BYBIT_API_SECRET")) {
+        let credentials = match (src.raw("BYBIT_API_KEY"), src.raw("BYBIT_API_SECRET")) {
             (Some(api_key), Some(api_secret)) => Some(BybitCredentials { api_key, api_secret }),
             (None, None) => None,
             _ => bail!("BYBIT_API_KEY and BYBIT_API_SECRET go together: set both or neither"),
         };
+        let testnet = src.switch("BYBIT_TESTNET", false)?;
+        let rest_url = src
+            .string("BYBIT_REST_URL", if testnet { "https://api-testnet.bybit.com" } else { "https://api.bybit.com" })
+            .trim_end_matches('/')
+            .to_owned();
+        if !rest_url.starts_with("https://") && !rest_url.starts_with("http://") {
+            bail!("{}: expected an https:// URL, got {rest_url:?}", src.where_from("BYBIT_REST_URL"));
+        }
+        let bybit = BybitConfig {
+            credentials,
+            rest_url,
+            testnet,
+            category: src.parse("BYBIT_CATEGORY", crate::exchange::Category::Spot, "spot or linear", |v| {
+                crate::exchange::Category::parse(&v.to_lowercase())
+            })?,
+            recv_window: Duration::from_millis(src.parse(
+                "BYBIT_RECV_WINDOW",
+                5000u64,
+                "milliseconds between 1 and 60000",
+                |v| v.trim_end_matches("ms").parse().ok().filter(|ms| (1..=60_000).contains(ms)),
+            )?),
+            timeout: src.seconds("BYBIT_TIMEOUT", 10.0)?,
+        };
+        if trading.exchange == "bybit" && bybit.credentials.is_none() {
+            bail!("EXCHANGE=bybit needs BYBIT_API_KEY and BYBIT_API_SECRET (environment, .env or the config file)");
+        }
         Ok(Config {
             pg,
             ml,

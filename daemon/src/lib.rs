@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! botai daemon: the processes around the botai extension. One module per
 //! role; every SQL call goes through `db`.
 

@@ -25,8 +25,7 @@ use crate::cli::Mode;
 use crate::config::Config;
 use crate::db::{self, BotaiSql, Db};
 use crate::exchange::paper::PaperExchange;
-use crate::exchange::v5::V5Client;
-use crate::exchange::{paper_server, Exchange};
+use crate::exchange::{self, double, Exchange};
 use crate::market::replay::Replay;
 use crate::telemetry::Telemetry;
 use crate::{ml, report, trading};
@@ -95,33 +94,24 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     };
     let mut tasks: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
     let mut paper: Option<Arc<PaperExchange>> = None;
-    let exchange: Option<Arc<dyn Exchange>> = if trades {
-        match &cfg.trading.paper_url {
-            Some(url) => Some(Arc::new(V5Client::new("paper", url)?)),
-            None => {
-                let r = replay.clone().expect("a replay for the in-process paper exchange");
-                let p = Arc::new(PaperExchange::new(
-                    &cfg.paper,
-                    &cfg.market.symbol,
-                    &cfg.trading.base,
-                    &cfg.trading.quote,
-                    r,
-                ));
-                if let Some(listen) = cfg.paper.listen {
-                    let (p2, stop2) = (p.clone(), stop.clone());
-                    tasks.spawn(async move {
-                        (
-                            "paper exchange",
-                            paper_server::serve(p2, listen, async move { stop2.cancelled().await }).await,
-                        )
-                    });
-                }
-                paper = Some(p.clone());
-                Some(p)
-            }
-        }
-    } else {
+    let exchange: Option<Arc<dyn Exchange>> = if !trades {
         None
+    } else if cfg.trading.exchange == "bybit" {
+        Some(Arc::new(exchange::connect_bybit(&cfg, "bybit")?))
+    } else if cfg.trading.paper_url.is_some() {
+        Some(Arc::new(exchange::connect_bybit(&cfg, "paper")?))
+    } else {
+        let r = replay.clone().expect("a replay for the in-process paper exchange");
+        let p = Arc::new(PaperExchange::from_config(&cfg, r));
+        let venue = p.venue.clone();
+        if let Some(listen) = cfg.paper.listen {
+            let (v, stop2) = (venue.clone(), stop.clone());
+            tasks.spawn(async move {
+                ("paper exchange", double::serve(v, listen, async move { stop2.cancelled().await }).await)
+            });
+        }
+        paper = Some(p.clone());
+        Some(p)
     };
     let run = Arc::new(RunState {
         mode: format!("{mode:?}").to_lowercase(),

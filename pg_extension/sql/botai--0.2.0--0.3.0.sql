@@ -23,5 +23,25 @@ COMMENT ON FUNCTION botai_rate_observe(text, text, integer, integer, timestamptz
 
 REVOKE ALL ON FUNCTION botai_rate_observe(text, text, integer, integer, timestamptz) FROM PUBLIC;
 
+-- Bybit's documented V5 limits replace the placeholders of 0.1.0. A row an
+-- operator edited (any value differing from the 0.1.0 seed) is left as it
+-- is; botai_rate_observe corrects whatever the venue says differently.
+UPDATE botai.rate_limits SET max_weight = 600, window_seconds = 5, default_weight = 1,
+    description = 'Bybit V5: the IP limit, 600 requests per 5 s over all traffic; broken, HTTP 403 and a 10-minute wait (bybit-exchange.github.io/docs/v5/rate-limit, "HTTP IP limit")'
+WHERE exchange = 'bybit' AND endpoint = 'global' AND (max_weight, window_seconds, default_weight) = (120, 60, 1);
+UPDATE botai.rate_limits SET max_weight = 10, window_seconds = 1, default_weight = 1,
+    description = 'Bybit V5: /v5/order/create, amend, cancel, per UID: 10/s for futures at the default level (spot allows 20/s) (docs/v5/rate-limit, "API Rate Limit Rules for VIPs", Default row)'
+WHERE exchange = 'bybit' AND endpoint = 'order' AND (max_weight, window_seconds, default_weight) = (80, 60, 2);
+UPDATE botai.rate_limits SET max_weight = 50, window_seconds = 1, default_weight = 1,
+    description = 'Bybit V5: /v5/account/wallet-balance and account info, per UID: 50/s (docs/v5/rate-limit, API rate limit table)'
+WHERE exchange = 'bybit' AND endpoint = 'account' AND (max_weight, window_seconds, default_weight) = (60, 60, 1);
+-- Bybit limits market data by IP only (the global row).
+DELETE FROM botai.rate_limits
+WHERE exchange = 'bybit' AND endpoint = 'market_data' AND (max_weight, window_seconds, default_weight) = (100, 60, 1);
+INSERT INTO botai.rate_limits (exchange, endpoint, max_weight, window_seconds, default_weight, description) VALUES
+    ('bybit', 'order_query', 50, 1, 1, 'Bybit V5: /v5/order/realtime, /v5/order/history, /v5/execution/list, per UID: 50/s (docs/v5/rate-limit, API rate limit table)'),
+    ('bybit', 'position',    50, 1, 1, 'Bybit V5: /v5/position/list, per UID: 50/s (docs/v5/rate-limit, API rate limit table)')
+ON CONFLICT (exchange, endpoint) DO NOTHING;
+
 -- Which build of the library ran this upgrade.
 INSERT INTO botai.installation (build_id) VALUES (botai_build_id());

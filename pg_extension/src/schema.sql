@@ -142,10 +142,11 @@ COMMENT ON TABLE botai.rate_limits IS
     'The effective limit is floor(max_weight * botai.rate_limit_safety_margin). Edits apply at commit, to every session.';
 
 INSERT INTO botai.rate_limits (exchange, endpoint, max_weight, window_seconds, default_weight, description) VALUES
-    ('bybit',   'global',      120,  60, 1, 'Bybit: all requests of the account'),
-    ('bybit',   'market_data', 100,  60, 1, 'Bybit: market data (klines, tickers, order book)'),
-    ('bybit',   'order',        80,  60, 2, 'Bybit: order placement and cancellation'),
-    ('bybit',   'account',      60,  60, 1, 'Bybit: wallet balance, positions, account info'),
+    ('bybit',   'global',      600,   5, 1, 'Bybit V5: the IP limit, 600 requests per 5 s over all traffic; broken, HTTP 403 and a 10-minute wait (bybit-exchange.github.io/docs/v5/rate-limit, "HTTP IP limit")'),
+    ('bybit',   'order',        10,   1, 1, 'Bybit V5: /v5/order/create, amend, cancel, per UID: 10/s for futures at the default level (spot allows 20/s) (docs/v5/rate-limit, "API Rate Limit Rules for VIPs", Default row)'),
+    ('bybit',   'order_query',  50,   1, 1, 'Bybit V5: /v5/order/realtime, /v5/order/history, /v5/execution/list, per UID: 50/s (docs/v5/rate-limit, API rate limit table)'),
+    ('bybit',   'position',     50,   1, 1, 'Bybit V5: /v5/position/list, per UID: 50/s (docs/v5/rate-limit, API rate limit table)'),
+    ('bybit',   'account',      50,   1, 1, 'Bybit V5: /v5/account/wallet-balance and account info, per UID: 50/s (docs/v5/rate-limit, API rate limit table)'),
     ('binance', 'global',     1200,  60, 1, 'Binance: request weight of the IP'),
     ('binance', 'market_data', 2400, 60, 1, 'Binance: market data'),
     ('binance', 'order',       100,  10, 1, 'Binance: orders per 10 seconds');

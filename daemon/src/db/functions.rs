@@ -124,6 +124,15 @@ pub trait BotaiSql {
     async fn report_error(&self, component: &str, error: &str, is_critical: bool) -> Result<()>;
     async fn rate_acquire(&self, exchange: &str, endpoint: &str, weight: Option<i32>) -> Result<f64>;
     async fn rate_penalize(&self, exchange: &str, endpoint: &str, seconds: f64) -> Result<()>;
+    /// What the venue's limit headers said; returns the weight botai added.
+    async fn rate_observe(
+        &self,
+        exchange: &str,
+        endpoint: &str,
+        remaining: i32,
+        venue_limit: i32,
+        reset_at: Option<DateTime<Utc>>,
+    ) -> Result<i32>;
     async fn update_balance(
         &self,
         exchange: &str,
@@ -282,6 +291,24 @@ impl<C: Sql> BotaiSql for C {
         self.q_all("botai_rate_penalize", "SELECT botai_rate_penalize($1, $2, $3)", &[&exchange, &endpoint, &seconds])
             .await?;
         Ok(())
+    }
+
+    async fn rate_observe(
+        &self,
+        exchange: &str,
+        endpoint: &str,
+        remaining: i32,
+        venue_limit: i32,
+        reset_at: Option<DateTime<Utc>>,
+    ) -> Result<i32> {
+        let row = self
+            .q_one(
+                "botai_rate_observe",
+                "SELECT botai_rate_observe($1, $2, $3, $4, $5)",
+                &[&exchange, &endpoint, &remaining, &venue_limit, &reset_at],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 
     async fn update_balance(

@@ -1,16 +1,21 @@
-//! Exchanges behind one trait. The trading engine knows only `Exchange`;
-//! the paper exchange (paper.rs) is one implementation, the Bybit V5 wire
-//! protocol client (v5.rs) another, which talks to the paper exchange's HTTP
-//! server (paper_server.rs) or, with credentials, to Bybit.
+//! Exchanges behind one trait. The trading engine knows only `Exchange`:
+//! the in-process paper exchange (paper.rs) and the Bybit V5 adapter
+//! (bybit.rs) implement it. Both paper exchange and exchange double run on
+//! the simulated venue (venue.rs); the double (double/) serves it over HTTP
+//! in the venues' own dialects, so the adapters are tested against the wire
+//! protocol they speak to the real venue.
 //!
 //! Errors carry the exchange's own codes: Bybit's retCode 10006 ("Too many
 //! visits!", a rate limit), 110007 (insufficient balance), 110072 (duplicate
 //! client order id), so the engine reacts to a paper exchange exactly as to a
 //! real one.
 
+pub mod bybit;
+pub mod double;
+pub mod limits;
 pub mod paper;
-pub mod paper_server;
-pub mod v5;
+pub mod sign;
+pub mod venue;
 
 use std::time::Duration;
 
@@ -28,6 +33,45 @@ pub mod ret_code {
     pub const INSUFFICIENT_BALANCE: i64 = 110007;
     pub const ORDER_NOT_EXISTS: i64 = 110001;
     pub const DUPLICATE_ORDER_LINK_ID: i64 = 110072;
+    /// The request's timestamp is outside recv_window of the server's clock.
+    pub const TIMESTAMP_OUT_OF_WINDOW: i64 = 10002;
+    pub const INVALID_API_KEY: i64 = 10003;
+    pub const SIGNATURE_ERROR: i64 = 10004;
+    pub const PERMISSION_DENIED: i64 = 10005;
+    /// "Server error": the order may or may not exist.
+    pub const SERVER_ERROR: i64 = 10016;
+}
+
+/// A venue's market segment (Bybit's `category`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Spot,
+    /// USDT-margined perpetuals.
+    Linear,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Spot => "spot",
+            Category::Linear => "linear",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Category> {
+        match s {
+            "spot" => Some(Category::Spot),
+            "linear" => Some(Category::Linear),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +98,7 @@ impl Side {
     }
 }
 
-/// A market order.
+/// A market order, or a limit order when `price` is set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderRequest {
     /// Idempotency key: the exchange refuses a second order with it.
@@ -63,14 +107,25 @@ pub struct OrderRequest {
     pub side: Side,
     /// In base currency.
     pub qty: Decimal,
+    /// Limit price (good till cancelled); None for a market order.
+    pub price: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderStatus {
     New,
+    PartiallyFilled,
     Filled,
+    /// Cancelled, possibly after a partial fill (`filled_qty` says).
     Cancelled,
     Rejected,
+}
+
+impl OrderStatus {
+    /// Nothing more will execute.
+    pub fn is_final(self) -> bool {
+        matches!(self, OrderStatus::Filled | OrderStatus::Cancelled | OrderStatus::Rejected)
+    }
 }
 
 /// An order as the exchange knows it.
@@ -84,8 +139,10 @@ pub struct OrderState {
     pub qty: Decimal,
     pub filled_qty: Decimal,
     pub avg_price: Decimal,
-    /// In quote currency.
     pub fee: Decimal,
+    /// The asset the fee was charged in (a Bybit spot BUY pays it in the
+    /// base coin).
+    pub fee_asset: String,
 }
 
 impl OrderState {
@@ -100,6 +157,14 @@ pub struct AssetBalance {
     pub total: Decimal,
     pub available: Decimal,
     pub locked: Decimal,
+}
+
+/// A linear position: signed size (long > 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub symbol: String,
+    pub size: Decimal,
+    pub entry_price: Decimal,
 }
 
 /// A balance snapshot and the exchange's time when it was taken.
@@ -151,8 +216,10 @@ pub enum ExchangeError {
     DuplicateOrder { client_order_id: String },
     #[error("the exchange refused the request (retCode {ret_code}: {message})")]
     Rejected { ret_code: i64, message: String },
-    /// The request's outcome is unknown (network, timeout, bad response).
-    #[error("exchange unreachable or answered nonsense: {0}")]
+    /// The request's outcome is unknown: no answer (timeout, connection
+    /// reset after sending), HTTP 5xx, retCode 10016, or an answer that does
+    /// not parse. An order may exist: never treat this as a refusal.
+    #[error("outcome unknown: {0}")]
     Transport(String),
 }
 
@@ -182,6 +249,57 @@ pub trait Exchange: Send + Sync {
     async fn wallet(&self) -> Result<Wallet, ExchangeError>;
     async fn server_time(&self) -> Result<DateTime<Utc>, ExchangeError>;
     async fn instrument(&self, symbol: &str) -> Result<Instrument, ExchangeError>;
+    /// Open positions (linear); a spot account has none.
+    async fn positions(&self) -> Result<Vec<Position>, ExchangeError> {
+        Ok(Vec::new())
+    }
+    /// The venue's clock minus ours, in milliseconds, when measured.
+    fn clock_offset_ms(&self) -> Option<i64> {
+        None
+    }
+}
+
+/// The Bybit V5 adapter for `name` ("bybit", or "paper" for a paper
+/// exchange in another process, PAPER_EXCHANGE_URL), its limits shared
+/// through botai.
+pub fn connect_bybit(cfg: &crate::config::Config, name: &str) -> anyhow::Result<bybit::BybitClient> {
+    let settings = if name == "paper" {
+        bybit::BybitSettings {
+            rest_url: cfg.trading.paper_url.clone().unwrap_or_default(),
+            api_key: cfg.paper.api_key.clone(),
+            api_secret: cfg.paper.api_secret.clone(),
+            recv_window: cfg.bybit.recv_window,
+            category: Category::Spot,
+            timeout: cfg.bybit.timeout,
+        }
+    } else {
+        let credentials = cfg
+            .bybit
+            .credentials
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("EXCHANGE=bybit needs BYBIT_API_KEY and BYBIT_API_SECRET"))?;
+        bybit::BybitSettings {
+            rest_url: cfg.bybit.rest_url.clone(),
+            api_key: credentials.api_key,
+            api_secret: credentials.api_secret,
+            recv_window: cfg.bybit.recv_window,
+            category: cfg.bybit.category,
+            timeout: cfg.bybit.timeout,
+        }
+    };
+    let pool = crate::db::pool(&cfg.pg, &format!("botai exchange {name}"), 4)?;
+    let limits = std::sync::Arc::new(limits::SharedLimits {
+        pool,
+        exchange: name.to_owned(),
+        component: format!("exchange:{name}"),
+    });
+    Ok(bybit::BybitClient::new(name, settings, limits)?)
+}
+
+/// An API key as logs may show it: its last four characters.
+pub fn redact(key: &str) -> String {
+    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("***{tail}")
 }
 
 #[cfg(test)]

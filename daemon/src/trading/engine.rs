@@ -347,7 +347,10 @@ impl Engine {
         if order.attempt > 1 {
             // A claim taken over from an engine that died: was the order sent?
             match self.exchange.order(&order.symbol, &order.client_order_id).await {
-                Ok(Some(placed)) => return self.settle_filled(&order, side, &placed, None).await,
+                Ok(Some(placed)) => {
+                    let placed = self.until_final(placed).await?;
+                    return self.settle_filled(&order, side, &placed, None).await;
+                }
                 Ok(None) => {}
                 Err(e) => bail!("cannot tell whether the order of a taken-over claim was sent: {e}"),
             }
@@ -430,12 +433,19 @@ impl Engine {
             symbol: order.symbol.clone(),
             side,
             qty: size.qty,
+            price: None,
         };
         match self.exchange.place_order(&request).await {
-            Ok(placed) => self.settle_filled(&order, side, &placed, reservation).await,
+            Ok(placed) => {
+                let placed = self.until_final(placed).await?;
+                self.settle_filled(&order, side, &placed, reservation).await
+            }
             Err(ExchangeError::DuplicateOrder { .. }) => {
                 match self.exchange.order(&order.symbol, &order.client_order_id).await? {
-                    Some(placed) => self.settle_filled(&order, side, &placed, reservation).await,
+                    Some(placed) => {
+                        let placed = self.until_final(placed).await?;
+                        self.settle_filled(&order, side, &placed, reservation).await
+                    }
                     None => bail!("the exchange reports a duplicate order it cannot find"),
                 }
             }
@@ -468,6 +478,25 @@ impl Engine {
         }
     }
 
+    /// Follows an acknowledged order until nothing more will execute: the
+    /// venue confirms fills after the acknowledgement. Gives up (the claim
+    /// stays, the reservation held) after a minute without a final state.
+    async fn until_final(&self, mut placed: OrderState) -> Result<OrderState> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut pause = Duration::from_millis(50);
+        while !placed.status.is_final() {
+            if tokio::time::Instant::now() >= deadline {
+                bail!("order {} is still {:?} after a minute", placed.client_order_id, placed.status);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+            placed = self.exchange.order(&placed.symbol, &placed.client_order_id).await?.with_context(|| {
+                format!("order {} was acknowledged but the venue cannot find it", placed.client_order_id)
+            })?;
+        }
+        Ok(placed)
+    }
+
     /// Records a fill; commits its reservation (id, reserved amount) with
     /// what the fill actually spent, at most the reserved amount (a fill
     /// that cost more shows in the exchange's next snapshot).
@@ -478,17 +507,33 @@ impl Engine {
         placed: &OrderState,
         reservation: Option<(Uuid, Decimal)>,
     ) -> Result<()> {
+        if placed.filled_qty.is_zero() {
+            // Ended without executing (the venue rejected or cancelled it):
+            // nothing was spent.
+            if let Some((id, _)) = reservation {
+                self.conn().await?.release_reservation(id).await?;
+            }
+            let message = format!("the venue ended the order {:?} with nothing filled", placed.status);
+            return self
+                .finish(order, "rejected", json!({"message": message, "exchange_order_id": placed.exchange_order_id}))
+                .await;
+        }
         // The exchange's next balance snapshot will include this order; until
         // then the amount it spent stays held.
         let commit = reservation.map(|(id, reserved)| {
-            let spent = match side {
-                Side::Buy => placed.notional() + placed.fee,
-                Side::Sell => placed.filled_qty,
+            let spent_asset = match side {
+                Side::Buy => &self.cfg.trading.quote,
+                Side::Sell => &self.cfg.trading.base,
             };
+            let spent = match side {
+                Side::Buy => placed.notional(),
+                Side::Sell => placed.filled_qty,
+            } + if placed.fee_asset == *spent_asset { placed.fee } else { Decimal::ZERO };
             (id, spent.min(reserved))
         });
         let details = json!({
             "qty": placed.filled_qty, "price": placed.avg_price, "notional": placed.notional(), "fee": placed.fee,
+            "fee_asset": placed.fee_asset, "exchange_status": format!("{:?}", placed.status),
             "exchange_order_id": placed.exchange_order_id, "reservation_id": reservation.map(|r| r.0),
         });
         self.record(order, commit, "filled", details).await
