@@ -93,6 +93,7 @@ impl Double {
             recv_window: Duration::from_millis(5000),
             category,
             timeout: Duration::from_secs(2),
+            ws_url: Some(self.url.replacen("http", "ws", 1)),
         };
         BybitClient::new(name, settings, limits).unwrap()
     }
@@ -139,6 +140,7 @@ async fn shared_limits(exchange: &str) -> Arc<SharedLimits> {
         pool: botai_daemon::db::pool(&pg(), "botai-tests exchange", 4).unwrap(),
         exchange: exchange.to_owned(),
         component: format!("exchange:{exchange}"),
+        observe: true,
     })
 }
 
@@ -425,4 +427,85 @@ async fn the_venue_s_headers_and_refusals_reach_every_botai_session() {
         .get(0);
     assert_eq!(critical, 1);
     assert_eq!(d.venue.rejections().banned, 1);
+}
+
+async fn connected_within(x: &BybitClient, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if x.stream_connected() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Every update of `id` pushed within `within`, until its final state.
+async fn pushed(
+    rx: &mut tokio::sync::broadcast::Receiver<botai_daemon::exchange::OrderState>,
+    id: &str,
+    within: Duration,
+) -> Vec<(OrderStatus, Decimal)> {
+    let mut seen = vec![];
+    let _ = tokio::time::timeout(within, async {
+        loop {
+            let o = rx.recv().await.unwrap();
+            if o.client_order_id == id {
+                seen.push((o.status, o.filled_qty));
+                if o.status.is_final() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fills_arrive_on_the_private_stream_through_repeats_and_drops() {
+    let d = Double::start(venue_settings(Duration::from_millis(300))).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _guard = stop.clone().drop_guard();
+    let x = Arc::new(d.client("s", Category::Linear, Arc::new(Unlimited)));
+    x.start_stream(stop.clone());
+    assert!(connected_within(&x, Duration::from_secs(5)).await, "authenticated and subscribed");
+
+    // Fills without polling: New, PartiallyFilled, Filled, pushed; no lookup made.
+    let mut rx = x.order_updates().expect("the stream is connected");
+    x.place_order(&order("pushed-1", Side::Buy, Decimal::new(4, 3), None)).await.unwrap();
+    let seen = pushed(&mut rx, "pushed-1", Duration::from_secs(5)).await;
+    assert_eq!(
+        seen,
+        vec![
+            (OrderStatus::New, Decimal::ZERO),
+            (OrderStatus::PartiallyFilled, Decimal::new(2, 3)),
+            (OrderStatus::Filled, Decimal::new(4, 3))
+        ]
+    );
+    let lookups = d.venue.requests().iter().filter(|r| r.path.starts_with("/v5/order/realtime")).count();
+    assert_eq!(lookups, 0, "learned from the stream, not by polling");
+
+    // Every push sent twice, the copy late: each state still arrives once, in order.
+    d.venue.set_faults(Faults { duplicate_pushes: 50, ..Faults::default() });
+    x.place_order(&order("pushed-2", Side::Buy, Decimal::new(4, 3), None)).await.unwrap();
+    let seen = pushed(&mut rx, "pushed-2", Duration::from_secs(5)).await;
+    assert_eq!(
+        seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [OrderStatus::New, OrderStatus::PartiallyFilled, OrderStatus::Filled]
+    );
+
+    // The venue drops the connection: the client reconnects and subscribes again.
+    d.venue.set_faults(Faults { drop_streams: true, ..Faults::default() });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(connected_within(&x, Duration::from_secs(5)).await, "reconnected");
+    let mut rx = x.order_updates().unwrap();
+    x.place_order(&order("pushed-3", Side::Sell, Decimal::new(8, 3), None)).await.unwrap();
+    let seen = pushed(&mut rx, "pushed-3", Duration::from_secs(5)).await;
+    assert_eq!(seen.last().map(|s| s.0), Some(OrderStatus::Filled), "{seen:?}");
+
+    // A wrong secret never authenticates.
+    let wrong = d.client_with("w", Category::Linear, Arc::new(Unlimited), KEY, "wrong");
+    wrong.start_stream(stop.clone());
+    assert!(!connected_within(&wrong, Duration::from_secs(1)).await);
 }

@@ -344,3 +344,73 @@ async fn a_claim_reads_the_funds_a_snapshot_freed_before_any_fold() {
     let (_, free) = claimed[0].as_ref().expect("the order is ours");
     assert_eq!(*free, Some(Decimal::new(400, 0)), "free USDT after the snapshot retired 600");
 }
+
+/// Engines woken by one notification claim the same signals at the same
+/// moment, in batches as the engine does: one winner per signal, and the
+/// others get nothing — not a unique violation on client_order_id (seen
+/// with three engines: INSERT … ON CONFLICT settles races on its arbiter,
+/// signal_id, only).
+#[tokio::test(flavor = "multi_thread")]
+async fn engines_claiming_one_signal_at_once_get_one_winner_and_no_error() {
+    use botai_daemon::config::PgSettings;
+    use botai_daemon::db::{BotaiSql, Db};
+
+    let t = TestDatabase::migrated(&[]).await;
+    let db = t.connect().await;
+    let pg = PgSettings {
+        host: std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into()),
+        port: std::env::var("PGPORT").map_or(5555, |p| p.parse().expect("PGPORT")),
+        user: std::env::var("PGUSER").unwrap_or_else(|_| botai_tests::os_user()),
+        password: None,
+        dbname: t.name.clone(),
+    };
+    let mut engines = Vec::new();
+    for i in 0..8 {
+        let c = Db::connect(&pg, "botai-tests race").await.unwrap();
+        let id = c.register_worker("trading_engine", Some(&format!("race-{i}")), &serde_json::json!({})).await.unwrap();
+        engines.push((std::sync::Arc::new(c), id.expect("a slot")));
+    }
+    let mut errors = Vec::new();
+    let mut claimed = 0;
+    for n in 0..40 {
+        let mut ids = Vec::new();
+        for k in 0..4 {
+            let id: i64 = db
+                .query_one(
+                    "SELECT signal_id FROM botai_register_signal(jsonb_build_object('symbol', 'BTCUSDT', \
+                       'direction', 'BUY', 'strategy', $2::text, 'timestamp', $1::text, 'price', 40000))",
+                    &[&Utc::now().to_rfc3339(), &format!("race-{n}-{k}")],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            ids.push(id);
+        }
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(engines.len()));
+        let tasks: Vec<_> = engines
+            .iter()
+            .map(|(c, id)| {
+                let (c, id, barrier, ids) = (c.clone(), id.clone(), barrier.clone(), ids.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    c.order_claim(&ids, &id, "paper", Some(("USDT", "BTC"))).await
+                })
+            })
+            .collect();
+        let mut winners = vec![0; ids.len()];
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(rows) => {
+                    for (i, r) in rows.iter().enumerate() {
+                        winners[i] += usize::from(r.is_some());
+                    }
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        assert!(winners.iter().all(|&w| w <= 1), "a signal claimed twice: {winners:?}");
+        claimed += winners.iter().sum::<usize>();
+    }
+    assert!(errors.is_empty(), "{} of 320 batch claims failed, first: {}", errors.len(), errors[0]);
+    assert_eq!(claimed, 160, "every signal claimed once");
+}

@@ -239,6 +239,9 @@ pub struct TradingConfig {
     /// sends at once.
     pub reservations: bool,
     pub rate_limiter: bool,
+    /// Whether the venue's limit headers feed botai's windows (a switch for
+    /// comparison runs only).
+    pub limit_headers: bool,
     pub balance_update_interval: Duration,
     pub concurrency: usize,
     /// Remote paper exchange (HTTP); None = in-process.
@@ -272,6 +275,8 @@ pub struct BybitConfig {
     pub credentials: Option<BybitCredentials>,
     /// BYBIT_REST_URL, else mainnet or (BYBIT_TESTNET=true) testnet.
     pub rest_url: String,
+    /// BYBIT_WS_URL, else mainnet's or testnet's stream host.
+    pub ws_url: String,
     pub testnet: bool,
     pub category: crate::exchange::Category,
     pub recv_window: Duration,
@@ -404,6 +409,7 @@ impl Config {
             reservation_ttl: src.seconds("RESERVATION_TTL", 30.0)?,
             reservations: src.switch("RESERVATIONS", true)?,
             rate_limiter: src.switch("RATE_LIMITER", true)?,
+            limit_headers: src.switch("LIMIT_HEADERS", true)?,
             balance_update_interval: src.seconds("BALANCE_UPDATE_INTERVAL", 5.0)?,
             concurrency: src.parse("ENGINE_CONCURRENCY", 64usize, "a number of signals in flight (1-1024)", |v| {
                 v.parse().ok().filter(|n| (1..=1024).contains(n))
@@ -487,9 +493,17 @@ impl Config {
         if !rest_url.starts_with("https://") && !rest_url.starts_with("http://") {
             bail!("{}: expected an https:// URL, got {rest_url:?}", src.where_from("BYBIT_REST_URL"));
         }
+        let ws_url = src
+            .string("BYBIT_WS_URL", if testnet { "wss://stream-testnet.bybit.com" } else { "wss://stream.bybit.com" })
+            .trim_end_matches('/')
+            .to_owned();
+        if !ws_url.starts_with("wss://") && !ws_url.starts_with("ws://") {
+            bail!("{}: expected a wss:// URL, got {ws_url:?}", src.where_from("BYBIT_WS_URL"));
+        }
         let bybit = BybitConfig {
             credentials,
             rest_url,
+            ws_url,
             testnet,
             category: src.parse("BYBIT_CATEGORY", crate::exchange::Category::Spot, "spot or linear", |v| {
                 crate::exchange::Category::parse(&v.to_lowercase())

@@ -97,12 +97,12 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     let exchange: Option<Arc<dyn Exchange>> = if !trades {
         None
     } else if cfg.trading.exchange == "bybit" {
-        Some(Arc::new(exchange::connect_bybit(&cfg, "bybit")?))
+        Some(exchange::connect_bybit(&cfg, "bybit", &stop)?)
     } else if cfg.trading.paper_url.is_some() {
-        Some(Arc::new(exchange::connect_bybit(&cfg, "paper")?))
+        Some(exchange::connect_bybit(&cfg, "paper", &stop)?)
     } else {
         let r = replay.clone().expect("a replay for the in-process paper exchange");
-        let p = Arc::new(PaperExchange::from_config(&cfg, r));
+        let p = Arc::new(PaperExchange::from_config(&cfg, r).with_limits(exchange::shared_limits(&cfg, "paper")?));
         let venue = p.venue.clone();
         if let Some(listen) = cfg.paper.listen {
             let (v, stop2) = (venue.clone(), stop.clone());

@@ -39,6 +39,10 @@ pub struct Telemetry {
     pub order_latency: Histogram,
     pub equity: Gauge<f64, AtomicU64>,
     pub exchange_penalties: Counter,
+    /// Order updates the venue's private stream pushed that the engine used.
+    pub order_pushes: Counter,
+    /// The venue's clock minus ours (seconds), as last measured.
+    pub exchange_clock_offset: Gauge<f64, AtomicU64>,
     /// Requests per batched statement, by engine step.
     pub batch_sizes: Family<Stage, Histogram, fn() -> Histogram>,
 }
@@ -61,6 +65,8 @@ impl Telemetry {
             order_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             equity: Gauge::default(),
             exchange_penalties: Counter::default(),
+            order_pushes: Counter::default(),
+            exchange_clock_offset: Gauge::default(),
             batch_sizes: Family::new_with_constructor(|| Histogram::new(exponential_buckets(1.0, 2.0, 8))),
         };
         {
@@ -77,6 +83,16 @@ impl Telemetry {
             );
             r.register("equity", "Account value in quote currency", t.equity.clone());
             r.register("exchange_penalties", "Rate-limit answers from the exchange", t.exchange_penalties.clone());
+            r.register(
+                "order_pushes",
+                "Order updates pushed by the venue's private stream that the engine used",
+                t.order_pushes.clone(),
+            );
+            r.register(
+                "exchange_clock_offset_seconds",
+                "The venue's clock minus the daemon's, as last measured (signed requests carry our time plus it)",
+                t.exchange_clock_offset.clone(),
+            );
             r.register(
                 "engine_batch_size",
                 "Requests per batched statement of the trading engine",

@@ -25,6 +25,9 @@ pub const WORKER_SLOT_NS: u32 = 0x626F_7461;
 pub const SIGNAL_COOLDOWN_NS: u32 = 0x626F_7462;
 /// classid of the per-(exchange, asset) lock that orders balance snapshots.
 pub const BALANCE_SNAPSHOT_NS: u32 = 0x626F_7463;
+/// Transaction locks serializing the claims of one signal (key: the
+/// signal id folded to 32 bits).
+pub const ORDER_CLAIM_NS: u32 = 0x626F_7464;
 
 fn tag(namespace: u32, key: u32) -> pg_sys::LOCKTAG {
     pg_sys::LOCKTAG {

@@ -13,6 +13,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use crate::json::{self, ClientJson};
+use crate::locks;
 
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::statements::{with_spi, Statement};
@@ -168,6 +169,13 @@ fn claim(
                 "engine \"{engine}\" is not a registered worker (botai_register_worker first)"
             )));
         };
+        // Engines that claim one signal at once wait for each other here:
+        // INSERT … ON CONFLICT settles a race on its arbiter (signal_id)
+        // only, and the concurrent insert's client_order_id, unique too,
+        // would otherwise end the loser in a unique violation (23505, seen
+        // with three engines woken by one notification). After the wait the
+        // loser sees the winner's row and takes the conflict path.
+        locks::xact_lock(locks::ORDER_CLAIM_NS, ((signal_id as u64) ^ ((signal_id as u64) >> 32)) as u32);
         let claimed = CLAIM.run(client, &[signal_id.into(), engine.into(), exchange.as_str().into(), epoch.into()])?;
         if claimed.is_empty() {
             return Ok(None);

@@ -4,6 +4,7 @@ exchange double with nothing changed but its base URLs.
     python bybit.py URL API_KEY API_SECRET trade      the unified calls a user makes
     python bybit.py URL API_KEY API_SECRET actions    the actions botai's adapter also does (request equality)
     python bybit.py URL API_KEY API_SECRET load N     N cancel requests on the account's order limit
+    python bybit.py URL API_KEY API_SECRET steady R S R cancel requests a second for S seconds
 
 Prints one JSON object; exits non-zero with the traceback when a call fails.
 """
@@ -82,6 +83,27 @@ def load(x, n):
     return {"codes": codes}
 
 
+def steady(x, rate, seconds):
+    """Cancels of orders that do not exist, `rate` a second: a script of the
+    account's owner spending the order limit botai shares."""
+    codes = {}
+    deadline = time.time() + seconds
+    i = 0
+    while time.time() < deadline:
+        started = time.time()
+        try:
+            x.cancel_order(None, "BTC/USDT", {"orderLinkId": f"steady-{i}"})
+            code = 0
+        except ccxt.OrderNotFound:
+            code = 110001
+        except ccxt.RateLimitExceeded:
+            code = 10006
+        codes[code] = codes.get(code, 0) + 1
+        i += 1
+        time.sleep(max(0.0, 1.0 / rate - (time.time() - started)))
+    return {"codes": codes}
+
+
 def main():
     url, key, secret, what = sys.argv[1:5]
     x = client(url, key, secret)
@@ -89,6 +111,9 @@ def main():
         result = trade(x)
     elif what == "actions":
         result = actions(x)
+    elif what == "steady":
+        x.load_markets()
+        result = steady(x, float(sys.argv[5]), float(sys.argv[6]))
     elif what == "load":
         x.load_markets()
         result = load(x, int(sys.argv[5]))

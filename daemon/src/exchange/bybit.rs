@@ -33,8 +33,10 @@ use reqwest::header::HeaderMap;
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::bybit_stream::{OrderFeed, StreamSettings};
 use super::limits::VenueLimits;
 use super::{
     ret_code, sign, AssetBalance, Category, Exchange, ExchangeError, Instrument, OrderRequest, OrderState, OrderStatus,
@@ -50,8 +52,10 @@ pub struct BybitSettings {
     pub api_secret: String,
     pub recv_window: Duration,
     pub category: Category,
-    /// The quote coin of the account's wallet snapshot (USDT).
     pub timeout: Duration,
+    /// wss://stream.bybit.com (or testnet, or a double); None: no private
+    /// stream, fills are looked up.
+    pub ws_url: Option<String>,
 }
 
 impl std::fmt::Debug for BybitSettings {
@@ -62,6 +66,7 @@ impl std::fmt::Debug for BybitSettings {
             .field("api_secret", &"***")
             .field("recv_window", &self.recv_window)
             .field("category", &self.category)
+            .field("ws_url", &self.ws_url)
             .finish()
     }
 }
@@ -90,8 +95,9 @@ pub struct BybitClient {
     http: reqwest::Client,
     limits: Arc<dyn VenueLimits>,
     /// Venue clock minus ours, ms; i64::MIN until measured.
-    offset_ms: AtomicI64,
+    offset_ms: Arc<AtomicI64>,
     synced_at: Mutex<Option<Instant>>,
+    feed: Arc<OrderFeed>,
 }
 
 /// What a request asks of the venue.
@@ -125,9 +131,37 @@ impl BybitClient {
             settings,
             http,
             limits,
-            offset_ms: AtomicI64::new(i64::MIN),
+            offset_ms: Arc::new(AtomicI64::new(i64::MIN)),
             synced_at: Mutex::new(None),
+            feed: Arc::new(OrderFeed::default()),
         })
+    }
+
+    /// Starts the private stream (when a WebSocket URL is configured); it
+    /// runs until `stop`.
+    pub fn start_stream(&self, stop: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        let ws_url = self.settings.ws_url.clone()?;
+        let offset = self.offset_ms.clone();
+        let settings = StreamSettings {
+            ws_url,
+            api_key: self.settings.api_key.clone(),
+            api_secret: self.settings.api_secret.clone(),
+            category: self.settings.category,
+            clock_offset_ms: Arc::new(move || {
+                let o = offset.load(Ordering::Relaxed);
+                if o == i64::MIN {
+                    0
+                } else {
+                    o
+                }
+            }),
+        };
+        Some(tokio::spawn(super::bybit_stream::run(settings, self.feed.clone(), stop)))
+    }
+
+    /// Whether the private stream is connected and subscribed.
+    pub fn stream_connected(&self) -> bool {
+        self.feed.connected.load(Ordering::Relaxed)
     }
 
     pub fn category(&self) -> Category {
@@ -603,6 +637,10 @@ impl Exchange for BybitClient {
 
     fn clock_offset_ms(&self) -> Option<i64> {
         Some(self.offset_ms.load(Ordering::Relaxed)).filter(|o| *o != i64::MIN)
+    }
+
+    fn order_updates(&self) -> Option<tokio::sync::broadcast::Receiver<OrderState>> {
+        self.stream_connected().then(|| self.feed.updates.subscribe())
     }
 }
 

@@ -56,6 +56,9 @@ pub struct SharedLimits {
     pub exchange: String,
     /// The component errors are reported for (`exchange:bybit`).
     pub component: String,
+    /// Whether the venue's headers are passed on (LIMIT_HEADERS=off, for
+    /// comparison runs, leaves botai blind to other processes).
+    pub observe: bool,
 }
 
 #[async_trait]
@@ -82,6 +85,9 @@ impl VenueLimits for SharedLimits {
     }
 
     async fn observe(&self, endpoint: &str, remaining: i32, limit: i32, reset_at: Option<DateTime<Utc>>) {
+        if !self.observe {
+            return;
+        }
         let result = match db::pooled(&self.pool).await {
             Ok(conn) => conn.rate_observe(&self.exchange, endpoint, remaining, limit, reset_at).await,
             Err(e) => Err(e),

@@ -11,6 +11,7 @@
 //! real one.
 
 pub mod bybit;
+pub mod bybit_stream;
 pub mod double;
 pub mod limits;
 pub mod paper;
@@ -257,12 +258,21 @@ pub trait Exchange: Send + Sync {
     fn clock_offset_ms(&self) -> Option<i64> {
         None
     }
+    /// Order updates pushed by the venue (its private stream), while it is
+    /// connected; subscribe before placing an order so no push is missed.
+    fn order_updates(&self) -> Option<tokio::sync::broadcast::Receiver<OrderState>> {
+        None
+    }
 }
 
 /// The Bybit V5 adapter for `name` ("bybit", or "paper" for a paper
 /// exchange in another process, PAPER_EXCHANGE_URL), its limits shared
 /// through botai.
-pub fn connect_bybit(cfg: &crate::config::Config, name: &str) -> anyhow::Result<bybit::BybitClient> {
+pub fn connect_bybit(
+    cfg: &crate::config::Config,
+    name: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<std::sync::Arc<bybit::BybitClient>> {
     let settings = if name == "paper" {
         bybit::BybitSettings {
             rest_url: cfg.trading.paper_url.clone().unwrap_or_default(),
@@ -271,6 +281,7 @@ pub fn connect_bybit(cfg: &crate::config::Config, name: &str) -> anyhow::Result<
             recv_window: cfg.bybit.recv_window,
             category: Category::Spot,
             timeout: cfg.bybit.timeout,
+            ws_url: cfg.trading.paper_url.as_ref().map(|u| u.replacen("http", "ws", 1)),
         }
     } else {
         let credentials = cfg
@@ -285,15 +296,31 @@ pub fn connect_bybit(cfg: &crate::config::Config, name: &str) -> anyhow::Result<
             recv_window: cfg.bybit.recv_window,
             category: cfg.bybit.category,
             timeout: cfg.bybit.timeout,
+            ws_url: Some(cfg.bybit.ws_url.clone()),
         }
     };
+    let limits = shared_limits(cfg, name)?;
+    let client = std::sync::Arc::new(bybit::BybitClient::new(name, settings, limits)?);
+    client.start_stream(stop.child_token());
+    Ok(client)
+}
+
+/// botai's shared limiter for the requests to exchange `name` (nothing,
+/// in a RATE_LIMITER=off comparison run).
+pub fn shared_limits(
+    cfg: &crate::config::Config,
+    name: &str,
+) -> anyhow::Result<std::sync::Arc<dyn limits::VenueLimits>> {
+    if !cfg.trading.rate_limiter {
+        return Ok(std::sync::Arc::new(limits::Unlimited));
+    }
     let pool = crate::db::pool(&cfg.pg, &format!("botai exchange {name}"), 4)?;
-    let limits = std::sync::Arc::new(limits::SharedLimits {
+    Ok(std::sync::Arc::new(limits::SharedLimits {
         pool,
         exchange: name.to_owned(),
         component: format!("exchange:{name}"),
-    });
-    Ok(bybit::BybitClient::new(name, settings, limits)?)
+        observe: cfg.trading.limit_headers,
+    }))
 }
 
 /// An API key as logs may show it: its last four characters.

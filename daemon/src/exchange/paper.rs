@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
+use super::limits::{Unlimited, VenueLimits};
 use super::venue::{LimitClass, OrderKind, PlaceError, Placement, Refusal, Rejections, Venue, VenueOrder, VenueStatus};
 use super::{
     ret_code, AssetBalance, Category, Exchange, ExchangeError, Instrument, OrderRequest, OrderState, OrderStatus,
@@ -22,11 +23,18 @@ pub struct PaperExchange {
     name: String,
     symbol: String,
     pub venue: Arc<Venue>,
+    /// botai's shared limiter, booked before every request but order
+    /// create (the engine books that one with its reservation).
+    limits: Arc<dyn VenueLimits>,
 }
 
 impl PaperExchange {
     pub fn new(venue: Arc<Venue>, symbol: &str) -> PaperExchange {
-        PaperExchange { name: "paper".into(), symbol: symbol.to_owned(), venue }
+        PaperExchange { name: "paper".into(), symbol: symbol.to_owned(), venue, limits: Arc::new(Unlimited) }
+    }
+
+    pub fn with_limits(self, limits: Arc<dyn VenueLimits>) -> PaperExchange {
+        PaperExchange { limits, ..self }
     }
 
     /// A fresh venue from the configuration (PAPER_*, SYMBOL, the assets).
@@ -55,6 +63,15 @@ impl PaperExchange {
 
     pub fn balances(&self) -> BTreeMap<String, Decimal> {
         self.venue.balances()
+    }
+
+    /// A refusal is also the limiter's business (in-process, no headers).
+    fn penalized(&self, e: ExchangeError) -> ExchangeError {
+        if let ExchangeError::RateLimited { retry_after, .. } = &e {
+            let (limits, wait) = (self.limits.clone(), *retry_after);
+            tokio::spawn(async move { limits.penalize("global", wait).await });
+        }
+        e
     }
 
     fn admit(&self, class: LimitClass) -> Result<(), ExchangeError> {
@@ -132,11 +149,13 @@ impl Exchange for PaperExchange {
     }
 
     async fn order(&self, _symbol: &str, client_order_id: &str) -> Result<Option<OrderState>, ExchangeError> {
+        self.limits.book("order_query").await?;
         self.admit(LimitClass::OrderQuery)?;
         Ok(self.venue.order(None, Some(client_order_id)).as_ref().map(order_state))
     }
 
     async fn cancel_order(&self, _symbol: &str, client_order_id: &str) -> Result<(), ExchangeError> {
+        self.limits.book("order").await?;
         self.admit(LimitClass::Order)?;
         match self.venue.cancel(Category::Spot, None, Some(client_order_id)) {
             Some(_) => Ok(()),
@@ -148,7 +167,8 @@ impl Exchange for PaperExchange {
     }
 
     async fn wallet(&self) -> Result<Wallet, ExchangeError> {
-        self.admit(LimitClass::Wallet)?;
+        self.limits.book("account").await?;
+        self.admit(LimitClass::Wallet).map_err(|e| self.penalized(e))?;
         let assets = self
             .venue
             .wallet()

@@ -341,6 +341,8 @@ pub struct Venue {
     state: Mutex<State>,
     /// Wakes the private streams when `events` grew.
     pub changed: tokio::sync::Notify,
+    /// Bumped to drop every stream connection (a fault).
+    stream_generation: std::sync::atomic::AtomicU64,
 }
 
 fn now_ms() -> i64 {
@@ -405,7 +407,13 @@ impl Venue {
                 next_seq: 1,
             }),
             changed: tokio::sync::Notify::new(),
+            stream_generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Changes whenever the streams are to be dropped.
+    pub fn stream_generation(&self) -> u64 {
+        self.stream_generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -490,6 +498,7 @@ impl Venue {
         s.faults = Faults { ban_seconds: None, drop_streams: false, ..faults.clone() };
         drop(s);
         if faults.drop_streams {
+            self.stream_generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.changed.notify_waiters();
         }
     }
@@ -956,7 +965,8 @@ impl Venue {
         *s.locked.entry(lock_asset).or_default() -= release;
         s.executions.push(execution.clone());
         s.events.push(Event::Execution(execution));
-        if order.status == VenueStatus::PartiallyFilled {
+        if order.cum_qty < order.qty {
+            // The final fill's order event comes with its Filled state.
             s.events.push(Event::Order(order.clone()));
         }
         s.events.push(Event::Wallet);

@@ -8,7 +8,6 @@
 //! would, and learns from the exchange's 110007 when it overspent.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use anyhow::Result;
 use deadpool_postgres::Pool;
@@ -18,11 +17,7 @@ use tracing::warn;
 
 use crate::config::Config;
 use crate::db::{self, BotaiSql};
-use crate::exchange::{Exchange, ExchangeError, Wallet};
-
-/// Endpoint whose limit balance requests book (only `global` applies when
-/// the exchange has no row for it).
-pub const ACCOUNT_ENDPOINT: &str = "account";
+use crate::exchange::{Exchange, Wallet};
 
 #[derive(Default)]
 pub struct Snapshot {
@@ -44,22 +39,11 @@ impl Snapshot {
 }
 
 /// One sync: the wallet from the exchange into botai and the local snapshot.
-pub async fn sync_once(cfg: &Config, exchange: &dyn Exchange, pool: &Pool, snapshot: &Snapshot) -> Result<Wallet> {
+pub async fn sync_once(exchange: &dyn Exchange, pool: &Pool, snapshot: &Snapshot) -> Result<Wallet> {
+    // The adapter books the request with botai's limiter (and passes a
+    // refusal on to it).
+    let wallet = exchange.wallet().await?;
     let conn = db::pooled(pool).await?;
-    if cfg.trading.rate_limiter {
-        let wait = conn.rate_acquire(exchange.name(), ACCOUNT_ENDPOINT, None).await?;
-        if wait > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-        }
-    }
-    let wallet = match exchange.wallet().await {
-        Ok(w) => w,
-        Err(ExchangeError::RateLimited { retry_after, .. }) => {
-            conn.rate_penalize(exchange.name(), "global", retry_after.as_secs_f64().max(0.001)).await?;
-            anyhow::bail!("the exchange rate-limited the balance request");
-        }
-        Err(e) => return Err(e.into()),
-    };
     for a in &wallet.assets {
         conn.update_balance(exchange.name(), &a.asset, a.total, a.available, a.locked, wallet.as_of).await?;
     }
@@ -81,7 +65,7 @@ pub async fn run(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {
-                if let Err(e) = sync_once(&cfg, exchange.as_ref(), &pool, &snapshot).await {
+                if let Err(e) = sync_once(exchange.as_ref(), &pool, &snapshot).await {
                     warn!("balance sync failed: {e:#}");
                 }
             }

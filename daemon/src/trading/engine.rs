@@ -113,7 +113,7 @@ pub async fn run(
     // exchange or database that is briefly away delays the start, logged.
     let mut backoff = Duration::from_secs(1);
     let wallet = loop {
-        match balance_sync::sync_once(&cfg, exchange.as_ref(), &pool, &snapshot).await {
+        match balance_sync::sync_once(exchange.as_ref(), &pool, &snapshot).await {
             Ok(wallet) => break wallet,
             Err(e) => {
                 warn!("the first balance sync failed (again in {backoff:?}; no trading before it succeeds): {e:#}");
@@ -219,6 +219,9 @@ pub async fn run(
                 }
             }
             _ = beat.tick() => {
+                if let Some(offset) = engine.exchange.clock_offset_ms() {
+                    engine.telemetry.exchange_clock_offset.set(offset as f64 / 1000.0);
+                }
                 let active = engine.active.load(Ordering::Relaxed);
                 match lock.worker_heartbeat(&worker_id, if active > 0 { "busy" } else { "idle" }, active, None).await {
                     Ok(true) => {}
@@ -346,9 +349,10 @@ impl Engine {
         }
         if order.attempt > 1 {
             // A claim taken over from an engine that died: was the order sent?
+            let updates = self.exchange.order_updates();
             match self.exchange.order(&order.symbol, &order.client_order_id).await {
                 Ok(Some(placed)) => {
-                    let placed = self.until_final(placed).await?;
+                    let placed = self.until_final(placed, updates).await?;
                     return self.settle_filled(&order, side, &placed, None).await;
                 }
                 Ok(None) => {}
@@ -435,15 +439,17 @@ impl Engine {
             qty: size.qty,
             price: None,
         };
+        // Subscribed before sending: a fill pushed before the answer arrives is not missed.
+        let updates = self.exchange.order_updates();
         match self.exchange.place_order(&request).await {
             Ok(placed) => {
-                let placed = self.until_final(placed).await?;
+                let placed = self.until_final(placed, updates).await?;
                 self.settle_filled(&order, side, &placed, reservation).await
             }
             Err(ExchangeError::DuplicateOrder { .. }) => {
                 match self.exchange.order(&order.symbol, &order.client_order_id).await? {
                     Some(placed) => {
-                        let placed = self.until_final(placed).await?;
+                        let placed = self.until_final(placed, updates).await?;
                         self.settle_filled(&order, side, &placed, reservation).await
                     }
                     None => bail!("the exchange reports a duplicate order it cannot find"),
@@ -479,16 +485,54 @@ impl Engine {
     }
 
     /// Follows an acknowledged order until nothing more will execute: the
-    /// venue confirms fills after the acknowledgement. Gives up (the claim
-    /// stays, the reservation held) after a minute without a final state.
-    async fn until_final(&self, mut placed: OrderState) -> Result<OrderState> {
+    /// venue confirms fills after the acknowledgement. With the venue's
+    /// private stream the updates are pushed and a lookup is only the
+    /// fallback (every 5 s); without it the order is looked up with backoff.
+    /// Gives up (the claim stays, the reservation held) after a minute
+    /// without a final state.
+    async fn until_final(
+        &self,
+        mut placed: OrderState,
+        mut updates: Option<tokio::sync::broadcast::Receiver<OrderState>>,
+    ) -> Result<OrderState> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let mut pause = Duration::from_millis(50);
         while !placed.status.is_final() {
             if tokio::time::Instant::now() >= deadline {
                 bail!("order {} is still {:?} after a minute", placed.client_order_id, placed.status);
             }
-            tokio::time::sleep(pause).await;
+            let wait = if updates.is_some() { Duration::from_secs(5) } else { pause };
+            let pushed = match updates.as_mut() {
+                Some(rx) => {
+                    let id = placed.client_order_id.clone();
+                    tokio::time::timeout(wait, async {
+                        loop {
+                            match rx.recv().await {
+                                Ok(o) if o.client_order_id == id => return Some(o),
+                                Ok(_) => {}
+                                // Lagged or closed: look it up instead.
+                                Err(_) => return None,
+                            }
+                        }
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+                }
+                None => {
+                    tokio::time::sleep(wait).await;
+                    None
+                }
+            };
+            if let Some(o) = pushed {
+                self.telemetry.order_pushes.inc();
+                placed = o;
+                continue;
+            }
+            if updates.is_some() {
+                // The stream said nothing in time: it may be down.
+                updates = None;
+            }
             pause = (pause * 2).min(Duration::from_secs(2));
             placed = self.exchange.order(&placed.symbol, &placed.client_order_id).await?.with_context(|| {
                 format!("order {} was acknowledged but the venue cannot find it", placed.client_order_id)

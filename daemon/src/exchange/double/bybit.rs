@@ -414,8 +414,24 @@ fn cancel(venue: &Venue, body: &Value) -> Answer {
     }
 }
 
+/// An execution in /v5/execution/list's shape.
+pub fn execution_json(e: &crate::exchange::venue::Execution) -> Value {
+    json!({"category": e.category.as_str(), "symbol": e.symbol, "orderId": e.order_id, "orderLinkId": e.link_id,
+           "side": e.side.as_str(), "execId": e.exec_id, "execPrice": e.price.to_string(),
+           "execQty": e.qty.to_string(), "execValue": (e.qty * e.price).normalize().to_string(),
+           "execFee": e.fee.to_string(), "feeCurrency": e.fee_asset, "execType": "Trade", "isMaker": false,
+           "execTime": e.time_ms.to_string()})
+}
+
 /// An order in Bybit's /v5/order/realtime shape.
 pub fn order_json(o: &VenueOrder) -> Value {
+    let mut v = order_fields(o);
+    v["category"] = json!(o.category.as_str());
+    v["feeCurrency"] = json!(o.fee_asset);
+    v
+}
+
+fn order_fields(o: &VenueOrder) -> Value {
     let price = o.price.map_or_else(|| "0".to_owned(), |p| p.to_string());
     json!({
         "orderId": o.order_id, "orderLinkId": o.link_id, "blockTradeId": "", "symbol": o.symbol,
@@ -479,13 +495,7 @@ fn executions(venue: &Venue, q: &BTreeMap<String, String>) -> Answer {
         .filter(|e| q.get("symbol").is_none_or(|s| *s == e.symbol))
         .filter(|e| q.get("orderLinkId").is_none_or(|id| *id == e.link_id))
         .filter(|e| q.get("orderId").is_none_or(|id| *id == e.order_id))
-        .map(|e| {
-            json!({"symbol": e.symbol, "orderId": e.order_id, "orderLinkId": e.link_id, "side": e.side.as_str(),
-                   "execId": e.exec_id, "execPrice": e.price.to_string(), "execQty": e.qty.to_string(),
-                   "execValue": (e.qty * e.price).normalize().to_string(), "execFee": e.fee.to_string(),
-                   "feeCurrency": e.fee_asset, "execType": "Trade", "isMaker": false,
-                   "execTime": e.time_ms.to_string()})
-        })
+        .map(execution_json)
         .collect();
     list.truncate(limit);
     Answer::ok(json!({"category": q.get("category"), "list": list, "nextPageCursor": ""}))
@@ -497,10 +507,21 @@ fn wallet(venue: &Venue, q: &BTreeMap<String, String>) -> Answer {
         Some(other) => return params_error(format!("accountType {other:?}: this account is UNIFIED")),
         None => return params_error("accountType is required"),
     }
-    let coins: Vec<Value> = venue
+    let coins: Vec<Value> = wallet_coins(venue)
+        .into_iter()
+        .filter(|c| q.get("coin").is_none_or(|wanted| wanted.split(',').any(|w| c["coin"] == w)))
+        .collect();
+    Answer::ok(json!({"list": [{"accountType": "UNIFIED", "accountIMRate": "0", "accountMMRate": "0",
+                                "totalEquity": "", "totalWalletBalance": "", "totalMarginBalance": "",
+                                "totalAvailableBalance": "", "totalPerpUPL": "0", "totalInitialMargin": "0",
+                                "totalMaintenanceMargin": "0", "accountLTV": "0", "coin": coins}]}))
+}
+
+/// Every coin of the unified wallet, in /v5/account/wallet-balance's shape.
+pub fn wallet_coins(venue: &Venue) -> Vec<Value> {
+    venue
         .wallet()
         .into_iter()
-        .filter(|(coin, _, _)| q.get("coin").is_none_or(|c| c.split(',').any(|c| c == coin)))
         .map(|(coin, total, locked)| {
             json!({"coin": coin, "walletBalance": total.to_string(), "equity": total.to_string(),
                    "usdValue": "", "locked": locked.to_string(), "borrowAmount": "0",
@@ -509,11 +530,30 @@ fn wallet(venue: &Venue, q: &BTreeMap<String, String>) -> Answer {
                    "marginCollateral": true, "collateralSwitch": true, "spotHedgingQty": "0",
                    "availableToWithdraw": (total - locked).to_string()})
         })
-        .collect();
-    Answer::ok(json!({"list": [{"accountType": "UNIFIED", "accountIMRate": "0", "accountMMRate": "0",
-                                "totalEquity": "", "totalWalletBalance": "", "totalMarginBalance": "",
-                                "totalAvailableBalance": "", "totalPerpUPL": "0", "totalInitialMargin": "0",
-                                "totalMaintenanceMargin": "0", "accountLTV": "0", "coin": coins}]}))
+        .collect()
+}
+
+/// A position in /v5/position/list's shape (a flat one has size 0).
+pub fn position_json(venue: &Venue, symbol: &str, p: &crate::exchange::venue::Position) -> Value {
+    let mark = venue.price(symbol).unwrap_or(p.entry_price);
+    let side = if p.size > Decimal::ZERO {
+        "Buy"
+    } else if p.size < Decimal::ZERO {
+        "Sell"
+    } else {
+        ""
+    };
+    json!({"positionIdx": 0, "symbol": symbol, "side": side,
+           "size": p.size.abs().to_string(), "avgPrice": p.entry_price.to_string(),
+           "positionValue": (p.size.abs() * p.entry_price).normalize().to_string(),
+           "leverage": venue.settings.leverage.to_string(), "markPrice": mark.to_string(),
+           "unrealisedPnl": (p.size * (mark - p.entry_price)).normalize().to_string(),
+           "cumRealisedPnl": p.realised_pnl.to_string(), "positionStatus": "Normal",
+           "tradeMode": 0, "autoAddMargin": 0, "riskId": 1, "riskLimitValue": "2000000",
+           "liqPrice": "", "bustPrice": "", "positionIM": "0", "positionMM": "0",
+           "takeProfit": "0", "stopLoss": "0", "trailingStop": "0",
+           "createdTime": "1700000000000", "updatedTime": Utc::now().timestamp_millis().to_string(),
+           "seq": 1, "isReduceOnly": false, "category": "linear"})
 }
 
 fn positions(venue: &Venue, q: &BTreeMap<String, String>) -> Answer {
@@ -529,20 +569,7 @@ fn positions(venue: &Venue, q: &BTreeMap<String, String>) -> Answer {
         .positions()
         .into_iter()
         .filter(|(symbol, _)| q.get("symbol").is_none_or(|s| s == symbol))
-        .map(|(symbol, p)| {
-            let mark = venue.price(&symbol).unwrap_or(p.entry_price);
-            json!({"positionIdx": 0, "symbol": symbol, "side": if p.size > Decimal::ZERO { "Buy" } else { "Sell" },
-                   "size": p.size.abs().to_string(), "avgPrice": p.entry_price.to_string(),
-                   "positionValue": (p.size.abs() * p.entry_price).normalize().to_string(),
-                   "leverage": venue.settings.leverage.to_string(), "markPrice": mark.to_string(),
-                   "unrealisedPnl": (p.size * (mark - p.entry_price)).normalize().to_string(),
-                   "cumRealisedPnl": p.realised_pnl.to_string(), "positionStatus": "Normal",
-                   "tradeMode": 0, "autoAddMargin": 0, "riskId": 1, "riskLimitValue": "2000000",
-                   "liqPrice": "", "bustPrice": "", "positionIM": "0", "positionMM": "0",
-                   "takeProfit": "0", "stopLoss": "0", "trailingStop": "0",
-                   "createdTime": "1700000000000", "updatedTime": Utc::now().timestamp_millis().to_string(),
-                   "seq": 1, "isReduceOnly": false})
-        })
+        .map(|(symbol, p)| position_json(venue, &symbol, &p))
         .collect();
     Answer::ok(json!({"category": "linear", "list": list, "nextPageCursor": ""}))
 }

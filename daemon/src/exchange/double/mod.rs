@@ -1,5 +1,6 @@
 //! The exchange double: the simulated venue (venue.rs) served over HTTP in
-//! the venues' own dialects — Bybit V5 under `/v5/` (bybit.rs) — so botai's
+//! the venues' own dialects — Bybit V5 under `/v5/` (bybit.rs, and its
+//! private WebSocket stream at `/v5/private`, bybit_ws.rs) — so botai's
 //! adapters and ccxt, a client nobody here wrote, meet the same wire
 //! protocol they meet on the real venue: signatures and `recv_window`
 //! verified as documented, the limit headers on every answer, orders
@@ -12,6 +13,7 @@
 //! `GET orders`, `GET state` (balances, positions, refusals).
 
 pub mod bybit;
+pub mod bybit_ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +35,7 @@ pub fn router(venue: Arc<Venue>) -> Router {
         .route("/botai-double/requests", get(requests).delete(clear_requests))
         .route("/botai-double/orders", get(orders))
         .route("/botai-double/state", get(state))
+        .route("/v5/private", get(bybit_ws::private))
         .route("/v5/{*rest}", any(bybit_dialect))
         .fallback(any(bybit_dialect))
         .with_state(venue)

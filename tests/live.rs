@@ -1,0 +1,155 @@
+//! `EXCHANGE=bybit` end to end, as real processes, against the exchange
+//! double speaking Bybit V5: signed requests, fills from the private
+//! stream, and one API key's order limit shared by three engines and a
+//! ccxt script that botai knows nothing of but what the venue's headers
+//! tell it. Everything is counted at the exchange.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use botai_tests::{free_port, repo_root, Daemon, TestDatabase};
+use chrono::Utc;
+use serde_json::Value;
+
+const KEY: &str = "live-test-key";
+const SECRET: &str = "live-test-secret";
+
+struct Run {
+    filled: usize,
+    orders_at_exchange: usize,
+    refused_10006: u64,
+    refused_110007: u64,
+    lookups: usize,
+    ccxt_codes: Value,
+}
+
+async fn get(url: &str) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// Six hours of the shipped month replayed in about a minute by one ML
+/// manager, traded by three engines on Bybit V5 (the double), while ccxt
+/// cancels `ccxt_rate` times a second on the same key.
+async fn run(speed: u32, ccxt_rate: f64) -> Run {
+    let db = TestDatabase::migrated(&[]).await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let replay: Vec<(&str, String)> = vec![
+        ("REPLAY_FROM", "2022-01-10T06:00:00Z".into()),
+        ("REPLAY_TO", "2022-01-10T12:00:00Z".into()),
+        ("REPLAY_SPEED", speed.to_string()),
+        ("REPLAY_EPOCH", (Utc::now() + chrono::Duration::seconds(5)).to_rfc3339()),
+        ("MAX_SIGNAL_AGE", "600".into()),
+        ("ORDER_SIZE", "fraction:0.02".into()),
+        ("BALANCE_UPDATE_INTERVAL", "2".into()),
+        ("WORKER_HEARTBEAT_TIMEOUT", "4".into()),
+    ];
+    let mut double_env = replay.clone();
+    double_env.extend([
+        ("PAPER_LISTEN", format!("127.0.0.1:{port}")),
+        ("PAPER_API_KEY", KEY.to_owned()),
+        ("PAPER_API_SECRET", SECRET.to_owned()),
+        ("PAPER_FILL_DELAY", "0.2".to_owned()),
+        // Bybit's limits for this key: 10 orders a second, and the IP's 600 per 5 s.
+        ("PAPER_ORDER_LIMIT", "10/1s".to_owned()),
+        ("PAPER_GLOBAL_LIMIT", "600/5s".to_owned()),
+    ]);
+    let double = Daemon::start("double", &db.name, &["paper-exchange"], &double_env);
+    double.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
+    let mut engine_env = replay.clone();
+    engine_env.extend([
+        ("EXCHANGE", "bybit".to_owned()),
+        ("BYBIT_REST_URL", url.clone()),
+        ("BYBIT_WS_URL", url.replacen("http", "ws", 1)),
+        ("BYBIT_API_KEY", KEY.to_owned()),
+        ("BYBIT_API_SECRET", SECRET.to_owned()),
+        ("BYBIT_CATEGORY", "spot".to_owned()),
+    ]);
+    let engines: Vec<Daemon> = (1..=3)
+        .map(|i| {
+            let mut env = engine_env.clone();
+            env.push(("ENGINE_ID", format!("bybit-engine-{i}")));
+            Daemon::start(&format!("engine-{i}"), &db.name, &["run", "--mode=core"], &env)
+        })
+        .collect();
+    for e in &engines {
+        e.wait_for_output("private stream subscribed", Duration::from_secs(30)).await;
+    }
+    // The ML manager's signals name the exchange they are for.
+    let ml = Daemon::start("ml", &db.name, &["run", "--mode=ml"], &engine_env);
+    let ccxt = {
+        let (url, rate) = (url.clone(), ccxt_rate.to_string());
+        // As long as the replay: six hours of bars at `speed`.
+        let seconds = (6.0 * 3600.0 / f64::from(speed)).to_string();
+        std::thread::spawn(move || {
+            let out = std::process::Command::new(repo_root().join(".cache/venv/bin/python"))
+                .arg(repo_root().join("tests/ccxt/bybit.py"))
+                .args([url.as_str(), KEY, SECRET, "steady", rate.as_str(), &seconds])
+                .output()
+                .expect("ccxt");
+            assert!(out.status.success(), "ccxt failed: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        })
+    };
+    let (status, output) = ml.wait(Duration::from_secs(180));
+    assert!(status.success(), "{output}");
+    let client = db.connect().await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let open: i64 = client
+            .query_one(
+                "SELECT count(*) FROM botai.signals s WHERE NOT EXISTS \
+                 (SELECT 1 FROM botai.orders o WHERE o.signal_id = s.signal_id AND o.status <> 'claimed')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{open} signals never settled; engine 1:\n{}", engines[0].output());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let ccxt_codes = ccxt.join().unwrap()["codes"].clone();
+    let orders = get(&format!("{url}/botai-double/orders")).await;
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for o in orders.as_array().unwrap() {
+        *per_id.entry(o["link_id"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    assert!(per_id.values().all(|&n| n == 1), "an order placed twice at the exchange");
+    let filled = orders.as_array().unwrap().iter().filter(|o| o["status"] == "Filled").count();
+    let state = get(&format!("{url}/botai-double/state")).await;
+    let requests = get(&format!("{url}/botai-double/requests")).await;
+    let requests = requests.as_array().unwrap();
+    let refused = |code: i64| requests.iter().filter(|r| r["code"] == code).count() as u64;
+    assert_eq!(state["rejections"]["banned"], 0);
+    for r in requests {
+        assert_ne!(r["signature_valid"], false, "{r}");
+    }
+    let lookups = requests.iter().filter(|r| r["path"] == "/v5/order/realtime").count();
+    let botai_filled: i64 =
+        client.query_one("SELECT count(*) FROM botai.orders WHERE status = 'filled'", &[]).await.unwrap().get(0);
+    assert_eq!(botai_filled as usize, filled, "botai's filled orders are the exchange's");
+    drop(engines);
+    Run {
+        filled,
+        orders_at_exchange: per_id.len(),
+        refused_10006: refused(10006),
+        refused_110007: refused(110007),
+        lookups,
+        ccxt_codes,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_engines_and_a_ccxt_script_share_one_key_and_the_venue_refuses_nothing() {
+    let r = run(240, 2.0).await;
+    println!(
+        "  {} orders at the exchange, {} filled; refused: 10006 × {}, 110007 × {}; order lookups {}; ccxt {}",
+        r.orders_at_exchange, r.filled, r.refused_10006, r.refused_110007, r.lookups, r.ccxt_codes
+    );
+    assert!(r.filled > 50, "the engines traded: {}", r.filled);
+    assert_eq!((r.refused_10006, r.refused_110007), (0, 0), "the venue refused nothing, to botai or to ccxt");
+    assert!(r.lookups * 10 < r.orders_at_exchange, "fills came from the private stream: {} lookups", r.lookups);
+}
