@@ -57,6 +57,7 @@ fn venue_settings(fill_delay: Duration) -> VenueSettings {
         leverage: Decimal::ONE,
         api_key: KEY.into(),
         api_secret: SECRET.into(),
+        key_can_withdraw: false,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The command line: `botai run`, `botai status`, `botai db migrate`,
-//! `botai paper-exchange`.
+//! `botai paper-exchange`, `botai exchange check`, `botai order …`,
+//! `botai orders`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +40,55 @@ enum Command {
     /// Serve the paper exchange alone (Bybit V5 endpoints on PAPER_LISTEN),
     /// for engines in other processes (PAPER_EXCHANGE_URL).
     PaperExchange,
+    /// The venue of EXCHANGE: keys, clock, permissions, limits, balances.
+    Exchange {
+        #[command(subcommand)]
+        command: ExchangeCommand,
+    },
+    /// A manual order through botai's guarantees (booked, funded, recorded).
+    Order {
+        #[command(subcommand)]
+        command: OrderCommand,
+    },
+    /// The latest orders as botai recorded them.
+    Orders {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ExchangeCommand {
+    /// Verify the API key (signed request), the clock offset and the key's
+    /// permissions; print the symbol's rules, the limits and the balances.
+    Check {
+        /// Accept a key that can withdraw funds (refused otherwise).
+        #[arg(long)]
+        allow_withdraw_permission: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrderCommand {
+    /// Buy QTY (base coin) of SYMBOL: a market order, or a limit order at --price.
+    Buy(OrderArgs),
+    /// Sell QTY (base coin) of SYMBOL.
+    Sell(OrderArgs),
+    /// Cancel an open order by its client order id.
+    Cancel {
+        /// The client order id (`botai orders` shows it).
+        id: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct OrderArgs {
+    symbol: String,
+    qty: rust_decimal::Decimal,
+    /// Limit price (good till cancelled); without it, a market order.
+    #[arg(long)]
+    price: Option<rust_decimal::Decimal>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +137,36 @@ impl Cli {
                 Ok(())
             }
             Command::Status => crate::status::print(&self.config()?).await,
+            Command::Exchange { command: ExchangeCommand::Check { allow_withdraw_permission } } => {
+                crate::operator::check(&self.config()?, *allow_withdraw_permission).await
+            }
+            Command::Order { command } => {
+                let cfg = Arc::new(self.config()?);
+                match command {
+                    OrderCommand::Buy(a) => {
+                        crate::operator::place(
+                            cfg,
+                            crate::exchange::Side::Buy,
+                            &a.symbol.to_uppercase(),
+                            a.qty,
+                            a.price,
+                        )
+                        .await
+                    }
+                    OrderCommand::Sell(a) => {
+                        crate::operator::place(
+                            cfg,
+                            crate::exchange::Side::Sell,
+                            &a.symbol.to_uppercase(),
+                            a.qty,
+                            a.price,
+                        )
+                        .await
+                    }
+                    OrderCommand::Cancel { id } => crate::operator::cancel(&cfg, id).await,
+                }
+            }
+            Command::Orders { limit } => crate::operator::list(&self.config()?, *limit).await,
             Command::Run { mode } => {
                 let cfg = Arc::new(self.config()?);
                 let _logs = crate::logging::init(&cfg.log_dir)?;

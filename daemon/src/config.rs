@@ -267,6 +267,8 @@ pub struct PaperConfig {
     /// The key the double's account accepts (PAPER_API_KEY, PAPER_API_SECRET).
     pub api_key: String,
     pub api_secret: String,
+    /// The double reports the key as able to withdraw (PAPER_KEY_CAN_WITHDRAW).
+    pub key_can_withdraw: bool,
 }
 
 /// Bybit V5: where, which key, which market.
@@ -479,6 +481,7 @@ impl Config {
             )?,
             api_key: src.string("PAPER_API_KEY", "botai-paper-key"),
             api_secret: src.string("PAPER_API_SECRET", "botai-paper-secret"),
+            key_can_withdraw: src.switch("PAPER_KEY_CAN_WITHDRAW", false)?,
         };
         let credentials = match (src.raw("BYBIT_API_KEY"), src.raw("BYBIT_API_SECRET")) {
             (Some(api_key), Some(api_secret)) => Some(BybitCredentials { api_key, api_secret }),

@@ -10,6 +10,7 @@ pub mod exchange;
 pub mod logging;
 pub mod market;
 pub mod ml;
+pub mod operator;
 pub mod report;
 pub mod run;
 pub mod status;

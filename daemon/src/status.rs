@@ -87,6 +87,31 @@ pub async fn print(cfg: &Config) -> Result<()> {
         );
     }
 
+    let rows = db
+        .query(
+            "SELECT component, metadata->>'exchange', metadata->>'clock_offset_ms', metadata->>'private_stream' \
+             FROM botai.components_status WHERE metadata ? 'exchange' AND status <> 'stopped' ORDER BY component",
+            &[],
+        )
+        .await?;
+    if !rows.is_empty() {
+        println!("\nENGINE                            EXCHANGE   CLOCK OFFSET   PRIVATE STREAM");
+    }
+    for r in rows {
+        let offset = r.get::<_, Option<String>>(2).map_or_else(|| "-".to_owned(), |o| format!("{o} ms"));
+        let stream = match r.get::<_, Option<String>>(3).as_deref() {
+            Some("true") => "connected",
+            Some("false") => "DISCONNECTED",
+            _ => "-",
+        };
+        println!(
+            "{:<33} {:<10} {:>12}   {stream}",
+            r.get::<_, String>(0),
+            r.get::<_, Option<String>>(1).unwrap_or_default(),
+            offset
+        );
+    }
+
     println!("\nOPEN ALERTS");
     let rows = db
         .query("SELECT rule, subject, severity, round(open_seconds) FROM botai.open_alerts ORDER BY opened_at", &[])

@@ -48,6 +48,31 @@ impl Sql for deadpool_postgres::Object {
 }
 
 /// The verdict on a signal registration.
+/// Which orders `orders` lists.
+#[derive(Debug, Clone, Copy)]
+pub enum OrderFilter<'a> {
+    All,
+    Signal(i64),
+    ClientOrderId(&'a str),
+}
+
+/// A row of botai.orders.
+#[derive(Debug, Clone)]
+pub struct OrderRecord {
+    pub signal_id: i64,
+    pub client_order_id: String,
+    pub exchange: String,
+    pub symbol: String,
+    pub side: String,
+    pub status: String,
+    pub qty: Option<Decimal>,
+    pub price: Option<Decimal>,
+    pub exchange_order_id: Option<String>,
+    pub ret_code: Option<i32>,
+    pub message: Option<String>,
+    pub claimed_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignalVerdict {
     pub accepted: bool,
@@ -190,6 +215,11 @@ pub trait BotaiSql {
     /// false where another engine took the order over.
     async fn order_settle(&self, engine: &str, settlements: &[Settlement]) -> Result<Vec<bool>>;
     async fn unhandled_signals(&self, lookback: Duration, max_rows: i32) -> Result<Vec<i64>>;
+    /// Orders as botai recorded them, newest first (all, or one signal's,
+    /// or one client order id's).
+    async fn orders(&self, filter: OrderFilter<'_>, limit: i64) -> Result<Vec<OrderRecord>>;
+    /// (endpoint, max_weight, window_seconds, effective limit) of an exchange.
+    async fn rate_limits(&self, exchange: &str) -> Result<Vec<(String, i32, f64, i32)>>;
     async fn health(&self) -> Result<Value>;
     async fn metrics(&self) -> Result<String>;
 }
@@ -483,6 +513,55 @@ impl<C: Sql> BotaiSql for C {
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn orders(&self, filter: OrderFilter<'_>, limit: i64) -> Result<Vec<OrderRecord>> {
+        let (signal, client) = match filter {
+            OrderFilter::All => (None, None),
+            OrderFilter::Signal(id) => (Some(id), None),
+            OrderFilter::ClientOrderId(id) => (None, Some(id)),
+        };
+        let rows = self
+            .q_all(
+                "botai.orders",
+                "SELECT signal_id, client_order_id, exchange, symbol, side, status, qty, price, exchange_order_id, \
+                        ret_code, message, claimed_at \
+                 FROM botai.orders \
+                 WHERE ($1::bigint IS NULL OR signal_id = $1) AND ($2::text IS NULL OR client_order_id = $2) \
+                 ORDER BY order_id DESC LIMIT $3",
+                &[&signal, &client, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| OrderRecord {
+                signal_id: r.get(0),
+                client_order_id: r.get(1),
+                exchange: r.get(2),
+                symbol: r.get(3),
+                side: r.get(4),
+                status: r.get(5),
+                qty: r.get(6),
+                price: r.get(7),
+                exchange_order_id: r.get(8),
+                ret_code: r.get(9),
+                message: r.get(10),
+                claimed_at: r.get(11),
+            })
+            .collect())
+    }
+
+    async fn rate_limits(&self, exchange: &str) -> Result<Vec<(String, i32, f64, i32)>> {
+        let rows = self
+            .q_all(
+                "botai.rate_limits",
+                "SELECT endpoint, max_weight, window_seconds, \
+                        floor(max_weight * current_setting('botai.rate_limit_safety_margin')::float8)::int \
+                 FROM botai.rate_limits WHERE exchange = $1 ORDER BY endpoint",
+                &[&exchange],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
     }
 
     async fn health(&self) -> Result<Value> {

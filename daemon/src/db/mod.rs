@@ -17,7 +17,7 @@ use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
 use crate::config::PgSettings;
 
 pub use batch::Batcher;
-pub use functions::{Booking, BotaiSql, ClaimedOrder, Settlement, SignalVerdict, Sql};
+pub use functions::{Booking, BotaiSql, ClaimedOrder, OrderFilter, OrderRecord, Settlement, SignalVerdict, Sql};
 
 #[derive(Debug, Error)]
 pub enum DbError {

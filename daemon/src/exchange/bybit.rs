@@ -39,8 +39,8 @@ use tracing::{debug, info, warn};
 use super::bybit_stream::{OrderFeed, StreamSettings};
 use super::limits::VenueLimits;
 use super::{
-    ret_code, sign, AssetBalance, Category, Exchange, ExchangeError, Instrument, OrderRequest, OrderState, OrderStatus,
-    Position, Side, Wallet,
+    ret_code, sign, AssetBalance, Category, Exchange, ExchangeError, Instrument, KeyInfo, OrderRequest, OrderState,
+    OrderStatus, Position, Side, Wallet,
 };
 
 /// Where and how to reach Bybit.
@@ -98,6 +98,8 @@ pub struct BybitClient {
     offset_ms: Arc<AtomicI64>,
     synced_at: Mutex<Option<Instant>>,
     feed: Arc<OrderFeed>,
+    /// The limit headers last seen per botai endpoint: (remaining, limit).
+    seen_limits: Mutex<std::collections::BTreeMap<&'static str, (i32, i32)>>,
 }
 
 /// What a request asks of the venue.
@@ -134,6 +136,7 @@ impl BybitClient {
             offset_ms: Arc::new(AtomicI64::new(i64::MIN)),
             synced_at: Mutex::new(None),
             feed: Arc::new(OrderFeed::default()),
+            seen_limits: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -267,6 +270,7 @@ impl BybitClient {
                 // clock, a reset is the venue's minus the offset.
                 let offset = chrono::Duration::milliseconds(self.clock_offset_ms().unwrap_or(0));
                 let reset = reset.map(|r| r - offset).filter(|r| *r > Utc::now());
+                self.seen_limits.lock().unwrap_or_else(|p| p.into_inner()).insert(call.endpoint, (remaining, limit));
                 self.limits.observe(call.endpoint, remaining, limit, reset).await;
             }
         }
@@ -600,6 +604,24 @@ impl Exchange for BybitClient {
         Ok(Utc.timestamp_nanos(nanos))
     }
 
+    async fn last_price(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
+        let call = Call {
+            method: Method::GET,
+            path: "/v5/market/tickers",
+            query: vec![("category", self.settings.category.as_str().to_owned()), ("symbol", symbol.to_owned())],
+            body: None,
+            endpoint: endpoint::MARKET_DATA,
+            signed: false,
+            booked: false,
+        };
+        let result = self.call(call).await?;
+        let ticker = result.pointer("/list/0").ok_or_else(|| ExchangeError::Rejected {
+            ret_code: ret_code::PARAMS_ERROR,
+            message: format!("no ticker for {symbol} in {}", self.settings.category),
+        })?;
+        decimal(ticker, "lastPrice")
+    }
+
     async fn instrument(&self, symbol: &str) -> Result<Instrument, ExchangeError> {
         let call = Call {
             method: Method::GET,
@@ -642,6 +664,55 @@ impl Exchange for BybitClient {
     fn order_updates(&self) -> Option<tokio::sync::broadcast::Receiver<OrderState>> {
         self.stream_connected().then(|| self.feed.updates.subscribe())
     }
+
+    async fn key_info(&self) -> Result<Option<KeyInfo>, ExchangeError> {
+        let result = self.call(self.private_get("/v5/user/query-api", endpoint::ACCOUNT, Vec::new())).await?;
+        Ok(Some(parse_key_info(&result)))
+    }
+
+    fn stream_connected(&self) -> Option<bool> {
+        self.settings.ws_url.as_ref().map(|_| BybitClient::stream_connected(self))
+    }
+
+    fn venue_limits(&self) -> Vec<(String, i32, i32)> {
+        let seen = self.seen_limits.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter().map(|(e, (r, l))| ((*e).to_owned(), *r, *l)).collect()
+    }
+}
+
+/// /v5/user/query-api: `readOnly` 1 is a key that cannot trade; a
+/// `Withdraw` in its `Wallet` permissions is a key that can move funds out.
+pub fn parse_key_info(result: &Value) -> KeyInfo {
+    let permissions = result.get("permissions").cloned().unwrap_or(Value::Null);
+    let list = |group: &str| -> Vec<String> {
+        permissions
+            .get(group)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let read_only = result.get("readOnly").and_then(Value::as_i64) == Some(1);
+    let can_trade = !read_only
+        && (!list("Spot").is_empty() || !list("ContractTrade").is_empty() || !list("Derivatives").is_empty());
+    let can_withdraw = list("Wallet").iter().any(|p| p == "Withdraw");
+    let ips = result
+        .get("ips")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let summary = permissions
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| {
+                    let items: Vec<&str> = v.as_array()?.iter().filter_map(Value::as_str).collect();
+                    (!items.is_empty()).then(|| format!("{k}: {}", items.join("+")))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    KeyInfo { read_only, can_trade, can_withdraw, ips, permissions: summary }
 }
 
 #[cfg(test)]
@@ -714,6 +785,21 @@ mod tests {
     fn queries_encode_like_a_form() {
         let q = encode_query(&[("category", "spot".into()), ("orderLinkId", "a b/c".into())]);
         assert_eq!(q, "category=spot&orderLinkId=a+b%2Fc");
+    }
+
+    #[test]
+    fn a_key_that_can_withdraw_is_seen() {
+        let info = json!({"readOnly": 0, "ips": ["*"], "permissions": {
+            "ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"],
+            "Wallet": ["AccountTransfer", "SubMemberTransfer", "Withdraw"], "Options": []}});
+        let k = parse_key_info(&info);
+        assert!(k.can_trade && k.can_withdraw && !k.read_only);
+        assert_eq!(
+            k.permissions,
+            "ContractTrade: Order+Position, Spot: SpotTrade, Wallet: AccountTransfer+SubMemberTransfer+Withdraw"
+        );
+        let read_only = parse_key_info(&json!({"readOnly": 1, "permissions": {"Spot": ["SpotTrade"]}}));
+        assert!(!read_only.can_trade && !read_only.can_withdraw);
     }
 
     #[test]

@@ -160,6 +160,18 @@ pub struct AssetBalance {
     pub locked: Decimal,
 }
 
+/// What an API key may do, as the venue reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyInfo {
+    pub read_only: bool,
+    pub can_trade: bool,
+    pub can_withdraw: bool,
+    /// Addresses the key is bound to (empty or "*": any).
+    pub ips: Vec<String>,
+    /// The venue's own permission list, for the operator.
+    pub permissions: String,
+}
+
 /// A linear position: signed size (long > 0).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Position {
@@ -257,6 +269,20 @@ pub trait Exchange: Send + Sync {
     /// The venue's clock minus ours, in milliseconds, when measured.
     fn clock_offset_ms(&self) -> Option<i64> {
         None
+    }
+    /// The last traded price of `symbol`.
+    async fn last_price(&self, symbol: &str) -> Result<Decimal, ExchangeError>;
+    /// The key's permissions (None: the venue cannot tell, e.g. the paper exchange).
+    async fn key_info(&self) -> Result<Option<KeyInfo>, ExchangeError> {
+        Ok(None)
+    }
+    /// Whether the venue's private stream is connected (None: it has none).
+    fn stream_connected(&self) -> Option<bool> {
+        None
+    }
+    /// The venue's limit headers last seen: (botai endpoint, remaining, limit).
+    fn venue_limits(&self) -> Vec<(String, i32, i32)> {
+        Vec::new()
     }
     /// Order updates pushed by the venue (its private stream), while it is
     /// connected; subscribe before placing an order so no push is missed.

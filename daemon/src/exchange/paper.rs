@@ -183,6 +183,13 @@ impl Exchange for PaperExchange {
         Ok(Utc::now())
     }
 
+    async fn last_price(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
+        self.venue.price(symbol).ok_or_else(|| ExchangeError::Rejected {
+            ret_code: ret_code::PARAMS_ERROR,
+            message: format!("no price for {symbol} yet"),
+        })
+    }
+
     async fn instrument(&self, symbol: &str) -> Result<Instrument, ExchangeError> {
         self.venue.instrument(Category::Spot, symbol).ok_or_else(|| ExchangeError::Rejected {
             ret_code: ret_code::PARAMS_ERROR,

@@ -307,6 +307,8 @@ pub struct VenueSettings {
     pub leverage: Decimal,
     pub api_key: String,
     pub api_secret: String,
+    /// Whether the key reports the Withdraw permission (to test refusing it).
+    pub key_can_withdraw: bool,
 }
 
 impl VenueSettings {
@@ -328,6 +330,7 @@ impl VenueSettings {
             leverage: Decimal::ONE,
             api_key: cfg.api_key.clone(),
             api_secret: cfg.api_secret.clone(),
+            key_can_withdraw: cfg.key_can_withdraw,
         }
     }
 }
@@ -1002,6 +1005,7 @@ pub(crate) mod tests {
             leverage: Decimal::ONE,
             api_key: "k".into(),
             api_secret: "s".into(),
+            key_can_withdraw: false,
         }
     }
 

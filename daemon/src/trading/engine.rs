@@ -96,6 +96,18 @@ pub async fn run(
     telemetry: Arc<Telemetry>,
     stop: CancellationToken,
 ) -> Result<()> {
+    run_for(cfg, exchange, telemetry, stop, None).await
+}
+
+/// An engine for one signal only (`botai order`): the same claim, booking,
+/// reservation, client order id and record, and nothing else traded.
+pub async fn run_for(
+    cfg: Arc<Config>,
+    exchange: Arc<dyn Exchange>,
+    telemetry: Arc<Telemetry>,
+    stop: CancellationToken,
+    only: Option<i64>,
+) -> Result<()> {
     let mut lock = Db::connect(&cfg.pg, "botai trading_engine").await?;
     let engine_id = std::env::var("ENGINE_ID").ok().filter(|s| !s.trim().is_empty());
     let worker_id = lock
@@ -204,7 +216,13 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(cfg.trading.concurrency));
     let mut beat = tokio::time::interval(cfg.heartbeat_every());
     let catch_up_stop = stop.child_token();
-    let catch_up = tokio::spawn(engine.clone().catch_up(permits.clone(), catch_up_stop.clone()));
+    let catch_up = match only {
+        None => tokio::spawn(engine.clone().catch_up(permits.clone(), catch_up_stop.clone())),
+        Some(signal_id) => {
+            engine.spawn(signal_id, permits.clone());
+            tokio::spawn(async {})
+        }
+    };
     let outcome = loop {
         tokio::select! {
             biased;
@@ -213,6 +231,9 @@ pub async fn run(
             n = notifications.recv() => {
                 let Some(n) = n else { break Err(anyhow::anyhow!("the notification stream ended")) };
                 let id = serde_json::from_str::<Value>(n.payload()).ok().and_then(|v| v["signal_id"].as_i64());
+                if only.is_some() {
+                    continue;
+                }
                 match id {
                     Some(id) => engine.spawn(id, permits.clone()),
                     None => warn!(payload = n.payload(), "ignoring a botai_signals notification without signal_id"),
@@ -228,7 +249,10 @@ pub async fn run(
                     Ok(false) => break Err(anyhow::anyhow!("the engine's worker slot is no longer its own")),
                     Err(e) => break Err(e.into()),
                 }
-                lock.heartbeat(&component, "healthy", active, Some(&json!({"pid": std::process::id(), "worker_id": worker_id}))).await?;
+                let meta = json!({"pid": std::process::id(), "worker_id": worker_id, "exchange": engine.exchange.name(),
+                                  "clock_offset_ms": engine.exchange.clock_offset_ms(),
+                                  "private_stream": engine.exchange.stream_connected()});
+                lock.heartbeat(&component, "healthy", active, Some(&meta)).await?;
             }
         }
     };
@@ -377,7 +401,25 @@ impl Engine {
             // Comparison runs without reservations: the last snapshot.
             (false, _) => self.snapshot.available(spend_asset),
         };
-        let Some(size) = sizing::size(self.cfg.trading.sizing, side, free, price, buffer, &self.instrument) else {
+        // An operator's order (`botai order`) says its quantity and maybe a limit price.
+        let manual_qty = order.payload.get("qty").and_then(Value::as_str).and_then(|q| q.parse::<Decimal>().ok());
+        let limit_price =
+            order.payload.get("limit_price").and_then(Value::as_str).and_then(|p| p.parse::<Decimal>().ok());
+        let sized = match manual_qty {
+            Some(qty) => sizing::exact(qty, side, limit_price.unwrap_or(price), buffer, &self.instrument),
+            None => sizing::size(self.cfg.trading.sizing, side, free, price, buffer, &self.instrument),
+        };
+        let Some(size) = sized else {
+            if let Some(qty) = manual_qty {
+                let message = format!(
+                    "qty {qty} does not meet {}'s rules (step {}, minimum {}, minimum value {})",
+                    self.instrument.symbol,
+                    self.instrument.qty_step,
+                    self.instrument.min_qty,
+                    self.instrument.min_notional
+                );
+                return self.finish(&order, "rejected", json!({"message": message})).await;
+            }
             return self
                 .finish(
                     &order,
@@ -437,7 +479,7 @@ impl Engine {
             symbol: order.symbol.clone(),
             side,
             qty: size.qty,
-            price: None,
+            price: limit_price,
         };
         // Subscribed before sending: a fill pushed before the answer arrives is not missed.
         let updates = self.exchange.order_updates();

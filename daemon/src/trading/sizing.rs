@@ -18,6 +18,19 @@ pub struct Sized {
 /// Sizes an order from the free funds of the asset it spends (quote for a
 /// BUY, base for a SELL). None when it would be below the exchange's
 /// minimums. `buffer` covers fee and slippage on a BUY.
+/// An exact quantity (an operator's order): None unless it is a multiple of
+/// the step and meets the minimum quantity and value.
+pub fn exact(qty: Decimal, side: Side, price: Decimal, buffer: Decimal, rules: &Instrument) -> Option<Sized> {
+    if price <= Decimal::ZERO || rules.order_qty(qty, price) != Some(qty.normalize()) {
+        return None;
+    }
+    let reserve = match side {
+        Side::Buy => (qty * price * (Decimal::ONE + buffer)).round_dp(8),
+        Side::Sell => qty,
+    };
+    Some(Sized { qty: qty.normalize(), reserve })
+}
+
 pub fn size(
     sizing: Sizing,
     side: Side,

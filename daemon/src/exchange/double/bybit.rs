@@ -578,7 +578,8 @@ fn api_key_info(venue: &Venue) -> Answer {
     Answer::ok(json!({
         "id": "1", "note": "botai exchange double", "apiKey": venue.settings.api_key, "readOnly": 0,
         "secret": "", "permissions": {"ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"],
-            "Wallet": ["AccountTransfer"], "Options": [], "Derivatives": [], "CopyTrading": [],
+            "Wallet": if venue.settings.key_can_withdraw { json!(["AccountTransfer", "Withdraw"]) } else { json!(["AccountTransfer"]) },
+            "Options": [], "Derivatives": [], "CopyTrading": [],
             "BlockTrade": [], "Exchange": [], "NFT": [], "Affiliate": []},
         "ips": ["*"], "type": 1, "deadlineDay": 90, "expiredAt": "", "createdAt": "2026-01-01T00:00:00Z",
         "unified": 0, "uta": 1, "userID": 1, "inviterID": 0, "vipLevel": "No VIP", "mktMakerLevel": "0",

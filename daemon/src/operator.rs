@@ -1,0 +1,222 @@
+//! The operator's commands on the venue: `botai exchange check` (the first
+//! command before trading live), and manual orders — `botai order buy|sell
+//! SYMBOL QTY [--price P]`, `botai order cancel ID`, `botai orders` — which
+//! go through the same guarantees as the engine's (a signal registered,
+//! claimed by exactly one engine, the request booked with the shared limiter,
+//! the funds reserved, a client order id, the outcome recorded).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use chrono::Utc;
+use rust_decimal::Decimal;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::{BotaiSql, Db, OrderFilter, OrderRecord};
+use crate::exchange::{self, Exchange, Side};
+use crate::telemetry::Telemetry;
+
+/// The adapter of the configured venue, for a command.
+fn venue(cfg: &Config, stop: &CancellationToken) -> Result<Arc<dyn Exchange>> {
+    match (cfg.trading.exchange.as_str(), &cfg.trading.paper_url) {
+        ("bybit", _) => Ok(exchange::connect_bybit(cfg, "bybit", stop)?),
+        ("paper", Some(_)) => Ok(exchange::connect_bybit(cfg, "paper", stop)?),
+        ("paper", None) => bail!(
+            "EXCHANGE=paper trades in-process inside `botai run`; for commands, serve it with \
+             `botai paper-exchange` and set PAPER_EXCHANGE_URL"
+        ),
+        (other, _) => bail!("EXCHANGE={other} is not supported here"),
+    }
+}
+
+/// `botai exchange check`: keys, clock, permissions, limits, balances.
+pub async fn check(cfg: &Config, allow_withdraw: bool) -> Result<()> {
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let x = venue(cfg, &stop)?;
+    let url = if cfg.trading.exchange == "bybit" {
+        cfg.bybit.rest_url.clone()
+    } else {
+        cfg.trading.paper_url.clone().unwrap_or_default()
+    };
+    println!("exchange     {} at {url}", x.name());
+    let before = Utc::now();
+    let server = x.server_time().await.context("the venue's time (/v5/market/time)")?;
+    let round_trip = Utc::now() - before;
+    let offset = (server - (before + round_trip / 2)).num_milliseconds();
+    println!(
+        "clock        venue {} ms ahead of this machine (round trip {} ms)",
+        offset,
+        round_trip.num_milliseconds()
+    );
+    if offset.abs() > 1000 {
+        println!("             (botai signs with the venue's time; keep this machine's clock synchronised anyway)");
+    }
+    let wallet = x.wallet().await.context("the wallet: are the API key and secret right?")?;
+    println!("key          accepted (signed request verified by the venue)");
+    match x.key_info().await? {
+        Some(k) => {
+            println!("permissions  {}", if k.permissions.is_empty() { "(none)" } else { &k.permissions });
+            let ips = if k.ips.is_empty() { "any address".to_owned() } else { k.ips.join(", ") };
+            println!("bound to     {ips}");
+            if k.read_only || !k.can_trade {
+                bail!("this key cannot trade (read-only or no trade permission): create a key with trading enabled");
+            }
+            if k.can_withdraw && !allow_withdraw {
+                bail!(
+                    "this key can WITHDRAW funds: botai never needs that, and a leaked key that can withdraw empties \
+                     the account. Create a key without the Withdraw permission, or pass --allow-withdraw-permission"
+                );
+            }
+            if k.can_withdraw {
+                println!("             WARNING: the key can withdraw (allowed by --allow-withdraw-permission)");
+            }
+        }
+        None => println!("permissions  (the venue does not report them)"),
+    }
+    let instrument = x.instrument(&cfg.market.symbol).await.context("the symbol's trading rules")?;
+    println!(
+        "symbol       {}: step {}, minimum {} ({} {} at least), tick {}",
+        instrument.symbol,
+        instrument.qty_step,
+        instrument.min_qty,
+        instrument.min_notional,
+        instrument.quote,
+        instrument.tick_size
+    );
+    let limits = x.venue_limits();
+    if limits.is_empty() {
+        println!("limits       (no limit headers seen yet)");
+    }
+    for (endpoint, remaining, limit) in limits {
+        println!("limits       {endpoint}: the venue says {remaining} of {limit} left in its window");
+    }
+    if let Ok(db) = Db::connect(&cfg.pg, "botai exchange check").await {
+        for (endpoint, max_weight, window, effective) in db.rate_limits(x.name()).await? {
+            println!("botai        {endpoint}: {effective} per {window} s booked (of {max_weight} configured)");
+        }
+    }
+    for a in wallet.assets.iter().filter(|a| !a.total.is_zero()) {
+        println!("balance      {} {} (available {}, locked {})", a.asset, a.total, a.available, a.locked);
+    }
+    println!("ok           ready to trade on {}", x.name());
+    Ok(())
+}
+
+/// `botai order buy|sell`: one order through botai's guarantees.
+pub async fn place(cfg: Arc<Config>, side: Side, symbol: &str, qty: Decimal, price: Option<Decimal>) -> Result<()> {
+    if qty <= Decimal::ZERO {
+        bail!("QTY must be positive (got {qty})");
+    }
+    if price.is_some_and(|p| p <= Decimal::ZERO) {
+        bail!("--price must be positive");
+    }
+    let stop = CancellationToken::new();
+    let x = venue(&cfg, &stop)?;
+    let reference = match price {
+        Some(p) => p,
+        None => x.last_price(symbol).await.context("the last price, to reserve the order's funds")?,
+    };
+    let db = Db::connect(&cfg.pg, "botai order").await?;
+    let operator = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    let strategy = format!("manual-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let signal = json!({
+        "symbol": symbol, "direction": if side == Side::Buy { "BUY" } else { "SELL" }, "strategy": strategy,
+        "timestamp": Utc::now().to_rfc3339(), "price": reference.to_string().parse::<f64>().unwrap_or(0.0),
+        "exchange": x.name(), "qty": qty.normalize().to_string(),
+        "limit_price": price.map(|p| p.normalize().to_string()), "operator": operator,
+    });
+    let verdict = db.register_signal(&signal, None).await?;
+    let signal_id = verdict.signal_id.with_context(|| format!("botai refused the order: {}", verdict.reason))?;
+    println!("order        {} {} {symbol} {}, signal {signal_id}", x.name(), side.as_str(), qty.normalize());
+    let telemetry = Arc::new(Telemetry::new());
+    let engine =
+        tokio::spawn(crate::trading::engine::run_for(cfg.clone(), x, telemetry, stop.clone(), Some(signal_id)));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(if price.is_some() { 10 } else { 90 });
+    let record = loop {
+        let rows = db.orders(OrderFilter::Signal(signal_id), 1).await?;
+        if let Some(r) = rows.into_iter().next().filter(|r| r.status != "claimed") {
+            break Some(r);
+        }
+        if engine.is_finished() || tokio::time::Instant::now() >= deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.cancel();
+    let outcome = engine.await;
+    match record {
+        Some(r) => {
+            print_order(&r);
+            if r.status != "filled" {
+                bail!("the order was not filled: {}", r.message.unwrap_or_default());
+            }
+            Ok(())
+        }
+        None => {
+            if let Ok(Err(e)) = outcome {
+                return Err(e.context("the order's engine"));
+            }
+            let rows = db.orders(OrderFilter::Signal(signal_id), 1).await?;
+            match rows.first() {
+                Some(r) => {
+                    print_order(r);
+                    println!(
+                        "open         not final yet; any engine finishes recording it. `botai order cancel {}` cancels it",
+                        r.client_order_id
+                    );
+                    Ok(())
+                }
+                None => bail!("no engine took the order within the wait (every trading_engine slot busy?)"),
+            }
+        }
+    }
+}
+
+/// `botai order cancel ID`.
+pub async fn cancel(cfg: &Config, client_order_id: &str) -> Result<()> {
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let x = venue(cfg, &stop)?;
+    let db = Db::connect(&cfg.pg, "botai order cancel").await?;
+    let symbol = db
+        .orders(OrderFilter::ClientOrderId(client_order_id), 1)
+        .await?
+        .first()
+        .map_or_else(|| cfg.market.symbol.clone(), |r| r.symbol.clone());
+    x.cancel_order(&symbol, client_order_id).await.with_context(|| format!("cancelling {client_order_id}"))?;
+    println!("cancelled    {client_order_id} on {}", x.name());
+    Ok(())
+}
+
+/// `botai orders`: the latest orders as botai recorded them.
+pub async fn list(cfg: &Config, limit: i64) -> Result<()> {
+    let db = Db::connect(&cfg.pg, "botai orders").await?;
+    let rows = db.orders(OrderFilter::All, limit).await?;
+    if rows.is_empty() {
+        println!("(no orders)");
+    }
+    for r in rows {
+        print_order(&r);
+    }
+    Ok(())
+}
+
+fn print_order(r: &OrderRecord) {
+    let amount = |d: Option<Decimal>| d.map_or_else(|| "-".to_owned(), |d| d.normalize().to_string());
+    println!(
+        "{}  {:<8} {:<8} {:<4} {:<10} qty {:<12} price {:<12} {}{}",
+        r.claimed_at.format("%Y-%m-%d %H:%M:%S"),
+        r.status,
+        r.exchange,
+        r.side,
+        r.symbol,
+        amount(r.qty),
+        amount(r.price),
+        r.client_order_id,
+        r.message.as_ref().map(|m| format!("  ({m})")).unwrap_or_default()
+    );
+}
