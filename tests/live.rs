@@ -77,10 +77,11 @@ async fn run(speed: u32, ccxt_rate: f64) -> Run {
     }
     // `botai status` shows each engine's venue clock and stream (after a heartbeat).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (ok, status) = botai(&db.name, &[], &["status"]);
-    assert!(ok, "{status}");
-    assert_eq!(status.matches("connected").count(), 3, "three engines, streams connected:\n{status}");
-    assert!(status.contains("0 ms") || status.contains(" ms"), "{status}");
+    // (It exits non-zero: no ML manager runs yet, an open critical alert.)
+    let (_, status) = botai(&db.name, &[], &["status"]);
+    let engines_shown: Vec<&str> = status.lines().filter(|l| l.contains(" bybit ") && l.contains(" ms ")).collect();
+    assert_eq!(engines_shown.len(), 3, "each engine's clock offset:\n{status}");
+    assert!(engines_shown.iter().all(|l| l.ends_with("connected")), "streams connected:\n{status}");
     // The ML manager's signals name the exchange they are for.
     let ml = Daemon::start("ml", &db.name, &["run", "--mode=ml"], &engine_env);
     let ccxt = {

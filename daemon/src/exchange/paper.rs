@@ -133,6 +133,7 @@ impl Exchange for PaperExchange {
             price: order.price,
             link_id: Some(order.client_order_id.clone()),
             reduce_only: false,
+            link_unique_while_open: false,
         };
         match self.venue.place(&placement) {
             Ok(o) => Ok(order_state(&o)),

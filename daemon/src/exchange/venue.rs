@@ -39,6 +39,12 @@ pub enum LimitClass {
     OrderQuery,
     /// Wallet, positions, account and key information.
     Wallet,
+    /// Binance: request weight per minute of the address (broken → 429).
+    Weight,
+    /// Binance: orders per 10 s of the account.
+    Orders10s,
+    /// Binance: orders per minute of the account.
+    Orders1m,
 }
 
 /// A sliding window of request times.
@@ -59,16 +65,6 @@ impl Window {
         }
     }
 
-    /// None when one more request fits, else how long until it would.
-    fn wait(&mut self, now: Instant) -> Option<Duration> {
-        self.prune(now);
-        if (self.sent.len() as u32) < self.limit {
-            None
-        } else {
-            let oldest = *self.sent.front().expect("full window");
-            Some(self.length.saturating_sub(now.duration_since(oldest)))
-        }
-    }
 }
 
 /// What a venue's limit headers say after a request.
@@ -160,6 +156,9 @@ pub struct Placement {
     pub price: Option<Decimal>,
     pub link_id: Option<String>,
     pub reduce_only: bool,
+    /// Binance's rule: a client order id is unique among open orders only
+    /// (Bybit's: for good).
+    pub link_unique_while_open: bool,
 }
 
 /// Why an order was refused.
@@ -325,6 +324,10 @@ impl VenueSettings {
                 (LimitClass::Order, cfg.order_limit),
                 (LimitClass::OrderQuery, (50, Duration::from_secs(1))),
                 (LimitClass::Wallet, (50, Duration::from_secs(1))),
+                // Binance USDⓈ-M's documented limits (exchangeInfo's rateLimits).
+                (LimitClass::Weight, (2400, Duration::from_secs(60))),
+                (LimitClass::Orders10s, (300, Duration::from_secs(10))),
+                (LimitClass::Orders1m, (1200, Duration::from_secs(60))),
             ],
             ban: Duration::from_secs(600),
             leverage: Decimal::ONE,
@@ -439,6 +442,11 @@ impl Venue {
     /// one is full (a full `Ip` window bans the address) or the address is
     /// banned.
     pub fn admit(&self, classes: &[LimitClass]) -> Result<(), Refusal> {
+        self.admit_weighted(classes, 1)
+    }
+
+    /// `admit` for a request of `weight` (Binance's request weights).
+    pub fn admit_weighted(&self, classes: &[LimitClass], weight: u32) -> Result<(), Refusal> {
         let now = Instant::now();
         let mut s = self.state();
         if let Some(until) = s.banned_until {
@@ -456,7 +464,16 @@ impl Venue {
         }
         for class in classes {
             let Some(w) = s.windows.get_mut(class) else { continue };
-            if let Some(retry_after) = w.wait(now) {
+            let wait = if w.limit < weight {
+                Some(w.length)
+            } else {
+                w.prune(now);
+                (w.sent.len() as u32 + weight > w.limit).then(|| {
+                    let oldest = w.sent.front().copied().unwrap_or(now);
+                    w.length.saturating_sub(now.duration_since(oldest))
+                })
+            };
+            if let Some(retry_after) = wait {
                 if *class == LimitClass::Ip {
                     s.banned_until = Some(now + self.settings.ban);
                     s.rejections.banned += 1;
@@ -468,10 +485,22 @@ impl Venue {
         }
         for class in classes {
             if let Some(w) = s.windows.get_mut(class) {
-                w.sent.push_back(now);
+                for _ in 0..weight {
+                    w.sent.push_back(now);
+                }
             }
         }
         Ok(())
+    }
+
+    /// How much of `class`'s window is used now (Binance's used-weight and
+    /// order-count headers).
+    pub fn used(&self, class: LimitClass) -> Option<u32> {
+        let now = Instant::now();
+        let mut s = self.state();
+        let w = s.windows.get_mut(&class)?;
+        w.prune(now);
+        Some(w.sent.len() as u32)
     }
 
     /// What the limit headers of `class` say now.
@@ -691,8 +720,10 @@ impl Venue {
         let lock = lock.round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
         let mut s = self.state();
         if let Some(id) = &p.link_id {
-            if s.by_link.contains_key(id) {
-                return Err(PlaceError::DuplicateLinkId);
+            if let Some(&i) = s.by_link.get(id) {
+                if !p.link_unique_while_open || s.orders[i].status.is_open() {
+                    return Err(PlaceError::DuplicateLinkId);
+                }
             }
         }
         let available = self.available(&s, &lock_asset);
@@ -775,6 +806,12 @@ impl Venue {
             (None, Some(link)) => s.by_link.get(link).copied(),
             (None, None) => None,
         }
+    }
+
+    /// The order with Binance's numeric id (the venue's sequence number).
+    pub fn order_by_seq(&self, seq: u64) -> Option<VenueOrder> {
+        self.advance();
+        self.state().orders.iter().find(|o| o.seq == seq).cloned()
     }
 
     pub fn order(&self, order_id: Option<&str>, link_id: Option<&str>) -> Option<VenueOrder> {
@@ -1025,6 +1062,7 @@ pub(crate) mod tests {
             price: None,
             link_id: Some(link.into()),
             reduce_only: false,
+            link_unique_while_open: false,
         }
     }
 

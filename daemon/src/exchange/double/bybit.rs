@@ -372,6 +372,7 @@ fn create(venue: &Venue, body: &Value) -> Option<Answer> {
         price: if kind == OrderKind::Limit { price } else { None },
         link_id: field(body, "orderLinkId").filter(|s| !s.is_empty()).map(str::to_owned),
         reduce_only: body.get("reduceOnly").and_then(Value::as_bool).unwrap_or(false),
+        link_unique_while_open: false,
     };
     let answer = match venue.place(&placement) {
         Ok(o) => {
