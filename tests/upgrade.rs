@@ -258,6 +258,26 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
     .map(|(e, w, s)| (e.to_owned(), w, s))
     .collect();
     assert_eq!(bybit, expected, "Bybit's documented limits, the operator's edit kept, market_data gone");
+    let binance: Vec<(String, i32, f64, i32)> = db
+        .query(
+            "SELECT endpoint, max_weight, window_seconds, default_weight FROM botai.rate_limits \
+             WHERE exchange = 'binance' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        binance,
+        vec![
+            ("account".to_owned(), 2400, 60.0, 5),
+            ("global".to_owned(), 2400, 60.0, 1),
+            ("order".to_owned(), 200, 10.0, 1)
+        ],
+        "Binance USDⓈ-M's documented limits"
+    );
     println!("  {} tables kept every row across the upgrade", before.len());
 
     // --- the guarantees still hold on the upgraded data ---------------------

@@ -271,6 +271,19 @@ pub struct PaperConfig {
     pub key_can_withdraw: bool,
 }
 
+/// Binance USDⓈ-M futures: where and which key.
+#[derive(Debug, Clone)]
+pub struct BinanceConfig {
+    pub credentials: Option<BybitCredentials>,
+    /// BINANCE_REST_URL, else fapi.binance.com or (BINANCE_TESTNET=true) testnet.binancefuture.com.
+    pub rest_url: String,
+    /// BINANCE_SAPI_URL (key permissions), else api.binance.com (testnet: the REST URL).
+    pub sapi_url: String,
+    pub testnet: bool,
+    pub recv_window: Duration,
+    pub timeout: Duration,
+}
+
 /// Bybit V5: where, which key, which market.
 #[derive(Debug, Clone)]
 pub struct BybitConfig {
@@ -306,6 +319,7 @@ pub struct Config {
     pub trading: TradingConfig,
     pub paper: PaperConfig,
     pub bybit: BybitConfig,
+    pub binance: BinanceConfig,
     pub api_listen: SocketAddr,
     pub worker_heartbeat_timeout: Duration,
     pub signal_dedup_window: Duration,
@@ -419,11 +433,8 @@ impl Config {
             paper_url,
         };
         match trading.exchange.as_str() {
-            "paper" | "bybit" => {}
-            "binance" => {
-                bail!("EXCHANGE=binance: the Binance USDⓈ-M adapter is not in this version yet; use paper or bybit")
-            }
-            other => bail!("EXCHANGE={other}: expected paper or bybit"),
+            "paper" | "bybit" | "binance" => {}
+            other => bail!("EXCHANGE={other}: expected paper, bybit or binance"),
         }
         let paper = PaperConfig {
             initial: src.parse(
@@ -522,6 +533,50 @@ impl Config {
         if trading.exchange == "bybit" && bybit.credentials.is_none() {
             bail!("EXCHANGE=bybit needs BYBIT_API_KEY and BYBIT_API_SECRET (environment, .env or the config file)");
         }
+        let binance_credentials = match (src.raw("BINANCE_API_KEY"), src.raw("BINANCE_API_SECRET")) {
+            (Some(api_key), Some(api_secret)) => Some(BybitCredentials { api_key, api_secret }),
+            (None, None) => None,
+            _ => bail!("BINANCE_API_KEY and BINANCE_API_SECRET go together: set both or neither"),
+        };
+        let binance_testnet = src.switch("BINANCE_TESTNET", false)?;
+        let binance_rest = src
+            .string(
+                "BINANCE_REST_URL",
+                if binance_testnet { "https://testnet.binancefuture.com" } else { "https://fapi.binance.com" },
+            )
+            .trim_end_matches('/')
+            .to_owned();
+        if !binance_rest.starts_with("https://") && !binance_rest.starts_with("http://") {
+            bail!("{}: expected an https:// URL, got {binance_rest:?}", src.where_from("BINANCE_REST_URL"));
+        }
+        let binance = BinanceConfig {
+            credentials: binance_credentials,
+            sapi_url: src
+                .string(
+                    "BINANCE_SAPI_URL",
+                    if binance_testnet || src.raw("BINANCE_REST_URL").is_some() {
+                        binance_rest.as_str()
+                    } else {
+                        "https://api.binance.com"
+                    },
+                )
+                .trim_end_matches('/')
+                .to_owned(),
+            rest_url: binance_rest,
+            testnet: binance_testnet,
+            recv_window: Duration::from_millis(src.parse(
+                "BINANCE_RECV_WINDOW",
+                5000u64,
+                "milliseconds between 1 and 60000",
+                |v| v.trim_end_matches("ms").parse().ok().filter(|ms| (1..=60_000).contains(ms)),
+            )?),
+            timeout: src.seconds("BINANCE_TIMEOUT", 10.0)?,
+        };
+        if trading.exchange == "binance" && binance.credentials.is_none() {
+            bail!(
+                "EXCHANGE=binance needs BINANCE_API_KEY and BINANCE_API_SECRET (environment, .env or the config file)"
+            );
+        }
         Ok(Config {
             pg,
             ml,
@@ -529,6 +584,7 @@ impl Config {
             trading,
             paper,
             bybit,
+            binance,
             api_listen: src
                 .parse("API_LISTEN", "127.0.0.1:8080".parse().expect("address"), "HOST:PORT", |v| v.parse().ok())?,
             worker_heartbeat_timeout: src.seconds("WORKER_HEARTBEAT_TIMEOUT", 60.0)?,

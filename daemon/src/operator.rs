@@ -23,6 +23,7 @@ use crate::telemetry::Telemetry;
 fn venue(cfg: &Config, stop: &CancellationToken) -> Result<Arc<dyn Exchange>> {
     match (cfg.trading.exchange.as_str(), &cfg.trading.paper_url) {
         ("bybit", _) => Ok(exchange::connect_bybit(cfg, "bybit", stop)?),
+        ("binance", _) => Ok(exchange::connect_binance(cfg)?),
         ("paper", Some(_)) => Ok(exchange::connect_bybit(cfg, "paper", stop)?),
         ("paper", None) => bail!(
             "EXCHANGE=paper trades in-process inside `botai run`; for commands, serve it with \
@@ -37,14 +38,14 @@ pub async fn check(cfg: &Config, allow_withdraw: bool) -> Result<()> {
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
     let x = venue(cfg, &stop)?;
-    let url = if cfg.trading.exchange == "bybit" {
-        cfg.bybit.rest_url.clone()
-    } else {
-        cfg.trading.paper_url.clone().unwrap_or_default()
+    let url = match cfg.trading.exchange.as_str() {
+        "bybit" => cfg.bybit.rest_url.clone(),
+        "binance" => cfg.binance.rest_url.clone(),
+        _ => cfg.trading.paper_url.clone().unwrap_or_default(),
     };
     println!("exchange     {} at {url}", x.name());
     let before = Utc::now();
-    let server = x.server_time().await.context("the venue's time (/v5/market/time)")?;
+    let server = x.server_time().await.context("the venue's time")?;
     let round_trip = Utc::now() - before;
     let offset = (server - (before + round_trip / 2)).num_milliseconds();
     println!(

@@ -96,6 +96,8 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     let mut paper: Option<Arc<PaperExchange>> = None;
     let exchange: Option<Arc<dyn Exchange>> = if !trades {
         None
+    } else if cfg.trading.exchange == "binance" {
+        Some(exchange::connect_binance(&cfg)?)
     } else if cfg.trading.exchange == "bybit" {
         Some(exchange::connect_bybit(&cfg, "bybit", &stop)?)
     } else if cfg.trading.paper_url.is_some() {

@@ -43,5 +43,19 @@ INSERT INTO botai.rate_limits (exchange, endpoint, max_weight, window_seconds, d
     ('bybit', 'position',    50, 1, 1, 'Bybit V5: /v5/position/list, per UID: 50/s (docs/v5/rate-limit, API rate limit table)')
 ON CONFLICT (exchange, endpoint) DO NOTHING;
 
+-- Binance USDⓈ-M's documented limits, likewise (rows an operator edited stay).
+UPDATE botai.rate_limits SET max_weight = 2400, window_seconds = 60, default_weight = 1,
+    description = 'Binance USDⓈ-M: request weight of the IP, 2400 per minute (exchangeInfo rateLimits REQUEST_WEIGHT); broken, HTTP 429, persisting, 418 and a ban'
+WHERE exchange = 'binance' AND endpoint = 'global' AND (max_weight, window_seconds, default_weight) = (1200, 60, 1);
+UPDATE botai.rate_limits SET max_weight = 200, window_seconds = 10, default_weight = 1,
+    description = 'Binance USDⓈ-M: orders of the account, 300 per 10 s and 1200 per minute (exchangeInfo rateLimits ORDERS); 200 per 10 s keeps both'
+WHERE exchange = 'binance' AND endpoint = 'order' AND (max_weight, window_seconds, default_weight) = (100, 10, 1);
+-- Binance counts market data in the request weight (the global row).
+DELETE FROM botai.rate_limits
+WHERE exchange = 'binance' AND endpoint = 'market_data' AND (max_weight, window_seconds, default_weight) = (2400, 60, 1);
+INSERT INTO botai.rate_limits (exchange, endpoint, max_weight, window_seconds, default_weight, description) VALUES
+    ('binance', 'account', 2400, 60, 5, 'Binance USDⓈ-M: balance, account and positions, weight 5 each in the request weight (endpoint docs)')
+ON CONFLICT (exchange, endpoint) DO NOTHING;
+
 -- Which build of the library ran this upgrade.
 INSERT INTO botai.installation (build_id) VALUES (botai_build_id());

@@ -147,9 +147,9 @@ INSERT INTO botai.rate_limits (exchange, endpoint, max_weight, window_seconds, d
     ('bybit',   'order_query',  50,   1, 1, 'Bybit V5: /v5/order/realtime, /v5/order/history, /v5/execution/list, per UID: 50/s (docs/v5/rate-limit, API rate limit table)'),
     ('bybit',   'position',     50,   1, 1, 'Bybit V5: /v5/position/list, per UID: 50/s (docs/v5/rate-limit, API rate limit table)'),
     ('bybit',   'account',      50,   1, 1, 'Bybit V5: /v5/account/wallet-balance and account info, per UID: 50/s (docs/v5/rate-limit, API rate limit table)'),
-    ('binance', 'global',     1200,  60, 1, 'Binance: request weight of the IP'),
-    ('binance', 'market_data', 2400, 60, 1, 'Binance: market data'),
-    ('binance', 'order',       100,  10, 1, 'Binance: orders per 10 seconds');
+    ('binance', 'global',     2400,  60, 1, 'Binance USDⓈ-M: request weight of the IP, 2400 per minute (exchangeInfo rateLimits REQUEST_WEIGHT); broken, HTTP 429, persisting, 418 and a ban'),
+    ('binance', 'order',       200,  10, 1, 'Binance USDⓈ-M: orders of the account, 300 per 10 s and 1200 per minute (exchangeInfo rateLimits ORDERS); 200 per 10 s keeps both'),
+    ('binance', 'account',    2400,  60, 5, 'Binance USDⓈ-M: balance, account and positions, weight 5 each in the request weight (endpoint docs)');
 
 -------------------------------------------------------------------------------
 -- Balances (SQL_API.md §4)

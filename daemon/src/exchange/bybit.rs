@@ -329,7 +329,7 @@ impl BybitClient {
 }
 
 /// Errors of reqwest without the URL (it may carry a token on other venues).
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "no answer in time"
     } else if e.is_connect() {

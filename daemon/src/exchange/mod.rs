@@ -10,6 +10,7 @@
 //! client order id), so the engine reacts to a paper exchange exactly as to a
 //! real one.
 
+pub mod binance;
 pub mod bybit;
 pub mod bybit_stream;
 pub mod double;
@@ -329,6 +330,24 @@ pub fn connect_bybit(
     let client = std::sync::Arc::new(bybit::BybitClient::new(name, settings, limits)?);
     client.start_stream(stop.child_token());
     Ok(client)
+}
+
+/// The Binance USDⓈ-M adapter, its limits shared through botai.
+pub fn connect_binance(cfg: &crate::config::Config) -> anyhow::Result<std::sync::Arc<binance::BinanceClient>> {
+    let credentials = cfg
+        .binance
+        .credentials
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("EXCHANGE=binance needs BINANCE_API_KEY and BINANCE_API_SECRET"))?;
+    let settings = binance::BinanceSettings {
+        rest_url: cfg.binance.rest_url.clone(),
+        sapi_url: cfg.binance.sapi_url.clone(),
+        api_key: credentials.api_key,
+        api_secret: credentials.api_secret,
+        recv_window: cfg.binance.recv_window,
+        timeout: cfg.binance.timeout,
+    };
+    Ok(std::sync::Arc::new(binance::BinanceClient::new("binance", settings, shared_limits(cfg, "binance")?)?))
 }
 
 /// botai's shared limiter for the requests to exchange `name` (nothing,

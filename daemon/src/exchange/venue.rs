@@ -64,7 +64,6 @@ impl Window {
             self.sent.pop_front();
         }
     }
-
 }
 
 /// What a venue's limit headers say after a request.

@@ -1,6 +1,7 @@
 //! The exchange double: the simulated venue (venue.rs) served over HTTP in
 //! the venues' own dialects — Bybit V5 under `/v5/` (bybit.rs, and its
-//! private WebSocket stream at `/v5/private`, bybit_ws.rs) — so botai's
+//! private WebSocket stream at `/v5/private`, bybit_ws.rs) and Binance
+//! USDⓈ-M under `/fapi/` (binance.rs) — so botai's
 //! adapters and ccxt, a client nobody here wrote, meet the same wire
 //! protocol they meet on the real venue: signatures and `recv_window`
 //! verified as documented, the limit headers on every answer, orders
@@ -12,6 +13,7 @@
 //! received, with whether its signature verified; `DELETE` clears it),
 //! `GET orders`, `GET state` (balances, positions, refusals).
 
+pub mod binance;
 pub mod bybit;
 pub mod bybit_ws;
 
@@ -37,6 +39,8 @@ pub fn router(venue: Arc<Venue>) -> Router {
         .route("/botai-double/state", get(state))
         .route("/v5/private", get(bybit_ws::private))
         .route("/v5/{*rest}", any(bybit_dialect))
+        .route("/fapi/{*rest}", any(binance_dialect))
+        .route("/sapi/{*rest}", any(binance_dialect))
         .fallback(any(bybit_dialect))
         .with_state(venue)
 }
@@ -64,6 +68,16 @@ async fn bybit_dialect(
     body: Bytes,
 ) -> Response {
     bybit::handle(&venue, method, uri, headers, body).await
+}
+
+async fn binance_dialect(
+    State(venue): State<Arc<Venue>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    binance::handle(&venue, method, uri, headers, body).await
 }
 
 async fn set_faults(State(venue): State<Arc<Venue>>, Json(faults): Json<Faults>) -> impl IntoResponse {

@@ -1,0 +1,536 @@
+//! The Binance USDⓈ-M futures adapter (REST), on the same trait as Bybit's.
+//!
+//! SIGNED requests carry `timestamp` (our clock plus the offset measured
+//! against `/fapi/v1/time`) and `recvWindow`, and `signature`: HMAC-SHA256
+//! (hex) of the query string — in the URL for GET and DELETE, as the form
+//! body for POST — with the key in X-MBX-APIKEY. -1021 (timestamp outside
+//! recvWindow) measures the clock again and sends once more.
+//!
+//! Limits: X-MBX-USED-WEIGHT-1M (the address's request weight) feeds
+//! botai's `global` window, X-MBX-ORDER-COUNT-10S its `order` window, through
+//! `botai_rate_observe`. HTTP 429 penalises the endpoint for Retry-After;
+//! HTTP 418 (the address banned) makes the whole exchange wait and opens a
+//! critical alert.
+//!
+//! Outcomes: -2019 margin insufficient; -4116 duplicate client order id;
+//! -1006 / -1007 ("execution status unknown"), HTTP 5xx, timeouts and resets
+//! after sending: outcome unknown. Binance keeps a client order id unique
+//! among *open* orders only: once an order closed, the same id is accepted
+//! again — which is why the engine looks a taken-over order up before it
+//! sends it again, and never re-sends on its own.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use tracing::warn;
+
+use super::bybit::encode_query;
+use super::limits::VenueLimits;
+use super::{
+    sign, AssetBalance, Exchange, ExchangeError, Instrument, KeyInfo, OrderRequest, OrderState, OrderStatus, Position,
+    Side, Wallet,
+};
+
+/// Binance's error codes botai acts on.
+pub mod code {
+    pub const UNKNOWN_EXECUTION: i64 = -1006;
+    pub const TIMEOUT_EXECUTION_UNKNOWN: i64 = -1007;
+    pub const TIMESTAMP_OUTSIDE_RECV_WINDOW: i64 = -1021;
+    pub const INVALID_SIGNATURE: i64 = -1022;
+    pub const NO_SUCH_ORDER: i64 = -2013;
+    pub const MARGIN_INSUFFICIENT: i64 = -2019;
+    pub const DUPLICATE_CLIENT_ORDER_ID: i64 = -4116;
+}
+
+#[derive(Clone)]
+pub struct BinanceSettings {
+    /// https://fapi.binance.com, https://testnet.binancefuture.com, or a double.
+    pub rest_url: String,
+    /// Where `/sapi/` lives (https://api.binance.com; the double serves both).
+    pub sapi_url: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub recv_window: Duration,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for BinanceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinanceSettings")
+            .field("rest_url", &self.rest_url)
+            .field("api_key", &super::redact(&self.api_key))
+            .field("api_secret", &"***")
+            .finish()
+    }
+}
+
+/// botai's limiter endpoints for Binance (rows of `botai.rate_limits`).
+pub mod endpoint {
+    /// Order placement and cancellation: the account's order count.
+    pub const ORDER: &str = "order";
+    /// Balance, account, positions (weight 5 each).
+    pub const ACCOUNT: &str = "account";
+    /// Everything else: the address's request weight only.
+    pub const GLOBAL: &str = "global";
+}
+
+pub struct BinanceClient {
+    name: String,
+    settings: BinanceSettings,
+    http: reqwest::Client,
+    limits: Arc<dyn VenueLimits>,
+    offset_ms: AtomicI64,
+    synced_at: Mutex<Option<Instant>>,
+    seen_limits: Mutex<std::collections::BTreeMap<&'static str, (i32, i32)>>,
+}
+
+struct Call<'a> {
+    method: Method,
+    path: &'a str,
+    params: Vec<(&'a str, String)>,
+    endpoint: &'static str,
+    signed: bool,
+    booked: bool,
+    sapi: bool,
+}
+
+impl BinanceClient {
+    pub fn new(
+        name: &str,
+        settings: BinanceSettings,
+        limits: Arc<dyn VenueLimits>,
+    ) -> Result<BinanceClient, ExchangeError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .pool_max_idle_per_host(32)
+            .build()
+            .map_err(|e| ExchangeError::Transport(e.to_string()))?;
+        Ok(BinanceClient {
+            name: name.to_owned(),
+            settings: BinanceSettings {
+                rest_url: settings.rest_url.trim_end_matches('/').to_owned(),
+                sapi_url: settings.sapi_url.trim_end_matches('/').to_owned(),
+                ..settings
+            },
+            http,
+            limits,
+            offset_ms: AtomicI64::new(i64::MIN),
+            synced_at: Mutex::new(None),
+            seen_limits: Mutex::new(std::collections::BTreeMap::new()),
+        })
+    }
+
+    pub async fn sync_clock(&self) -> Result<i64, ExchangeError> {
+        let before = Utc::now();
+        let server = self.server_time().await?;
+        let after = Utc::now();
+        let offset = (server - (before + (after - before) / 2)).num_milliseconds();
+        self.offset_ms.store(offset, Ordering::Relaxed);
+        *self.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        Ok(offset)
+    }
+
+    /// Takes `offset_ms` as measured (a test skews the clock with it).
+    pub fn assume_clock_offset_ms(&self, offset_ms: i64) {
+        self.offset_ms.store(offset_ms, Ordering::Relaxed);
+        *self.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    async fn timestamp_ms(&self) -> i64 {
+        let stale = self
+            .synced_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(600));
+        if stale {
+            if let Err(e) = self.sync_clock().await {
+                warn!(exchange = %self.name, "cannot measure the venue's clock (using the last offset): {e}");
+            }
+        }
+        let offset = self.offset_ms.load(Ordering::Relaxed);
+        Utc::now().timestamp_millis() + if offset == i64::MIN { 0 } else { offset }
+    }
+
+    async fn call(&self, call: Call<'_>) -> Result<Value, ExchangeError> {
+        let mut resynced = false;
+        loop {
+            if !call.booked {
+                self.limits.book(call.endpoint).await?;
+            }
+            match self.send_once(&call).await {
+                Err(ExchangeError::Rejected { ret_code: code::TIMESTAMP_OUTSIDE_RECV_WINDOW, message })
+                    if call.signed && !resynced =>
+                {
+                    warn!(exchange = %self.name, "the venue refused our timestamp ({message}); measuring its clock again");
+                    resynced = true;
+                    self.sync_clock().await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(&self, call: &Call<'_>) -> Result<Value, ExchangeError> {
+        let mut params = call.params.clone();
+        if call.signed {
+            params.push(("timestamp", self.timestamp_ms().await.to_string()));
+            params.push(("recvWindow", self.settings.recv_window.as_millis().to_string()));
+        }
+        let mut query = encode_query(&params);
+        if call.signed {
+            let signature = sign::hmac_sha256_hex(&self.settings.api_secret, &query);
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str("signature=");
+            query.push_str(&signature);
+        }
+        let base = if call.sapi { &self.settings.sapi_url } else { &self.settings.rest_url };
+        let mut url = format!("{base}{}", call.path);
+        let mut request = if call.method == Method::POST || call.method == Method::PUT {
+            self.http
+                .request(call.method.clone(), &url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(query)
+        } else {
+            if !query.is_empty() {
+                url.push('?');
+                url.push_str(&query);
+            }
+            self.http.request(call.method.clone(), &url)
+        };
+        if call.signed || call.path.ends_with("listenKey") {
+            request = request.header("X-MBX-APIKEY", &self.settings.api_key);
+        }
+        let response = request.send().await.map_err(|e| ExchangeError::Transport(super::bybit::describe(&e)))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        self.observe(&headers).await;
+        let retry_after = retry_after(&headers);
+        if status.as_u16() == 418 {
+            let wait = retry_after.unwrap_or(Duration::from_secs(600));
+            let message = format!("{}: HTTP 418 on {}: the address is banned for {wait:?}", self.name, call.path);
+            self.limits.banned(wait, &message).await;
+            return Err(ExchangeError::RateLimited { ret_code: 418, message, retry_after: wait });
+        }
+        if status.as_u16() == 429 {
+            let wait = retry_after.unwrap_or(Duration::from_secs(1));
+            self.limits.penalize(call.endpoint, wait).await;
+            return Err(ExchangeError::RateLimited {
+                ret_code: 429,
+                message: format!("HTTP 429 on {}", call.path),
+                retry_after: wait,
+            });
+        }
+        if status.is_server_error() {
+            return Err(ExchangeError::Transport(format!("HTTP {status} on {}", call.path)));
+        }
+        let text = response.text().await.map_err(|e| ExchangeError::Transport(super::bybit::describe(&e)))?;
+        let body: Value = serde_json::from_str(&text)
+            .map_err(|_| ExchangeError::Transport(format!("HTTP {status} on {}: not JSON", call.path)))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let code = body.get("code").and_then(Value::as_i64).unwrap_or(0);
+        let message = body.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
+        Err(match code {
+            code::MARGIN_INSUFFICIENT => ExchangeError::InsufficientBalance { ret_code: code, message },
+            code::UNKNOWN_EXECUTION | code::TIMEOUT_EXECUTION_UNKNOWN => {
+                ExchangeError::Transport(format!("{code} on {}: {message}", call.path))
+            }
+            _ => ExchangeError::Rejected { ret_code: code, message },
+        })
+    }
+
+    /// The used-weight and order-count headers into botai's windows.
+    async fn observe(&self, headers: &HeaderMap) {
+        let get =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i32>().ok());
+        for (header, endpoint, limit) in
+            [("X-MBX-USED-WEIGHT-1M", endpoint::GLOBAL, 2400), ("X-MBX-ORDER-COUNT-10S", endpoint::ORDER, 300)]
+        {
+            if let Some(used) = get(header) {
+                let remaining = (limit - used).max(0);
+                self.seen_limits.lock().unwrap_or_else(|p| p.into_inner()).insert(endpoint, (remaining, limit));
+                self.limits.observe(endpoint, remaining, limit, None).await;
+            }
+        }
+    }
+
+    fn signed(
+        &self,
+        method: Method,
+        path: &'static str,
+        params: Vec<(&'static str, String)>,
+        endpoint: &'static str,
+    ) -> Call<'static> {
+        Call { method, path, params, endpoint, signed: true, booked: false, sapi: false }
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+fn decimal(v: &Value, key: &str) -> Result<Decimal, ExchangeError> {
+    match v.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => {
+            s.parse().map_err(|_| ExchangeError::Transport(format!("{key} is not a number: {s:?}")))
+        }
+        Some(Value::Number(n)) => {
+            n.to_string().parse().map_err(|_| ExchangeError::Transport(format!("{key} is not a number: {n}")))
+        }
+        _ => Ok(Decimal::ZERO),
+    }
+}
+
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// An order in /fapi/v1/order's shape.
+pub fn parse_order(v: &Value) -> Result<OrderState, ExchangeError> {
+    let side = match text(v, "side").as_str() {
+        "BUY" => Side::Buy,
+        "SELL" => Side::Sell,
+        other => return Err(ExchangeError::Transport(format!("unknown side {other:?}"))),
+    };
+    let status = match text(v, "status").as_str() {
+        "NEW" => OrderStatus::New,
+        "PARTIALLY_FILLED" => OrderStatus::PartiallyFilled,
+        "FILLED" => OrderStatus::Filled,
+        "CANCELED" | "EXPIRED" | "EXPIRED_IN_MATCH" => OrderStatus::Cancelled,
+        "REJECTED" => OrderStatus::Rejected,
+        other => return Err(ExchangeError::Transport(format!("unknown status {other:?}"))),
+    };
+    let symbol = text(v, "symbol");
+    let quote = ["USDT", "USDC"].into_iter().find(|q| symbol.ends_with(q)).unwrap_or("USDT").to_owned();
+    Ok(OrderState {
+        exchange_order_id: text(v, "orderId"),
+        client_order_id: text(v, "clientOrderId"),
+        symbol,
+        side,
+        status,
+        qty: decimal(v, "origQty")?,
+        filled_qty: decimal(v, "executedQty")?,
+        avg_price: decimal(v, "avgPrice")?,
+        // The order carries no commission (userTrades does).
+        fee: Decimal::ZERO,
+        fee_asset: quote,
+    })
+}
+
+/// Trading rules from /fapi/v1/exchangeInfo's symbol entry.
+pub fn parse_instrument(s: &Value) -> Result<Instrument, ExchangeError> {
+    let filters = s.get("filters").and_then(Value::as_array).cloned().unwrap_or_default();
+    let filter = |t: &str| filters.iter().find(|f| f.get("filterType").and_then(Value::as_str) == Some(t)).cloned();
+    let lot = filter("LOT_SIZE").ok_or_else(|| ExchangeError::Transport("no LOT_SIZE filter".into()))?;
+    let price = filter("PRICE_FILTER").ok_or_else(|| ExchangeError::Transport("no PRICE_FILTER".into()))?;
+    let notional = filter("MIN_NOTIONAL").map_or(Ok(Decimal::ZERO), |f| decimal(&f, "notional"))?;
+    Ok(Instrument {
+        symbol: text(s, "symbol"),
+        base: text(s, "baseAsset"),
+        quote: text(s, "quoteAsset"),
+        qty_step: decimal(&lot, "stepSize")?,
+        min_qty: decimal(&lot, "minQty")?,
+        min_notional: notional,
+        tick_size: decimal(&price, "tickSize")?,
+    })
+}
+
+#[async_trait]
+impl Exchange for BinanceClient {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn place_order(&self, order: &OrderRequest) -> Result<OrderState, ExchangeError> {
+        let mut params = vec![
+            ("symbol", order.symbol.clone()),
+            ("side", if order.side == Side::Buy { "BUY" } else { "SELL" }.to_owned()),
+            ("newClientOrderId", order.client_order_id.clone()),
+            ("newOrderRespType", "RESULT".to_owned()),
+            ("type", if order.price.is_some() { "LIMIT" } else { "MARKET" }.to_owned()),
+            ("quantity", order.qty.normalize().to_string()),
+        ];
+        if let Some(price) = order.price {
+            params.push(("price", price.normalize().to_string()));
+            params.push(("timeInForce", "GTC".to_owned()));
+        }
+        let mut call = self.signed(Method::POST, "/fapi/v1/order", params, endpoint::ORDER);
+        call.booked = true;
+        match self.call(call).await {
+            Ok(v) => parse_order(&v),
+            Err(ExchangeError::Rejected { ret_code: code::DUPLICATE_CLIENT_ORDER_ID, .. }) => {
+                Err(ExchangeError::DuplicateOrder { client_order_id: order.client_order_id.clone() })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn order(&self, symbol: &str, client_order_id: &str) -> Result<Option<OrderState>, ExchangeError> {
+        let params = vec![("symbol", symbol.to_owned()), ("origClientOrderId", client_order_id.to_owned())];
+        match self.call(self.signed(Method::GET, "/fapi/v1/order", params, endpoint::GLOBAL)).await {
+            Ok(v) => parse_order(&v).map(Some),
+            Err(ExchangeError::Rejected { ret_code: code::NO_SUCH_ORDER, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn cancel_order(&self, symbol: &str, client_order_id: &str) -> Result<(), ExchangeError> {
+        let params = vec![("symbol", symbol.to_owned()), ("origClientOrderId", client_order_id.to_owned())];
+        self.call(self.signed(Method::DELETE, "/fapi/v1/order", params, endpoint::ORDER)).await.map(|_| ())
+    }
+
+    async fn wallet(&self) -> Result<Wallet, ExchangeError> {
+        let asked = Utc::now();
+        let v = self.call(self.signed(Method::GET, "/fapi/v2/balance", Vec::new(), endpoint::ACCOUNT)).await?;
+        let mut assets = Vec::new();
+        for a in v.as_array().into_iter().flatten() {
+            let total = decimal(a, "balance")?;
+            let available = decimal(a, "availableBalance")?.clamp(Decimal::ZERO, total.max(Decimal::ZERO));
+            assets.push(AssetBalance { asset: text(a, "asset"), total, available, locked: total - available });
+        }
+        Ok(Wallet { as_of: asked, assets })
+    }
+
+    async fn server_time(&self) -> Result<DateTime<Utc>, ExchangeError> {
+        let call = Call {
+            method: Method::GET,
+            path: "/fapi/v1/time",
+            params: Vec::new(),
+            endpoint: endpoint::GLOBAL,
+            signed: false,
+            booked: false,
+            sapi: false,
+        };
+        let v = self.call(call).await?;
+        let ms = v
+            .get("serverTime")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ExchangeError::Transport("no serverTime".into()))?;
+        Utc.timestamp_millis_opt(ms).single().ok_or_else(|| ExchangeError::Transport(format!("serverTime {ms}")))
+    }
+
+    async fn instrument(&self, symbol: &str) -> Result<Instrument, ExchangeError> {
+        let call = Call {
+            method: Method::GET,
+            path: "/fapi/v1/exchangeInfo",
+            params: Vec::new(),
+            endpoint: endpoint::GLOBAL,
+            signed: false,
+            booked: false,
+            sapi: false,
+        };
+        let v = self.call(call).await?;
+        let s = v
+            .get("symbols")
+            .and_then(Value::as_array)
+            .and_then(|list| list.iter().find(|s| s.get("symbol").and_then(Value::as_str) == Some(symbol)))
+            .ok_or_else(|| ExchangeError::Rejected { ret_code: -1121, message: format!("Invalid symbol {symbol}") })?;
+        parse_instrument(s)
+    }
+
+    async fn last_price(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
+        let call = Call {
+            method: Method::GET,
+            path: "/fapi/v1/ticker/price",
+            params: vec![("symbol", symbol.to_owned())],
+            endpoint: endpoint::GLOBAL,
+            signed: false,
+            booked: false,
+            sapi: false,
+        };
+        decimal(&self.call(call).await?, "price")
+    }
+
+    async fn positions(&self) -> Result<Vec<Position>, ExchangeError> {
+        let v = self.call(self.signed(Method::GET, "/fapi/v2/positionRisk", Vec::new(), endpoint::ACCOUNT)).await?;
+        let mut out = Vec::new();
+        for p in v.as_array().into_iter().flatten() {
+            let size = decimal(p, "positionAmt")?;
+            if !size.is_zero() {
+                out.push(Position { symbol: text(p, "symbol"), size, entry_price: decimal(p, "entryPrice")? });
+            }
+        }
+        Ok(out)
+    }
+
+    fn clock_offset_ms(&self) -> Option<i64> {
+        Some(self.offset_ms.load(Ordering::Relaxed)).filter(|o| *o != i64::MIN)
+    }
+
+    async fn key_info(&self) -> Result<Option<KeyInfo>, ExchangeError> {
+        let mut call = self.signed(Method::GET, "/sapi/v1/account/apiRestrictions", Vec::new(), endpoint::GLOBAL);
+        call.sapi = true;
+        let v = self.call(call).await?;
+        let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let permissions = ["enableReading", "enableFutures", "enableSpotAndMarginTrading", "enableWithdrawals"]
+            .into_iter()
+            .filter(|k| flag(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(Some(KeyInfo {
+            read_only: !flag("enableFutures"),
+            can_trade: flag("enableFutures"),
+            can_withdraw: flag("enableWithdrawals"),
+            ips: if flag("ipRestrict") { vec!["(restricted)".into()] } else { Vec::new() },
+            permissions,
+        }))
+    }
+
+    fn venue_limits(&self) -> Vec<(String, i32, i32)> {
+        let seen = self.seen_limits.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter().map(|(e, (r, l))| ((*e).to_owned(), *r, *l)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The response example of "New Order (TRADE)" in Binance's USDⓈ-M docs.
+    #[test]
+    fn parses_the_documented_new_order_response() {
+        let v = json!({"clientOrderId": "testOrder", "cumQty": "0", "cumQuote": "0", "executedQty": "0",
+            "orderId": 22542179, "avgPrice": "0.00000", "origQty": "10", "price": "0", "reduceOnly": false,
+            "side": "BUY", "positionSide": "SHORT", "status": "NEW", "stopPrice": "9300", "closePosition": false,
+            "symbol": "BTCUSDT", "timeInForce": "GTD", "type": "TRAILING_STOP_MARKET", "origType": "TRAILING_STOP_MARKET",
+            "activatePrice": "9020", "priceRate": "0.3", "updateTime": 1566818724722i64, "workingType": "CONTRACT_PRICE",
+            "priceProtect": false, "priceMatch": "NONE", "selfTradePreventionMode": "NONE", "goodTillDate": 1693207680000i64});
+        let o = parse_order(&v).unwrap();
+        assert_eq!((o.exchange_order_id.as_str(), o.client_order_id.as_str()), ("22542179", "testOrder"));
+        assert_eq!((o.status, o.qty, o.filled_qty), (OrderStatus::New, Decimal::new(10, 0), Decimal::ZERO));
+    }
+
+    /// The BTCUSDT entry of "Exchange Information" in Binance's docs (filters abridged to those read).
+    #[test]
+    fn parses_the_documented_exchange_info_symbol() {
+        let s = json!({"symbol": "BLZUSDT", "baseAsset": "BLZ", "quoteAsset": "USDT", "filters": [
+            {"filterType": "PRICE_FILTER", "maxPrice": "300", "minPrice": "0.0001", "tickSize": "0.0001"},
+            {"filterType": "LOT_SIZE", "maxQty": "10000000", "minQty": "1", "stepSize": "1"},
+            {"filterType": "MARKET_LOT_SIZE", "maxQty": "590119", "minQty": "1", "stepSize": "1"},
+            {"filterType": "MIN_NOTIONAL", "notional": "5.0"}]});
+        let i = parse_instrument(&s).unwrap();
+        assert_eq!(
+            (i.qty_step, i.min_qty, i.min_notional, i.tick_size),
+            (Decimal::ONE, Decimal::ONE, Decimal::new(50, 1), Decimal::new(1, 4))
+        );
+    }
+}
