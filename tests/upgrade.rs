@@ -230,9 +230,14 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
         if table == "botai.rate_limits" {
             // 0.3.0 replaces the untouched Bybit placeholders with Bybit's
             // documented limits (checked below); every other row stays.
-            let not_bybit =
-                |rows: &str| rows.lines().filter(|l| !l.starts_with("(bybit,")).collect::<Vec<_>>().join("\n");
-            assert_eq!(not_bybit(was), not_bybit(now), "{table}: the upgrade changed rows it must keep");
+            // 0.3.0 replaces Binance's placeholders likewise.
+            let others = |rows: &str| {
+                rows.lines()
+                    .filter(|l| !l.starts_with("(bybit,") && !l.starts_with("(binance,"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            assert_eq!(others(was), others(now), "{table}: the upgrade changed rows it must keep");
             continue;
         }
         assert_eq!(was, now, "{table}: the upgrade changed its rows");
