@@ -19,9 +19,8 @@
 //! again — which is why the engine looks a taken-over order up before it
 //! sends it again, and never re-sends on its own.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -32,6 +31,7 @@ use serde_json::Value;
 use tracing::warn;
 
 use super::bybit::encode_query;
+use super::clock::VenueClock;
 use super::limits::VenueLimits;
 use super::{
     sign, AssetBalance, Exchange, ExchangeError, Instrument, KeyInfo, OrderRequest, OrderState, OrderStatus, Position,
@@ -86,8 +86,7 @@ pub struct BinanceClient {
     settings: BinanceSettings,
     http: reqwest::Client,
     limits: Arc<dyn VenueLimits>,
-    offset_ms: AtomicI64,
-    synced_at: Mutex<Option<Instant>>,
+    clock: VenueClock,
     seen_limits: Mutex<std::collections::BTreeMap<&'static str, (i32, i32)>>,
 }
 
@@ -121,8 +120,7 @@ impl BinanceClient {
             },
             http,
             limits,
-            offset_ms: AtomicI64::new(i64::MIN),
-            synced_at: Mutex::new(None),
+            clock: VenueClock::default(),
             seen_limits: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
@@ -130,32 +128,21 @@ impl BinanceClient {
     pub async fn sync_clock(&self) -> Result<i64, ExchangeError> {
         let before = Utc::now();
         let server = self.server_time().await?;
-        let after = Utc::now();
-        let offset = (server - (before + (after - before) / 2)).num_milliseconds();
-        self.offset_ms.store(offset, Ordering::Relaxed);
-        *self.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        Ok(offset)
+        Ok(self.clock.measured(before, server, Utc::now()).0)
     }
 
     /// Takes `offset_ms` as measured (a test skews the clock with it).
     pub fn assume_clock_offset_ms(&self, offset_ms: i64) {
-        self.offset_ms.store(offset_ms, Ordering::Relaxed);
-        *self.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.clock.set(offset_ms);
     }
 
     async fn timestamp_ms(&self) -> i64 {
-        let stale = self
-            .synced_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(600));
-        if stale {
+        if self.clock.is_stale() {
             if let Err(e) = self.sync_clock().await {
                 warn!(exchange = %self.name, "cannot measure the venue's clock (using the last offset): {e}");
             }
         }
-        let offset = self.offset_ms.load(Ordering::Relaxed);
-        Utc::now().timestamp_millis() + if offset == i64::MIN { 0 } else { offset }
+        self.clock.venue_now_ms()
     }
 
     async fn call(&self, call: Call<'_>) -> Result<Value, ExchangeError> {
@@ -472,7 +459,7 @@ impl Exchange for BinanceClient {
     }
 
     fn clock_offset_ms(&self) -> Option<i64> {
-        Some(self.offset_ms.load(Ordering::Relaxed)).filter(|o| *o != i64::MIN)
+        self.clock.offset_ms()
     }
 
     async fn key_info(&self) -> Result<Option<KeyInfo>, ExchangeError> {

@@ -23,9 +23,9 @@
 //! | 10016, HTTP 5xx, timeout, reset after sending, unparsable | the order may exist | `Transport` (outcome unknown) |
 //! | anything else (10001 parameters, 10003/10004/10005 keys, 110xxx) | refused, nothing done | `Rejected` |
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::bybit_stream::{OrderFeed, StreamSettings};
+use super::clock::VenueClock;
 use super::limits::VenueLimits;
 use super::{
     ret_code, sign, AssetBalance, Category, Exchange, ExchangeError, Instrument, KeyInfo, OrderRequest, OrderState,
@@ -86,17 +87,12 @@ pub mod endpoint {
     pub const MARKET_DATA: &str = "market_data";
 }
 
-/// How often the clock offset is measured again.
-const CLOCK_RESYNC: Duration = Duration::from_secs(600);
-
 pub struct BybitClient {
     name: String,
     settings: BybitSettings,
     http: reqwest::Client,
     limits: Arc<dyn VenueLimits>,
-    /// Venue clock minus ours, ms; i64::MIN until measured.
-    offset_ms: Arc<AtomicI64>,
-    synced_at: Mutex<Option<Instant>>,
+    clock: Arc<VenueClock>,
     feed: Arc<OrderFeed>,
     /// The limit headers last seen per botai endpoint: (remaining, limit).
     seen_limits: Mutex<std::collections::BTreeMap<&'static str, (i32, i32)>>,
@@ -133,8 +129,7 @@ impl BybitClient {
             settings,
             http,
             limits,
-            offset_ms: Arc::new(AtomicI64::new(i64::MIN)),
-            synced_at: Mutex::new(None),
+            clock: Arc::new(VenueClock::default()),
             feed: Arc::new(OrderFeed::default()),
             seen_limits: Mutex::new(std::collections::BTreeMap::new()),
         })
@@ -144,20 +139,13 @@ impl BybitClient {
     /// runs until `stop`.
     pub fn start_stream(&self, stop: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
         let ws_url = self.settings.ws_url.clone()?;
-        let offset = self.offset_ms.clone();
+        let clock = self.clock.clone();
         let settings = StreamSettings {
             ws_url,
             api_key: self.settings.api_key.clone(),
             api_secret: self.settings.api_secret.clone(),
             category: self.settings.category,
-            clock_offset_ms: Arc::new(move || {
-                let o = offset.load(Ordering::Relaxed);
-                if o == i64::MIN {
-                    0
-                } else {
-                    o
-                }
-            }),
+            clock_offset_ms: Arc::new(move || clock.offset_ms().unwrap_or(0)),
         };
         Some(tokio::spawn(super::bybit_stream::run(settings, self.feed.clone(), stop)))
     }
@@ -177,11 +165,8 @@ impl BybitClient {
         let before = Utc::now();
         let server = self.server_time().await?;
         let after = Utc::now();
-        let midpoint = before + (after - before) / 2;
-        let offset = (server - midpoint).num_milliseconds();
-        let previous = self.offset_ms.swap(offset, Ordering::Relaxed);
-        *self.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        if previous == i64::MIN || (previous - offset).abs() > 500 {
+        let (offset, previous) = self.clock.measured(before, server, after);
+        if previous.is_none_or(|p| (p - offset).abs() > 500) {
             info!(exchange = %self.name, offset_ms = offset, round_trip_ms = (after - before).num_milliseconds(), "venue clock measured");
         }
         Ok(offset)
@@ -190,20 +175,16 @@ impl BybitClient {
     /// Takes `offset_ms` as the measured offset (a test skews the clock
     /// with it; the next 10002 measures it again).
     pub fn assume_clock_offset_ms(&self, offset_ms: i64) {
-        self.offset_ms.store(offset_ms, Ordering::Relaxed);
-        *self.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.clock.set(offset_ms);
     }
 
     async fn timestamp_ms(&self) -> i64 {
-        let stale =
-            self.synced_at.lock().unwrap_or_else(|p| p.into_inner()).is_none_or(|at| at.elapsed() >= CLOCK_RESYNC);
-        if stale {
+        if self.clock.is_stale() {
             if let Err(e) = self.sync_clock().await {
                 warn!(exchange = %self.name, "cannot measure the venue's clock (using the last offset): {e}");
             }
         }
-        let offset = self.offset_ms.load(Ordering::Relaxed);
-        Utc::now().timestamp_millis() + if offset == i64::MIN { 0 } else { offset }
+        self.clock.venue_now_ms()
     }
 
     /// Sends a call: booked, signed, its limit headers observed, its answer
@@ -658,7 +639,7 @@ impl Exchange for BybitClient {
     }
 
     fn clock_offset_ms(&self) -> Option<i64> {
-        Some(self.offset_ms.load(Ordering::Relaxed)).filter(|o| *o != i64::MIN)
+        self.clock.offset_ms()
     }
 
     fn order_updates(&self) -> Option<tokio::sync::broadcast::Receiver<OrderState>> {

@@ -3,14 +3,14 @@
 //!
 //! Connects to `{ws_url}/v5/private`, authenticates (HMAC-SHA256 of
 //! `GET/realtime{expires}`), subscribes to `order`, `execution` and `wallet`
-//! (and `position` for linear), pings every 20 s as Bybit asks, and on any
+//! (and `position` for linear; the order pushes are what it reads), pings every 20 s as Bybit asks, and on any
 //! failure reconnects with backoff (1 s doubling to 30 s) and subscribes
 //! again. Pushes can repeat or arrive out of order: an order update older
 //! than, or equal to, the last one seen for that order (by update time,
 //! then executed quantity, then state) is dropped. What a disconnection
 //! hides, the engine's lookups find: the stream only saves it the polling.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,37 +165,24 @@ fn on_message(text: &str, category: Category, feed: &OrderFeed, seen: &mut Dedup
         warn!("the private stream sent something that is not JSON");
         return;
     };
-    let topic = v.get("topic").and_then(Value::as_str).unwrap_or_default();
-    let data = v.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
-    match topic {
-        "order" => {
-            for item in &data {
-                let category =
-                    item.get("category").and_then(Value::as_str).and_then(Category::parse).unwrap_or(category);
-                match parse_order(item, category) {
-                    Ok(order) => {
-                        let updated =
-                            item.get("updatedTime").and_then(Value::as_str).and_then(|t| t.parse().ok()).unwrap_or(0);
-                        if seen.fresh_order(&order, updated) {
-                            let _ = feed.updates.send(order);
-                        } else {
-                            debug!(client_order_id = %order.client_order_id, "dropped a repeated or older order push");
-                        }
-                    }
-                    Err(e) => warn!("an order push that does not parse: {e}"),
+    // Executions and wallet changes are not read: the order push carries
+    // the fill, the balance sync the wallet.
+    if v.get("topic").and_then(Value::as_str) != Some("order") {
+        return;
+    }
+    for item in v.get("data").and_then(Value::as_array).into_iter().flatten() {
+        let category = item.get("category").and_then(Value::as_str).and_then(Category::parse).unwrap_or(category);
+        match parse_order(item, category) {
+            Ok(order) => {
+                let updated = item.get("updatedTime").and_then(Value::as_str).and_then(|t| t.parse().ok()).unwrap_or(0);
+                if seen.fresh_order(&order, updated) {
+                    let _ = feed.updates.send(order);
+                } else {
+                    debug!(client_order_id = %order.client_order_id, "dropped a repeated or older order push");
                 }
             }
+            Err(e) => warn!("an order push that does not parse: {e}"),
         }
-        "execution" => {
-            for item in &data {
-                if let Some(id) = item.get("execId").and_then(Value::as_str) {
-                    if !seen.fresh_execution(id) {
-                        debug!(exec_id = id, "dropped a repeated execution push");
-                    }
-                }
-            }
-        }
-        _ => {}
     }
 }
 
@@ -212,8 +199,6 @@ fn rank(status: OrderStatus) -> u8 {
 struct Dedup {
     orders: HashMap<String, (i64, rust_decimal::Decimal, u8)>,
     order_age: VecDeque<String>,
-    executions: HashSet<String>,
-    execution_age: VecDeque<String>,
 }
 
 const REMEMBER: usize = 20_000;
@@ -240,19 +225,6 @@ impl Dedup {
                 true
             }
         }
-    }
-
-    fn fresh_execution(&mut self, id: &str) -> bool {
-        if !self.executions.insert(id.to_owned()) {
-            return false;
-        }
-        self.execution_age.push_back(id.to_owned());
-        if self.execution_age.len() > REMEMBER {
-            if let Some(old) = self.execution_age.pop_front() {
-                self.executions.remove(&old);
-            }
-        }
-        true
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod binance;
 pub mod bybit;
 pub mod bybit_stream;
+pub mod clock;
 pub mod double;
 pub mod limits;
 pub mod paper;

@@ -65,11 +65,11 @@ impl PaperExchange {
         self.venue.balances()
     }
 
-    /// A refusal is also the limiter's business (in-process, no headers).
-    fn penalized(&self, e: ExchangeError) -> ExchangeError {
+    /// A refusal is also the limiter's business (in-process, no headers):
+    /// `endpoint` waits as long as the venue said.
+    async fn refused(&self, endpoint: &str, e: ExchangeError) -> ExchangeError {
         if let ExchangeError::RateLimited { retry_after, .. } = &e {
-            let (limits, wait) = (self.limits.clone(), *retry_after);
-            tokio::spawn(async move { limits.penalize("global", wait).await });
+            self.limits.penalize(endpoint, *retry_after).await;
         }
         e
     }
@@ -122,7 +122,9 @@ impl Exchange for PaperExchange {
     }
 
     async fn place_order(&self, order: &OrderRequest) -> Result<OrderState, ExchangeError> {
-        self.admit(LimitClass::Order)?;
+        if let Err(e) = self.admit(LimitClass::Order) {
+            return Err(self.refused("order", e).await);
+        }
         let placement = Placement {
             category: Category::Spot,
             symbol: order.symbol.clone(),
@@ -169,7 +171,9 @@ impl Exchange for PaperExchange {
 
     async fn wallet(&self) -> Result<Wallet, ExchangeError> {
         self.limits.book("account").await?;
-        self.admit(LimitClass::Wallet).map_err(|e| self.penalized(e))?;
+        if let Err(e) = self.admit(LimitClass::Wallet) {
+            return Err(self.refused("global", e).await);
+        }
         let assets = self
             .venue
             .wallet()

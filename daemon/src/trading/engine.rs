@@ -512,10 +512,9 @@ impl Engine {
                     if let Some((id, _)) = reservation {
                         conn.release_reservation(id).await?;
                     }
-                    if let ExchangeError::RateLimited { retry_after, .. } = &e {
+                    if let ExchangeError::RateLimited { .. } = &e {
+                        // The adapter has passed the penalty on to botai's limiter.
                         self.telemetry.exchange_penalties.inc();
-                        conn.rate_penalize(self.exchange.name(), ORDER_ENDPOINT, retry_after.as_secs_f64().max(0.001))
-                            .await?;
                     }
                     conn.report_error(&self.component, &format!("order {} refused: {e}", order.client_order_id), false)
                         .await?;
