@@ -84,6 +84,11 @@ impl Telemetry {
             r.register("equity", "Account value in quote currency", t.equity.clone());
             r.register("exchange_penalties", "Rate-limit answers from the exchange", t.exchange_penalties.clone());
             r.register(
+                "late_departures",
+                "Requests that woke too late for their booked moment and booked again",
+                crate::exchange::limits::LATE_DEPARTURES.clone(),
+            );
+            r.register(
                 "order_pushes",
                 "Order updates pushed by the venue's private stream that the engine used",
                 t.order_pushes.clone(),

@@ -148,6 +148,13 @@ pub trait BotaiSql {
     ) -> Result<bool>;
     async fn report_error(&self, component: &str, error: &str, is_critical: bool) -> Result<()>;
     async fn rate_acquire(&self, exchange: &str, endpoint: &str, weight: Option<i32>) -> Result<f64>;
+    /// Books like `rate_acquire` and answers the booked moment on the
+    /// database's clock: the wait counts from the transaction's start, or
+    /// from 100 ms before the clock in a transaction older than that (the
+    /// extension's rule), read right after the booking, so never before it.
+    async fn rate_book(&self, exchange: &str, endpoint: &str, weight: Option<i32>) -> Result<DateTime<Utc>>;
+    /// The database's clock (`clock_timestamp()`).
+    async fn db_clock(&self) -> Result<DateTime<Utc>>;
     async fn rate_penalize(&self, exchange: &str, endpoint: &str, seconds: f64) -> Result<()>;
     /// What the venue's limit headers said; returns the weight botai added.
     async fn rate_observe(
@@ -200,14 +207,15 @@ pub trait BotaiSql {
     /// (`botai_reserve_balance`, held through the booked wait and `ttl`
     /// after it) for each booking, in one statement. Bookings are taken in
     /// asset order, so concurrent batches lock balance rows in one order.
-    /// One (seconds to wait, reservation) per booking, in order.
+    /// One (booked moment on the database's clock, reservation) per
+    /// booking, in order.
     async fn book_and_reserve(
         &self,
         exchange: &str,
         endpoint: &str,
         ttl: Duration,
         bookings: &[Booking],
-    ) -> Result<Vec<(f64, Option<Uuid>)>>;
+    ) -> Result<Vec<(DateTime<Utc>, Option<Uuid>)>>;
     /// Commits each settlement's reservation (if any) and records its
     /// outcome (`botai_order_finish`), in one statement, in asset order (a
     /// commit settles its balance row under the row's lock, so concurrent
@@ -315,6 +323,22 @@ impl<C: Sql> BotaiSql for C {
             .q_one("botai_rate_acquire", "SELECT botai_rate_acquire($1, $2, $3)", &[&exchange, &endpoint, &weight])
             .await?;
         Ok(row.get(0))
+    }
+
+    async fn rate_book(&self, exchange: &str, endpoint: &str, weight: Option<i32>) -> Result<DateTime<Utc>> {
+        let row = self
+            .q_one(
+                "botai_rate_acquire",
+                "SELECT greatest(now(), clock_timestamp() - interval '100 ms') + make_interval(secs => s.d) \
+                 FROM (SELECT botai_rate_acquire($1, $2, $3) AS d OFFSET 0) s",
+                &[&exchange, &endpoint, &weight],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn db_clock(&self) -> Result<DateTime<Utc>> {
+        Ok(self.q_one("clock_timestamp", "SELECT clock_timestamp()", &[]).await?.get(0))
     }
 
     async fn rate_penalize(&self, exchange: &str, endpoint: &str, seconds: f64) -> Result<()> {
@@ -445,7 +469,7 @@ impl<C: Sql> BotaiSql for C {
         endpoint: &str,
         ttl: Duration,
         bookings: &[Booking],
-    ) -> Result<Vec<(f64, Option<Uuid>)>> {
+    ) -> Result<Vec<(DateTime<Utc>, Option<Uuid>)>> {
         let mut order: Vec<usize> = (0..bookings.len()).collect();
         order.sort_by(|&a, &b| bookings[a].asset.cmp(&bookings[b].asset));
         let assets: Vec<&str> = order.iter().map(|&i| bookings[i].asset.as_str()).collect();
@@ -457,7 +481,8 @@ impl<C: Sql> BotaiSql for C {
         let rows = self
             .q_all(
                 "book and reserve",
-                "SELECT s.i, s.d, botai_reserve_balance($1, s.asset, s.amount, s.purpose, s.metadata, \
+                "SELECT s.i, greatest(now(), clock_timestamp() - interval '100 ms') + make_interval(secs => s.d), \
+                        botai_reserve_balance($1, s.asset, s.amount, s.purpose, s.metadata, \
                                                        make_interval(secs => $3 + s.d)) \
                  FROM (SELECT u.*, botai_rate_acquire($1, $2, NULL) AS d \
                        FROM unnest($4::text[], $5::numeric[], $6::text[], $7::jsonb[]) \
@@ -467,7 +492,7 @@ impl<C: Sql> BotaiSql for C {
                 &[&exchange, &endpoint, &ttl.as_secs_f64(), &assets, &amounts, &purposes, &metadata],
             )
             .await?;
-        let mut answers = vec![(0.0, None); bookings.len()];
+        let mut answers = vec![(DateTime::<Utc>::MIN_UTC, None); bookings.len()];
         for r in rows {
             let position: i64 = r.get(0);
             answers[order[(position - 1) as usize]] = (r.get(1), r.get(2));

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
@@ -44,7 +44,7 @@ use super::balance_sync::{self, Snapshot};
 use super::sizing;
 use crate::config::Config;
 use crate::db::{self, Batcher, Booking, BotaiSql, ClaimedOrder, Db, Settlement};
-use crate::exchange::{Exchange, ExchangeError, Instrument, OrderRequest, OrderState, Side};
+use crate::exchange::{limits, Exchange, ExchangeError, Instrument, OrderRequest, OrderState, Side};
 use crate::telemetry::Telemetry;
 
 const WORKER_TYPE: &str = "trading_engine";
@@ -75,7 +75,7 @@ pub struct Engine {
     /// Claims, bookings with reservations, and settlements of concurrent
     /// signals go to the database together (one statement per batch).
     claims: Batcher<i64, Claimed>,
-    bookings: Batcher<Booking, (f64, Option<Uuid>)>,
+    bookings: Batcher<Booking, (DateTime<Utc>, Option<Uuid>)>,
     settlements: Batcher<Settlement, bool>,
     telemetry: Arc<Telemetry>,
     snapshot: Arc<Snapshot>,
@@ -117,6 +117,8 @@ pub async fn run_for(
     let component = format!("{WORKER_TYPE}:{worker_id}");
     lock.register_component(&component, &json!({"pid": std::process::id(), "worker_id": worker_id})).await?;
     lock.listen("botai_signals").await?;
+    // Bookings are moments on the database's clock.
+    limits::sync_db_clock(&lock).await?;
     let mut notifications = lock.take_notifications();
     let pool = db::pool(&cfg.pg, "botai trading_engine", POOL_SIZE)?;
     let instrument = exchange.instrument(&cfg.market.symbol).await.context("instrument rules from the exchange")?;
@@ -240,6 +242,9 @@ pub async fn run_for(
                 }
             }
             _ = beat.tick() => {
+                if let Err(e) = limits::sync_db_clock(&lock).await {
+                    warn!("cannot read the database's clock: {e}");
+                }
                 if let Some(offset) = engine.exchange.clock_offset_ms() {
                     engine.telemetry.exchange_clock_offset.set(offset as f64 / 1000.0);
                 }
@@ -434,9 +439,9 @@ impl Engine {
         // the wait and RESERVATION_TTL after it.
         let meta = json!({"signal_id": signal_id, "order_id": order.order_id});
         let ttl = self.cfg.trading.reservation_ttl;
-        let (wait, reservation) = match (self.cfg.trading.rate_limiter, self.cfg.trading.reservations) {
+        let (booked, reservation) = match (self.cfg.trading.rate_limiter, self.cfg.trading.reservations) {
             (true, true) => {
-                let (wait, id) = self
+                let (booked, id) = self
                     .bookings
                     .call(Booking {
                         asset: spend_asset.clone(),
@@ -445,9 +450,11 @@ impl Engine {
                         metadata: meta,
                     })
                     .await?;
-                (wait, Some(id))
+                (Some(booked), Some(id))
             }
-            (true, false) => (self.conn().await?.rate_acquire(self.exchange.name(), ORDER_ENDPOINT, None).await?, None),
+            (true, false) => {
+                (Some(self.conn().await?.rate_book(self.exchange.name(), ORDER_ENDPOINT, None).await?), None)
+            }
             (false, true) => {
                 let id = self
                     .conn()
@@ -461,11 +468,10 @@ impl Engine {
                         ttl,
                     )
                     .await?;
-                (0.0, Some(id))
+                (None, Some(id))
             }
-            (false, false) => (0.0, None),
+            (false, false) => (None, None),
         };
-        let send_at = tokio::time::Instant::now() + Duration::from_secs_f64(wait.max(0.0));
         let reservation = match reservation {
             Some(Some(id)) => Some((id, size.reserve)),
             Some(None) => {
@@ -473,7 +479,14 @@ impl Engine {
             }
             None => None,
         };
-        tokio::time::sleep_until(send_at).await;
+        if let Some(mut booked) = booked {
+            // Woken too late for the booked moment: not sent on that slot.
+            let mut attempt = 1;
+            while limits::until_booked(booked, attempt).await.is_err() {
+                booked = self.conn().await?.rate_book(self.exchange.name(), ORDER_ENDPOINT, None).await?;
+                attempt += 1;
+            }
+        }
         let request = OrderRequest {
             client_order_id: order.client_order_id.clone(),
             symbol: order.symbol.clone(),
