@@ -433,10 +433,10 @@ async fn the_venue_s_headers_and_refusals_reach_every_botai_session() {
     assert_eq!(d.venue.rejections().banned, 1);
 }
 
-async fn connected_within(x: &BybitClient, within: Duration) -> bool {
+async fn connected_within(x: &dyn Exchange, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {
-        if x.stream_connected() {
+        if x.stream_connected() == Some(true) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -473,7 +473,7 @@ async fn fills_arrive_on_the_private_stream_through_repeats_and_drops() {
     let _guard = stop.clone().drop_guard();
     let x = Arc::new(d.client("s", Category::Linear, Arc::new(Unlimited)));
     x.start_stream(stop.clone());
-    assert!(connected_within(&x, Duration::from_secs(5)).await, "authenticated and subscribed");
+    assert!(connected_within(&*x, Duration::from_secs(5)).await, "authenticated and subscribed");
 
     // Fills without polling: New, PartiallyFilled, Filled, pushed; no lookup made.
     let mut rx = x.order_updates().expect("the stream is connected");
@@ -502,7 +502,7 @@ async fn fills_arrive_on_the_private_stream_through_repeats_and_drops() {
     // The venue drops the connection: the client reconnects and subscribes again.
     d.venue.set_faults(Faults { drop_streams: true, ..Faults::default() });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(connected_within(&x, Duration::from_secs(5)).await, "reconnected");
+    assert!(connected_within(&*x, Duration::from_secs(5)).await, "reconnected");
     let mut rx = x.order_updates().unwrap();
     x.place_order(&order("pushed-3", Side::Sell, Decimal::new(8, 3), None)).await.unwrap();
     let seen = pushed(&mut rx, "pushed-3", Duration::from_secs(5)).await;
@@ -520,16 +520,105 @@ use botai_daemon::exchange::binance::{BinanceClient, BinanceSettings};
 
 impl Double {
     fn binance(&self, name: &str, limits: Arc<dyn VenueLimits>, secret: &str) -> BinanceClient {
+        self.binance_with(name, limits, KEY, secret, None)
+    }
+
+    fn binance_with(
+        &self,
+        name: &str,
+        limits: Arc<dyn VenueLimits>,
+        key: &str,
+        secret: &str,
+        ws_url: Option<String>,
+    ) -> BinanceClient {
         let settings = BinanceSettings {
             rest_url: self.url.clone(),
             sapi_url: self.url.clone(),
-            api_key: KEY.into(),
+            ws_url,
+            api_key: key.into(),
             api_secret: secret.into(),
             recv_window: Duration::from_millis(5000),
             timeout: Duration::from_secs(2),
         };
         BinanceClient::new(name, settings, limits).unwrap()
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binance_fills_arrive_on_the_user_data_stream_through_repeats_and_drops() {
+    let d = Double::start(venue_settings(Duration::from_millis(300))).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _guard = stop.clone().drop_guard();
+    let ws = Some(format!("{}/private/ws", d.url.replacen("http", "ws", 1)));
+    let x = Arc::new(d.binance_with("bs", Arc::new(Unlimited), KEY, SECRET, ws.clone()));
+    x.start_stream(stop.clone());
+    assert!(connected_within(&*x, Duration::from_secs(5)).await, "a listen key, then the stream");
+    let listen_keys =
+        d.venue.requests().iter().filter(|r| r.path == "/fapi/v1/listenKey" && r.method == "POST").count();
+    assert_eq!(listen_keys, 1);
+
+    // Fills without polling: New, PartiallyFilled, Filled, pushed; no lookup made.
+    let mut rx = x.order_updates().expect("the stream is connected");
+    let placed = x.place_order(&order("bn-pushed-1", Side::Buy, Decimal::new(4, 3), None)).await.unwrap();
+    assert_eq!(placed.status, OrderStatus::New, "acknowledged before it fills");
+    let seen = pushed(&mut rx, "bn-pushed-1", Duration::from_secs(5)).await;
+    assert_eq!(
+        seen,
+        vec![
+            (OrderStatus::New, Decimal::ZERO),
+            (OrderStatus::PartiallyFilled, Decimal::new(2, 3)),
+            (OrderStatus::Filled, Decimal::new(4, 3))
+        ]
+    );
+    let lookups = d.venue.requests().iter().filter(|r| r.path == "/fapi/v1/order" && r.method == "GET").count();
+    assert_eq!(lookups, 0, "learned from the stream, not by polling");
+
+    // Every event sent twice, the copy late: each state arrives once, in
+    // order, and the commission of each trade is counted once.
+    d.venue.set_faults(Faults { duplicate_pushes: 50, ..Faults::default() });
+    let mut all = x.order_updates().unwrap();
+    x.place_order(&order("bn-pushed-2", Side::Buy, Decimal::new(4, 3), None)).await.unwrap();
+    let seen = pushed(&mut rx, "bn-pushed-2", Duration::from_secs(5)).await;
+    assert_eq!(
+        seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [OrderStatus::New, OrderStatus::PartiallyFilled, OrderStatus::Filled]
+    );
+    let mut last = None;
+    while let Ok(o) = all.try_recv() {
+        if o.client_order_id == "bn-pushed-2" {
+            last = Some(o);
+        }
+    }
+    let last = last.unwrap();
+    let charged: Decimal = d.venue.executions().iter().filter(|e| e.link_id == "bn-pushed-2").map(|e| e.fee).sum();
+    assert!(charged > Decimal::ZERO);
+    assert_eq!((last.fee, last.fee_asset.as_str()), (charged, "USDT"), "each trade's commission once");
+
+    // The venue drops the connection: a fresh key, a new connection.
+    d.venue.set_faults(Faults { drop_streams: true, ..Faults::default() });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(connected_within(&*x, Duration::from_secs(5)).await, "reconnected");
+    let mut rx = x.order_updates().unwrap();
+    x.place_order(&order("bn-pushed-3", Side::Sell, Decimal::new(4, 3), None)).await.unwrap();
+    let seen = pushed(&mut rx, "bn-pushed-3", Duration::from_secs(5)).await;
+    assert_eq!(seen.last().map(|s| s.0), Some(OrderStatus::Filled), "{seen:?}");
+
+    // A wrong API key gets no listen key, so no stream.
+    let wrong = Arc::new(d.binance_with("bw", Arc::new(Unlimited), "not-the-key", SECRET, ws));
+    wrong.start_stream(stop.clone());
+    assert!(!connected_within(&*wrong, Duration::from_secs(1)).await);
+    // A listen key nobody handed out is refused before the upgrade.
+    let refused = reqwest::Client::new()
+        .get(format!("{}/private/ws/made-up", d.url))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], -1125, "an unknown listen key connects to nothing");
 }
 
 fn ccxt_binance(url: &str, args: &[&str]) -> Value {

@@ -81,7 +81,7 @@ async fn run(venue: &str, speed: u32, ccxt_rate: f64) -> Run {
             Daemon::start(&format!("engine-{i}"), &db.name, &["run", "--mode=core"], &env)
         })
         .collect();
-    let started = if venue == "bybit" { "private stream subscribed" } else { "trading engine started" };
+    let started = if venue == "bybit" { "private stream subscribed" } else { "user data stream connected" };
     for e in &engines {
         e.wait_for_output(started, Duration::from_secs(30)).await;
     }
@@ -92,9 +92,7 @@ async fn run(venue: &str, speed: u32, ccxt_rate: f64) -> Run {
     let engines_shown: Vec<&str> =
         status.lines().filter(|l| l.contains(&format!(" {venue} ")) && l.contains(" ms ")).collect();
     assert_eq!(engines_shown.len(), 3, "each engine's clock offset:\n{status}");
-    if venue == "bybit" {
-        assert!(engines_shown.iter().all(|l| l.ends_with("connected")), "streams connected:\n{status}");
-    }
+    assert!(engines_shown.iter().all(|l| l.ends_with("connected")), "streams connected:\n{status}");
     // The ML manager's signals name the exchange they are for.
     let ml = Daemon::start("ml", &db.name, &["run", "--mode=ml"], &engine_env);
     let ccxt = {
@@ -151,7 +149,10 @@ async fn run(venue: &str, speed: u32, ccxt_rate: f64) -> Run {
     for r in requests {
         assert_ne!(r["signature_valid"], false, "{r}");
     }
-    let lookups = requests.iter().filter(|r| r["path"] == "/v5/order/realtime").count();
+    let lookups = requests
+        .iter()
+        .filter(|r| r["path"] == "/v5/order/realtime" || (r["path"] == "/fapi/v1/order" && r["method"] == "GET"))
+        .count();
     let refused = |code: i64| {
         requests.iter().filter(|r| r["code"] == code || (code == 10006 && r["status"] == 429)).count() as u64
     };
@@ -179,13 +180,14 @@ async fn three_engines_and_a_ccxt_script_share_one_key_and_the_venue_refuses_not
 async fn three_engines_trade_binance_usdm_through_the_same_trait() {
     let r = run("binance", 240, 0.0).await;
     println!(
-        "  Binance: {} orders at the exchange, {} filled; refused: 429 × {}, -2019 × {}",
-        r.orders_at_exchange, r.filled, r.refused_10006, r.refused_110007
+        "  Binance: {} orders at the exchange, {} filled; refused: 429 × {}, -2019 × {}; order lookups {}",
+        r.orders_at_exchange, r.filled, r.refused_10006, r.refused_110007, r.lookups
     );
     // USDT-margined: BUYs open longs; SELLs without a position are skipped
     // (target positions are issue 12).
     assert!(r.filled > 20, "the engines traded: {}", r.filled);
     assert_eq!((r.refused_10006, r.refused_110007), (0, 0), "the venue refused nothing");
+    assert!(r.lookups * 10 < r.orders_at_exchange, "fills came from the user data stream: {} lookups", r.lookups);
 }
 
 /// Runs `botai <args>` to the end: (success, stdout and stderr).

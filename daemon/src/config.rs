@@ -279,6 +279,11 @@ pub struct BinanceConfig {
     pub rest_url: String,
     /// BINANCE_SAPI_URL (key permissions), else api.binance.com (testnet: the REST URL).
     pub sapi_url: String,
+    /// BINANCE_WS_URL, the user data stream's base (the stream connects to
+    /// `{ws_url}/{listenKey}`): wss://fstream.binance.com/private/ws, or
+    /// (BINANCE_TESTNET=true) wss://fstream.binancefuture.com/ws, or beside
+    /// an overridden BINANCE_REST_URL on the same host.
+    pub ws_url: String,
     pub testnet: bool,
     pub recv_window: Duration,
     pub timeout: Duration,
@@ -549,8 +554,25 @@ impl Config {
         if !binance_rest.starts_with("https://") && !binance_rest.starts_with("http://") {
             bail!("{}: expected an https:// URL, got {binance_rest:?}", src.where_from("BINANCE_REST_URL"));
         }
+        let binance_ws = src
+            .string(
+                "BINANCE_WS_URL",
+                &if src.raw("BINANCE_REST_URL").is_some() {
+                    format!("{}/private/ws", binance_rest.replacen("http", "ws", 1))
+                } else if binance_testnet {
+                    "wss://fstream.binancefuture.com/ws".to_owned()
+                } else {
+                    "wss://fstream.binance.com/private/ws".to_owned()
+                },
+            )
+            .trim_end_matches('/')
+            .to_owned();
+        if !binance_ws.starts_with("wss://") && !binance_ws.starts_with("ws://") {
+            bail!("{}: expected a wss:// URL, got {binance_ws:?}", src.where_from("BINANCE_WS_URL"));
+        }
         let binance = BinanceConfig {
             credentials: binance_credentials,
+            ws_url: binance_ws,
             sapi_url: src
                 .string(
                     "BINANCE_SAPI_URL",

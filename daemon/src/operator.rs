@@ -23,7 +23,7 @@ use crate::telemetry::Telemetry;
 fn venue(cfg: &Config, stop: &CancellationToken) -> Result<Arc<dyn Exchange>> {
     match (cfg.trading.exchange.as_str(), &cfg.trading.paper_url) {
         ("bybit", _) => Ok(exchange::connect_bybit(cfg, "bybit", stop)?),
-        ("binance", _) => Ok(exchange::connect_binance(cfg)?),
+        ("binance", _) => Ok(exchange::connect_binance(cfg, stop)?),
         ("paper", Some(_)) => Ok(exchange::connect_bybit(cfg, "paper", stop)?),
         ("paper", None) => bail!(
             "EXCHANGE=paper trades in-process inside `botai run`; for commands, serve it with \

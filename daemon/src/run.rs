@@ -97,7 +97,7 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     let exchange: Option<Arc<dyn Exchange>> = if !trades {
         None
     } else if cfg.trading.exchange == "binance" {
-        Some(exchange::connect_binance(&cfg)?)
+        Some(exchange::connect_binance(&cfg, &stop)?)
     } else if cfg.trading.exchange == "bybit" {
         Some(exchange::connect_bybit(&cfg, "bybit", &stop)?)
     } else if cfg.trading.paper_url.is_some() {

@@ -19,6 +19,7 @@
 //! again — which is why the engine looks a taken-over order up before it
 //! sends it again, and never re-sends on its own.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,11 +29,13 @@ use reqwest::header::HeaderMap;
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::bybit::encode_query;
 use super::clock::VenueClock;
 use super::limits::VenueLimits;
+use super::stream::OrderFeed;
 use super::{
     sign, AssetBalance, Exchange, ExchangeError, Instrument, KeyInfo, OrderRequest, OrderState, OrderStatus, Position,
     Side, Wallet,
@@ -55,6 +58,9 @@ pub struct BinanceSettings {
     pub rest_url: String,
     /// Where `/sapi/` lives (https://api.binance.com; the double serves both).
     pub sapi_url: String,
+    /// The user data stream's base (`{ws_url}/{listenKey}`); None: no
+    /// stream, fills by lookup.
+    pub ws_url: Option<String>,
     pub api_key: String,
     pub api_secret: String,
     pub recv_window: Duration,
@@ -87,6 +93,7 @@ pub struct BinanceClient {
     http: reqwest::Client,
     limits: Arc<dyn VenueLimits>,
     clock: VenueClock,
+    feed: Arc<OrderFeed>,
     seen_limits: Mutex<std::collections::BTreeMap<&'static str, (i32, i32)>>,
 }
 
@@ -121,6 +128,7 @@ impl BinanceClient {
             http,
             limits,
             clock: VenueClock::default(),
+            feed: Arc::new(OrderFeed::default()),
             seen_limits: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
@@ -129,6 +137,24 @@ impl BinanceClient {
         let before = Utc::now();
         let server = self.server_time().await?;
         Ok(self.clock.measured(before, server, Utc::now()).0)
+    }
+
+    /// Starts the user data stream (when a WebSocket URL is configured); it
+    /// runs until `stop`.
+    pub fn start_stream(self: &Arc<Self>, stop: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        let ws_url = self.settings.ws_url.clone()?;
+        Some(tokio::spawn(super::binance_stream::run(self.clone(), ws_url, self.feed.clone(), stop)))
+    }
+
+    /// A listen key for the user data stream (`POST /fapi/v1/listenKey`),
+    /// or the current one kept alive for another 60 minutes (`PUT`).
+    pub async fn listen_key(&self, keep_alive: bool) -> Result<String, ExchangeError> {
+        let call = self.unsigned(if keep_alive { Method::PUT } else { Method::POST }, "/fapi/v1/listenKey", Vec::new());
+        let v = self.call(call).await?;
+        v.get("listenKey")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ExchangeError::Transport("no listenKey in the answer".into()))
     }
 
     /// Takes `offset_ms` as measured (a test skews the clock with it).
@@ -260,6 +286,12 @@ impl BinanceClient {
     ) -> Call<'static> {
         Call { method, path, params, endpoint, signed: true, booked: false, sapi: false }
     }
+
+    /// A request that needs no signature (market data, the listen key),
+    /// counted in the address's weight only.
+    fn unsigned(&self, method: Method, path: &'static str, params: Vec<(&'static str, String)>) -> Call<'static> {
+        Call { method, path, params, endpoint: endpoint::GLOBAL, signed: false, booked: false, sapi: false }
+    }
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -270,7 +302,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-fn decimal(v: &Value, key: &str) -> Result<Decimal, ExchangeError> {
+pub(super) fn decimal(v: &Value, key: &str) -> Result<Decimal, ExchangeError> {
     match v.get(key) {
         Some(Value::String(s)) if !s.is_empty() => {
             s.parse().map_err(|_| ExchangeError::Transport(format!("{key} is not a number: {s:?}")))
@@ -282,7 +314,7 @@ fn decimal(v: &Value, key: &str) -> Result<Decimal, ExchangeError> {
     }
 }
 
-fn text(v: &Value, key: &str) -> String {
+pub(super) fn text(v: &Value, key: &str) -> String {
     match v.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -290,23 +322,37 @@ fn text(v: &Value, key: &str) -> String {
     }
 }
 
+pub(super) fn side(s: &str) -> Result<Side, ExchangeError> {
+    match s {
+        "BUY" => Ok(Side::Buy),
+        "SELL" => Ok(Side::Sell),
+        other => Err(ExchangeError::Transport(format!("unknown side {other:?}"))),
+    }
+}
+
+/// An order's status (`status` of the REST order, `X` of the stream's event).
+pub(super) fn order_status(s: &str) -> Result<OrderStatus, ExchangeError> {
+    match s {
+        "NEW" => Ok(OrderStatus::New),
+        "PARTIALLY_FILLED" => Ok(OrderStatus::PartiallyFilled),
+        "FILLED" => Ok(OrderStatus::Filled),
+        "CANCELED" | "EXPIRED" | "EXPIRED_IN_MATCH" => Ok(OrderStatus::Cancelled),
+        "REJECTED" => Ok(OrderStatus::Rejected),
+        other => Err(ExchangeError::Transport(format!("unknown order status {other:?}"))),
+    }
+}
+
+/// The quote asset of a USDⓈ-M symbol (where its fees are charged).
+pub(super) fn quote_of(symbol: &str) -> &'static str {
+    ["USDT", "USDC"].into_iter().find(|q| symbol.ends_with(q)).unwrap_or("USDT")
+}
+
 /// An order in /fapi/v1/order's shape.
 pub fn parse_order(v: &Value) -> Result<OrderState, ExchangeError> {
-    let side = match text(v, "side").as_str() {
-        "BUY" => Side::Buy,
-        "SELL" => Side::Sell,
-        other => return Err(ExchangeError::Transport(format!("unknown side {other:?}"))),
-    };
-    let status = match text(v, "status").as_str() {
-        "NEW" => OrderStatus::New,
-        "PARTIALLY_FILLED" => OrderStatus::PartiallyFilled,
-        "FILLED" => OrderStatus::Filled,
-        "CANCELED" | "EXPIRED" | "EXPIRED_IN_MATCH" => OrderStatus::Cancelled,
-        "REJECTED" => OrderStatus::Rejected,
-        other => return Err(ExchangeError::Transport(format!("unknown status {other:?}"))),
-    };
+    let side = side(&text(v, "side"))?;
+    let status = order_status(&text(v, "status"))?;
     let symbol = text(v, "symbol");
-    let quote = ["USDT", "USDC"].into_iter().find(|q| symbol.ends_with(q)).unwrap_or("USDT").to_owned();
+    let quote = quote_of(&symbol).to_owned();
     Ok(OrderState {
         exchange_order_id: text(v, "orderId"),
         client_order_id: text(v, "clientOrderId"),
@@ -397,15 +443,7 @@ impl Exchange for BinanceClient {
     }
 
     async fn server_time(&self) -> Result<DateTime<Utc>, ExchangeError> {
-        let call = Call {
-            method: Method::GET,
-            path: "/fapi/v1/time",
-            params: Vec::new(),
-            endpoint: endpoint::GLOBAL,
-            signed: false,
-            booked: false,
-            sapi: false,
-        };
+        let call = self.unsigned(Method::GET, "/fapi/v1/time", Vec::new());
         let v = self.call(call).await?;
         let ms = v
             .get("serverTime")
@@ -415,15 +453,7 @@ impl Exchange for BinanceClient {
     }
 
     async fn instrument(&self, symbol: &str) -> Result<Instrument, ExchangeError> {
-        let call = Call {
-            method: Method::GET,
-            path: "/fapi/v1/exchangeInfo",
-            params: Vec::new(),
-            endpoint: endpoint::GLOBAL,
-            signed: false,
-            booked: false,
-            sapi: false,
-        };
+        let call = self.unsigned(Method::GET, "/fapi/v1/exchangeInfo", Vec::new());
         let v = self.call(call).await?;
         let s = v
             .get("symbols")
@@ -434,15 +464,7 @@ impl Exchange for BinanceClient {
     }
 
     async fn last_price(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
-        let call = Call {
-            method: Method::GET,
-            path: "/fapi/v1/ticker/price",
-            params: vec![("symbol", symbol.to_owned())],
-            endpoint: endpoint::GLOBAL,
-            signed: false,
-            booked: false,
-            sapi: false,
-        };
+        let call = self.unsigned(Method::GET, "/fapi/v1/ticker/price", vec![("symbol", symbol.to_owned())]);
         decimal(&self.call(call).await?, "price")
     }
 
@@ -460,6 +482,14 @@ impl Exchange for BinanceClient {
 
     fn clock_offset_ms(&self) -> Option<i64> {
         self.clock.offset_ms()
+    }
+
+    fn stream_connected(&self) -> Option<bool> {
+        self.settings.ws_url.as_ref().map(|_| self.feed.connected.load(Ordering::Relaxed))
+    }
+
+    fn order_updates(&self) -> Option<tokio::sync::broadcast::Receiver<OrderState>> {
+        self.feed.connected.load(Ordering::Relaxed).then(|| self.feed.updates.subscribe())
     }
 
     async fn key_info(&self) -> Result<Option<KeyInfo>, ExchangeError> {

@@ -36,9 +36,10 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::bybit_stream::{OrderFeed, StreamSettings};
+use super::bybit_stream::StreamSettings;
 use super::clock::VenueClock;
 use super::limits::VenueLimits;
+use super::stream::OrderFeed;
 use super::{
     ret_code, sign, AssetBalance, Category, Exchange, ExchangeError, Instrument, KeyInfo, OrderRequest, OrderState,
     OrderStatus, Position, Side, Wallet,

@@ -10,35 +10,22 @@
 //! then executed quantity, then state) is dropped. What a disconnection
 //! hides, the engine's lookups find: the stream only saves it the polling.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::bybit::parse_order;
-use super::{sign, Category, OrderState, OrderStatus};
+use super::stream::{Dedup, OrderFeed, Reconnect};
+use super::{sign, Category};
 
 const PING_EVERY: Duration = Duration::from_secs(20);
-
-/// What the stream publishes, and whether it is live.
-pub struct OrderFeed {
-    pub updates: broadcast::Sender<OrderState>,
-    pub connected: AtomicBool,
-}
-
-impl Default for OrderFeed {
-    fn default() -> OrderFeed {
-        OrderFeed { updates: broadcast::channel(4096).0, connected: AtomicBool::new(false) }
-    }
-}
 
 /// The stream's settings.
 pub struct StreamSettings {
@@ -52,30 +39,18 @@ pub struct StreamSettings {
 
 /// Keeps the stream up until `stop`.
 pub async fn run(settings: StreamSettings, feed: Arc<OrderFeed>, stop: CancellationToken) {
-    let mut backoff = Duration::from_secs(1);
+    let mut reconnect = Reconnect::default();
     let mut seen = Dedup::default();
     loop {
-        let started = tokio::time::Instant::now();
+        reconnect.session_starts();
         let outcome = tokio::select! {
             _ = stop.cancelled() => return,
             outcome = session(&settings, &feed, &mut seen, &stop) => outcome,
         };
         feed.connected.store(false, Ordering::Relaxed);
-        if stop.is_cancelled() {
+        if !reconnect.after("private stream", &settings.ws_url, outcome, &stop).await {
             return;
         }
-        if started.elapsed() > Duration::from_secs(60) {
-            backoff = Duration::from_secs(1);
-        }
-        match outcome {
-            Ok(()) => warn!(url = %settings.ws_url, "the private stream closed; reconnecting in {backoff:?}"),
-            Err(e) => warn!(url = %settings.ws_url, "the private stream failed: {e}; reconnecting in {backoff:?}"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -186,51 +161,10 @@ fn on_message(text: &str, category: Category, feed: &OrderFeed, seen: &mut Dedup
     }
 }
 
-fn rank(status: OrderStatus) -> u8 {
-    match status {
-        OrderStatus::New => 0,
-        OrderStatus::PartiallyFilled => 1,
-        OrderStatus::Filled | OrderStatus::Cancelled | OrderStatus::Rejected => 2,
-    }
-}
-
-/// What the stream has seen, bounded.
-#[derive(Default)]
-struct Dedup {
-    orders: HashMap<String, (i64, rust_decimal::Decimal, u8)>,
-    order_age: VecDeque<String>,
-}
-
-const REMEMBER: usize = 20_000;
-
-impl Dedup {
-    /// Whether this update is newer than the last one of its order.
-    fn fresh_order(&mut self, o: &OrderState, updated_ms: i64) -> bool {
-        let key = if o.client_order_id.is_empty() { o.exchange_order_id.clone() } else { o.client_order_id.clone() };
-        let this = (updated_ms, o.filled_qty, rank(o.status));
-        match self.orders.get(&key) {
-            Some(last) if *last >= this => false,
-            Some(_) => {
-                self.orders.insert(key, this);
-                true
-            }
-            None => {
-                self.orders.insert(key.clone(), this);
-                self.order_age.push_back(key);
-                if self.order_age.len() > REMEMBER {
-                    if let Some(old) = self.order_age.pop_front() {
-                        self.orders.remove(&old);
-                    }
-                }
-                true
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::OrderStatus;
 
     fn fixture(name: &str) -> String {
         let path = format!("{}/../data/bybit/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -11,6 +11,7 @@
 //! real one.
 
 pub mod binance;
+pub mod binance_stream;
 pub mod bybit;
 pub mod bybit_stream;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod double;
 pub mod limits;
 pub mod paper;
 pub mod sign;
+pub mod stream;
 pub mod venue;
 
 use std::time::Duration;
@@ -334,7 +336,10 @@ pub fn connect_bybit(
 }
 
 /// The Binance USDⓈ-M adapter, its limits shared through botai.
-pub fn connect_binance(cfg: &crate::config::Config) -> anyhow::Result<std::sync::Arc<binance::BinanceClient>> {
+pub fn connect_binance(
+    cfg: &crate::config::Config,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<std::sync::Arc<binance::BinanceClient>> {
     let credentials = cfg
         .binance
         .credentials
@@ -343,12 +348,15 @@ pub fn connect_binance(cfg: &crate::config::Config) -> anyhow::Result<std::sync:
     let settings = binance::BinanceSettings {
         rest_url: cfg.binance.rest_url.clone(),
         sapi_url: cfg.binance.sapi_url.clone(),
+        ws_url: Some(cfg.binance.ws_url.clone()),
         api_key: credentials.api_key,
         api_secret: credentials.api_secret,
         recv_window: cfg.binance.recv_window,
         timeout: cfg.binance.timeout,
     };
-    Ok(std::sync::Arc::new(binance::BinanceClient::new("binance", settings, shared_limits(cfg, "binance")?)?))
+    let client = std::sync::Arc::new(binance::BinanceClient::new("binance", settings, shared_limits(cfg, "binance")?)?);
+    client.start_stream(stop.child_token());
+    Ok(client)
 }
 
 /// botai's shared limiter for the requests to exchange `name` (nothing,

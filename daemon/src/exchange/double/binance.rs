@@ -316,7 +316,7 @@ fn answer(
 }
 
 /// The account's listen key (one per key, as on Binance while it lives).
-fn listen_key(venue: &Venue) -> String {
+pub fn listen_key(venue: &Venue) -> String {
     sign::hmac_sha256_hex(&venue.settings.api_secret, "listenKey")
 }
 

@@ -1,7 +1,8 @@
 //! The exchange double: the simulated venue (venue.rs) served over HTTP in
 //! the venues' own dialects — Bybit V5 under `/v5/` (bybit.rs, and its
 //! private WebSocket stream at `/v5/private`, bybit_ws.rs) and Binance
-//! USDⓈ-M under `/fapi/` (binance.rs) — so botai's
+//! USDⓈ-M under `/fapi/` (binance.rs, and its user data stream at
+//! `/private/ws/{listenKey}`, binance_ws.rs) — so botai's
 //! adapters and ccxt, a client nobody here wrote, meet the same wire
 //! protocol they meet on the real venue: signatures and `recv_window`
 //! verified as documented, the limit headers on every answer, orders
@@ -14,6 +15,7 @@
 //! `GET orders`, `GET state` (balances, positions, refusals).
 
 pub mod binance;
+pub mod binance_ws;
 pub mod bybit;
 pub mod bybit_ws;
 
@@ -38,6 +40,9 @@ pub fn router(venue: Arc<Venue>) -> Router {
         .route("/botai-double/orders", get(orders))
         .route("/botai-double/state", get(state))
         .route("/v5/private", get(bybit_ws::private))
+        .route("/private/ws", get(binance_ws::by_query))
+        .route("/private/ws/{key}", get(binance_ws::by_path))
+        .route("/ws/{key}", get(binance_ws::by_path))
         .route("/v5/{*rest}", any(bybit_dialect))
         .route("/fapi/{*rest}", any(binance_dialect))
         .route("/sapi/{*rest}", any(binance_dialect))

@@ -1,0 +1,113 @@
+//! What the venues' private streams share: the feed the engine subscribes
+//! to, and the memory that drops repeated and out-of-order order pushes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::{OrderState, OrderStatus};
+
+/// What the stream publishes, and whether it is live.
+pub struct OrderFeed {
+    pub updates: broadcast::Sender<OrderState>,
+    pub connected: AtomicBool,
+}
+
+impl Default for OrderFeed {
+    fn default() -> OrderFeed {
+        OrderFeed { updates: broadcast::channel(4096).0, connected: AtomicBool::new(false) }
+    }
+}
+
+/// A stream's reconnections: a backoff of 1 s doubling to 30 s, back to
+/// 1 s after a session that lasted a minute.
+pub struct Reconnect {
+    backoff: Duration,
+    started: tokio::time::Instant,
+}
+
+impl Default for Reconnect {
+    fn default() -> Reconnect {
+        Reconnect { backoff: Duration::from_secs(1), started: tokio::time::Instant::now() }
+    }
+}
+
+impl Reconnect {
+    pub fn session_starts(&mut self) {
+        self.started = tokio::time::Instant::now();
+    }
+
+    /// Logs how the session ended and waits out the backoff; false when
+    /// `stop` came first.
+    pub async fn after(
+        &mut self,
+        stream: &str,
+        url: &str,
+        outcome: Result<(), String>,
+        stop: &CancellationToken,
+    ) -> bool {
+        if stop.is_cancelled() {
+            return false;
+        }
+        if self.started.elapsed() > Duration::from_secs(60) {
+            self.backoff = Duration::from_secs(1);
+        }
+        let backoff = self.backoff;
+        match outcome {
+            Ok(()) => warn!(url, "the {stream} closed; reconnecting in {backoff:?}"),
+            Err(e) => warn!(url, "the {stream} failed: {e}; reconnecting in {backoff:?}"),
+        }
+        self.backoff = (backoff * 2).min(Duration::from_secs(30));
+        tokio::select! {
+            _ = stop.cancelled() => false,
+            _ = tokio::time::sleep(backoff) => true,
+        }
+    }
+}
+
+fn rank(status: OrderStatus) -> u8 {
+    match status {
+        OrderStatus::New => 0,
+        OrderStatus::PartiallyFilled => 1,
+        OrderStatus::Filled | OrderStatus::Cancelled | OrderStatus::Rejected => 2,
+    }
+}
+
+/// What the stream has seen, bounded.
+#[derive(Default)]
+pub struct Dedup {
+    orders: HashMap<String, (i64, Decimal, u8)>,
+    order_age: VecDeque<String>,
+}
+
+const REMEMBER: usize = 20_000;
+
+impl Dedup {
+    /// Whether this update is newer than the last one of its order.
+    pub fn fresh_order(&mut self, o: &OrderState, updated_ms: i64) -> bool {
+        let key = if o.client_order_id.is_empty() { o.exchange_order_id.clone() } else { o.client_order_id.clone() };
+        let this = (updated_ms, o.filled_qty, rank(o.status));
+        match self.orders.get(&key) {
+            Some(last) if *last >= this => false,
+            Some(_) => {
+                self.orders.insert(key, this);
+                true
+            }
+            None => {
+                self.orders.insert(key.clone(), this);
+                self.order_age.push_back(key);
+                if self.order_age.len() > REMEMBER {
+                    if let Some(old) = self.order_age.pop_front() {
+                        self.orders.remove(&old);
+                    }
+                }
+                true
+            }
+        }
+    }
+}
