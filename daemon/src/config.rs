@@ -205,7 +205,11 @@ pub struct MlConfig {
 
 #[derive(Debug, Clone)]
 pub struct MarketConfig {
+    /// MARKET_DATA: a file of one-minute bars to replay, or `bybit` for
+    /// Bybit's live klines (market/live.rs, on BYBIT_REST_URL / BYBIT_WS_URL
+    /// and BYBIT_CATEGORY).
     pub data_path: PathBuf,
+    pub live_bybit: bool,
     pub symbol: String,
     /// Replayed minutes per wall-clock minute.
     pub speed: f64,
@@ -388,6 +392,7 @@ impl Config {
         botai_core::names::name("STRATEGY", &ml.strategy).map_err(|e| anyhow::anyhow!("{e}"))?;
         let market = MarketConfig {
             data_path: PathBuf::from(src.string("MARKET_DATA", "data/market/btc-perp-1m-2022-01.csv.gz")),
+            live_bybit: src.string("MARKET_DATA", "").eq_ignore_ascii_case("bybit"),
             symbol: src.string("SYMBOL", "BTCUSDT").to_uppercase(),
             speed: src.parse("REPLAY_SPEED", 3000.0, "a speed-up factor between 1 and 1000000", |v| {
                 v.trim_end_matches('x').parse().ok().filter(|s: &f64| (1.0..=1_000_000.0).contains(s))

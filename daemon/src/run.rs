@@ -26,7 +26,9 @@ use crate::config::Config;
 use crate::db::{self, BotaiSql, Db};
 use crate::exchange::paper::PaperExchange;
 use crate::exchange::{self, double, Exchange};
+use crate::market::live::{LiveMarket, LiveSettings};
 use crate::market::replay::Replay;
+use crate::market::Market;
 use crate::telemetry::Telemetry;
 use crate::{ml, report, trading};
 
@@ -80,18 +82,29 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     }
     let telemetry = Arc::new(Telemetry::new());
     let trades = matches!(mode, Mode::All | Mode::Core);
-    let needs_replay = matches!(mode, Mode::All | Mode::Ml) || (trades && cfg.trading.paper_url.is_none());
-    let replay = if needs_replay {
+    let needs_market = matches!(mode, Mode::All | Mode::Ml) || (trades && cfg.trading.paper_url.is_none());
+    let market = if !needs_market {
+        None
+    } else if cfg.market.live_bybit {
+        let settings = LiveSettings {
+            rest_url: cfg.bybit.rest_url.clone(),
+            ws_url: cfg.bybit.ws_url.clone(),
+            category: cfg.bybit.category,
+            symbol: cfg.market.symbol.clone(),
+            timeout: cfg.bybit.timeout,
+        };
+        info!(symbol = %settings.symbol, rest = %settings.rest_url, ws = %settings.ws_url, "live market data from Bybit");
+        Some(Market::Live(LiveMarket::start(settings, stop.child_token())?))
+    } else {
         if cfg.market.epoch.is_none() && mode != Mode::All {
             warn!("REPLAY_EPOCH is not set: this process replays on its own clock; give every process of a replay the same REPLAY_EPOCH");
         }
         let r = Replay::load(&cfg.market)?;
         info!(symbol = %r.symbol, bars = r.len(), from = %r.bar(r.first).ts, to = %r.bar(r.last).ts, speed = cfg.market.speed,
               epoch = %r.clock.epoch, "market replay");
-        Some(r)
-    } else {
-        None
+        Some(Market::Replay(r))
     };
+    let replay = market.as_ref().and_then(|m| m.replay().cloned());
     let mut tasks: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
     let mut paper: Option<Arc<PaperExchange>> = None;
     let exchange: Option<Arc<dyn Exchange>> = if !trades {
@@ -103,8 +116,8 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     } else if cfg.trading.paper_url.is_some() {
         Some(exchange::connect_bybit(&cfg, "paper", &stop)?)
     } else {
-        let r = replay.clone().expect("a replay for the in-process paper exchange");
-        let p = Arc::new(PaperExchange::from_config(&cfg, r).with_limits(exchange::shared_limits(&cfg, "paper")?));
+        let prices = market.as_ref().expect("market data for the in-process paper exchange").prices();
+        let p = Arc::new(PaperExchange::from_config(&cfg, prices).with_limits(exchange::shared_limits(&cfg, "paper")?));
         let venue = p.venue.clone();
         if let Some(listen) = cfg.paper.listen {
             let (v, stop2) = (venue.clone(), stop.clone());
@@ -127,7 +140,7 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     let ml_stop = stop.child_token();
     let mut ml_task = None;
     if matches!(mode, Mode::All | Mode::Ml) {
-        let (c, r, t, s) = (cfg.clone(), replay.clone().expect("replay"), telemetry.clone(), ml_stop.clone());
+        let (c, r, t, s) = (cfg.clone(), market.clone().expect("market data"), telemetry.clone(), ml_stop.clone());
         ml_task = Some(tokio::spawn(ml::manager::run(c, r, t, s)));
     }
     let engine_stop = stop.child_token();

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::binance::{decimal, order_status, quote_of, side, text, BinanceClient};
-use super::stream::{Dedup, OrderFeed, Reconnect};
+use super::stream::{self, Dedup, OrderFeed, Reconnect};
 use super::{ExchangeError, OrderState};
 
 const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(30 * 60);
@@ -57,10 +57,7 @@ async fn session(
 ) -> Result<(), String> {
     let key = client.listen_key(false).await.map_err(|e| format!("no listen key: {e}"))?;
     let url = format!("{}/{key}", ws_url.trim_end_matches('/'));
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(&url))
-        .await
-        .map_err(|_| "no connection within 10 s".to_owned())?
-        .map_err(|e| format!("cannot connect: {e}"))?;
+    let mut ws = stream::connect(&url).await?;
     feed.connected.store(true, Ordering::Relaxed);
     info!(url = %ws_url, "user data stream connected");
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE_EVERY);

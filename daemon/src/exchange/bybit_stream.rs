@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::bybit::parse_order;
-use super::stream::{Dedup, OrderFeed, Reconnect};
+use super::stream::{self, Dedup, OrderFeed, Reconnect, Socket};
 use super::{sign, Category};
 
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -61,10 +61,7 @@ async fn session(
     stop: &CancellationToken,
 ) -> Result<(), String> {
     let url = format!("{}/v5/private", s.ws_url.trim_end_matches('/'));
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(&url))
-        .await
-        .map_err(|_| "no connection within 10 s".to_owned())?
-        .map_err(|e| format!("cannot connect: {e}"))?;
+    let mut ws = stream::connect(&url).await?;
     let expires = Utc::now().timestamp_millis() + (s.clock_offset_ms)() + 10_000;
     let signature = sign::hmac_sha256_hex(&s.api_secret, &format!("GET/realtime{expires}"));
     let auth = json!({"req_id": "auth", "op": "auth", "args": [s.api_key, expires, signature]});
@@ -112,8 +109,6 @@ async fn session(
         }
     }
 }
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn expect_success(ws: &mut Socket, op: &str) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -24,6 +24,17 @@ impl Default for OrderFeed {
     }
 }
 
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket, giving up after 10 s.
+pub async fn connect(url: &str) -> Result<Socket, String> {
+    let (ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url))
+        .await
+        .map_err(|_| "no connection within 10 s".to_owned())?
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    Ok(ws)
+}
+
 /// A stream's reconnections: a backoff of 1 s doubling to 30 s, back to
 /// 1 s after a session that lasted a minute.
 pub struct Reconnect {

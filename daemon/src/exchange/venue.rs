@@ -437,6 +437,16 @@ impl Venue {
         self.prices.price(symbol)
     }
 
+    /// Market time (the replay's clock on a replayed venue).
+    pub fn market_now(&self) -> DateTime<Utc> {
+        self.prices.market_now()
+    }
+
+    /// The one-minute bars behind the prices, oldest first (None: none).
+    pub fn market_bars(&self, symbol: &str) -> Option<&[crate::market::Bar]> {
+        self.prices.bars(symbol)
+    }
+
     /// Counts a request against the limits of `classes`; refuses it when
     /// one is full (a full `Ip` window bans the address) or the address is
     /// banned.

@@ -149,6 +149,12 @@ pub trait PriceSource: Send + Sync {
     fn price(&self, symbol: &str) -> Option<Decimal>;
     /// Market time now (the exchange's clock).
     fn market_now(&self) -> DateTime<Utc>;
+    /// The one-minute bars of `symbol` the source knows, oldest first, some
+    /// maybe not yet complete at `market_now` (the exchange double serves
+    /// klines from them). None: the source has no bars.
+    fn bars(&self, _symbol: &str) -> Option<&[Bar]> {
+        None
+    }
 }
 
 impl PriceSource for Replay {
@@ -158,6 +164,10 @@ impl PriceSource for Replay {
 
     fn market_now(&self) -> DateTime<Utc> {
         self.clock.market_time(Utc::now())
+    }
+
+    fn bars(&self, symbol: &str) -> Option<&[Bar]> {
+        (symbol == self.symbol).then(|| &self.bars[..=self.last])
     }
 }
 

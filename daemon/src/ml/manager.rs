@@ -28,7 +28,8 @@ use super::features::{self, FeatureWindow, RAW_BARS};
 use super::model::{self, Device, ModelOptions, Prediction, SignalModel};
 use crate::config::{Config, MlDevice};
 use crate::db::{BotaiSql, Db};
-use crate::market::replay::{window_is_contiguous, Replay, ReplayFeed};
+use crate::market::replay::{window_is_contiguous, Replay};
+use crate::market::Market;
 use crate::telemetry::Telemetry;
 
 const WORKER_TYPE: &str = "ml_manager";
@@ -65,12 +66,7 @@ struct Lease {
 }
 
 /// Runs the ML manager until `stop` is cancelled or the replay ends.
-pub async fn run(
-    cfg: Arc<Config>,
-    replay: Arc<Replay>,
-    telemetry: Arc<Telemetry>,
-    stop: CancellationToken,
-) -> Result<()> {
+pub async fn run(cfg: Arc<Config>, market: Market, telemetry: Arc<Telemetry>, stop: CancellationToken) -> Result<()> {
     let mut model = load_model(&cfg)?;
     info!(model = %cfg.ml.model_path.display(), device = ?model.device(), threads = cfg.ml.threads, "signal model loaded");
     let instance = format!("{}:{}", hostname(), std::process::id());
@@ -78,7 +74,7 @@ pub async fn run(
         let Some(lease) = take_slot(&cfg, &instance, &stop).await? else {
             return Ok(());
         };
-        match act(&cfg, &replay, &telemetry, &mut model, &lease, &stop).await {
+        match act(&cfg, &market, &telemetry, &mut model, &lease, &stop).await {
             Ok(Finished::Stopped) | Ok(Finished::ReplayOver) => {
                 if !lease.db.is_closed() {
                     let _ = lease.db.unregister_worker(&lease.worker_id).await;
@@ -183,13 +179,14 @@ enum Finished {
 
 async fn act(
     cfg: &Config,
-    replay: &Arc<Replay>,
+    market: &Market,
     telemetry: &Telemetry,
     model: &mut SignalModel,
     lease: &Lease,
     stop: &CancellationToken,
 ) -> Result<Finished> {
-    let mut feed = ReplayFeed::from_now(replay.clone());
+    let mut feed = market.feed();
+    let strategy = market.strategy(&cfg.ml.strategy);
     let mut beat = tokio::time::interval(cfg.heartbeat_every());
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_bar: Option<DateTime<Utc>> = None;
@@ -218,7 +215,7 @@ async fn act(
                 last_bar = Some(bar.ts);
                 handled += 1;
                 telemetry.bars.inc();
-                on_bar(cfg, replay, telemetry, model, lease, i, history).await?;
+                on_bar(cfg, market.symbol(), &strategy, telemetry, model, lease, i, history).await?;
             }
         }
     }
@@ -226,9 +223,11 @@ async fn act(
 
 /// Features, one batched model run, signals: for every symbol of the bar
 /// (the shipped data has one).
+#[allow(clippy::too_many_arguments)]
 async fn on_bar(
     cfg: &Config,
-    replay: &Replay,
+    symbol: &str,
+    strategy: &str,
     telemetry: &Telemetry,
     model: &mut SignalModel,
     lease: &Lease,
@@ -252,7 +251,7 @@ async fn on_bar(
             return Ok(());
         }
     };
-    let symbols = [(replay.symbol.as_str(), bar.close, window)];
+    let symbols = [(symbol, bar.close, window)];
     let windows: Vec<FeatureWindow> = symbols.iter().map(|s| s.2).collect();
     // Inference is CPU work: keep it off the threads the engine's timers run on.
     let predictions = match tokio::task::block_in_place(|| model.predict(&windows)) {
@@ -273,9 +272,7 @@ async fn on_bar(
             "prediction"
         );
         let Some((direction, strength)) = signal else { continue };
-        let strategy = replay_strategy(&cfg.ml.strategy, replay);
-        let document =
-            signal_document(cfg, &strategy, lease, symbol, direction, strength, *close, bar.ts, bar_close, p);
+        let document = signal_document(cfg, strategy, lease, symbol, direction, strength, *close, bar.ts, bar_close, p);
         let verdict = lease.db.register_signal(&document, Some(bar_close)).await?;
         telemetry.signal(&verdict.reason);
         tracing::debug!(

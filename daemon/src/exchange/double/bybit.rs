@@ -173,6 +173,10 @@ async fn answer(
         }
         (Method::GET, "/v5/market/instruments-info") => instruments(venue, &query),
         (Method::GET, "/v5/market/tickers") => tickers(venue, &query),
+        (Method::GET, "/v5/market/kline") => match super::bybit_public::kline(venue, &query) {
+            Ok(result) => Answer::ok(result),
+            Err((code, message)) => Answer::error(code, message),
+        },
         (Method::POST, "/v5/order/create") => return create(venue, &body),
         (Method::POST, "/v5/order/cancel") => cancel(venue, &body),
         (Method::GET, "/v5/order/realtime") => order_list(venue, &query, true),

@@ -1,6 +1,7 @@
 //! The exchange double: the simulated venue (venue.rs) served over HTTP in
 //! the venues' own dialects — Bybit V5 under `/v5/` (bybit.rs, and its
-//! private WebSocket stream at `/v5/private`, bybit_ws.rs) and Binance
+//! private WebSocket stream at `/v5/private`, bybit_ws.rs, its klines over
+//! REST and the public stream `/v5/public/{category}`, bybit_public.rs) and Binance
 //! USDⓈ-M under `/fapi/` (binance.rs, and its user data stream at
 //! `/private/ws/{listenKey}`, binance_ws.rs) — so botai's
 //! adapters and ccxt, a client nobody here wrote, meet the same wire
@@ -17,6 +18,7 @@
 pub mod binance;
 pub mod binance_ws;
 pub mod bybit;
+pub mod bybit_public;
 pub mod bybit_ws;
 
 use std::net::SocketAddr;
@@ -40,6 +42,7 @@ pub fn router(venue: Arc<Venue>) -> Router {
         .route("/botai-double/orders", get(orders))
         .route("/botai-double/state", get(state))
         .route("/v5/private", get(bybit_ws::private))
+        .route("/v5/public/{category}", get(bybit_public::stream))
         .route("/private/ws", get(binance_ws::by_query))
         .route("/private/ws/{key}", get(binance_ws::by_path))
         .route("/ws/{key}", get(binance_ws::by_path))

@@ -1,0 +1,421 @@
+//! Live one-minute bars from Bybit V5 (`MARKET_DATA=bybit`): the public
+//! kline stream, with the history the model's window needs filled over REST.
+//!
+//! At start, `GET /v5/market/kline` (interval 1, the newest 1000, newest
+//! first) gives the history; its first row is the candle still open and is
+//! left for the stream. Then `{BYBIT_WS_URL}/v5/public/{category}`,
+//! `subscribe` to `kline.1.{symbol}`, a ping every 20 s: a push with
+//! `confirm: true` is a closed bar; every push's close is the last price. A
+//! closed bar that does not follow the last one (pushes lost while the
+//! stream was down, or a reconnection) is preceded by the missing bars,
+//! fetched over REST for exactly that range. Repeats and older bars are
+//! dropped. Reconnects with backoff (1 s doubling to 30 s).
+//!
+//! Bybit's `volume` is in the base coin and `turnover` in the quote
+//! currency; bars carry volume in quote currency (as the shipped data and
+//! the model's features do), so `turnover` is the bar's volume.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use futures_util::{SinkExt, StreamExt};
+use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::replay::PriceSource;
+use super::Bar;
+use crate::exchange::stream::{self, Reconnect};
+use crate::exchange::Category;
+
+const MINUTE: TimeDelta = TimeDelta::minutes(1);
+/// Bars kept: a day, far more than a feature window.
+const KEEP: usize = 1440;
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+/// Where the bars come from.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    pub rest_url: String,
+    /// The stream host (`{ws_url}/v5/public/{category}`).
+    pub ws_url: String,
+    pub category: Category,
+    pub symbol: String,
+    pub timeout: Duration,
+}
+
+/// The bars of one symbol as the venue closes them, shared by the
+/// components of a process (the ML manager's feeds, the paper exchange's
+/// prices).
+pub struct LiveMarket {
+    pub symbol: String,
+    history: Mutex<VecDeque<Bar>>,
+    bars: broadcast::Sender<Bar>,
+    price: Mutex<Option<Decimal>>,
+    pub connected: AtomicBool,
+}
+
+impl LiveMarket {
+    /// Starts the stream (it runs until `stop`).
+    pub fn start(settings: LiveSettings, stop: CancellationToken) -> anyhow::Result<Arc<LiveMarket>> {
+        let http = reqwest::Client::builder().timeout(settings.timeout).build()?;
+        let market = Arc::new(LiveMarket {
+            symbol: settings.symbol.clone(),
+            history: Mutex::new(VecDeque::new()),
+            bars: broadcast::channel(4096).0,
+            price: Mutex::new(None),
+            connected: AtomicBool::new(false),
+        });
+        tokio::spawn(run(settings, http, market.clone(), stop));
+        Ok(market)
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, VecDeque<Bar>> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds closed bars (oldest first); the new ones are published.
+    fn append(&self, bars: impl IntoIterator<Item = Bar>) -> usize {
+        let mut added = 0;
+        for bar in bars {
+            let mut h = self.history();
+            if h.back().is_some_and(|last| bar.ts <= last.ts) {
+                continue;
+            }
+            h.push_back(bar);
+            if h.len() > KEEP {
+                h.pop_front();
+            }
+            drop(h);
+            *self.price.lock().unwrap_or_else(|p| p.into_inner()) = Decimal::from_f64(bar.close);
+            let _ = self.bars.send(bar);
+            added += 1;
+        }
+        added
+    }
+
+    fn last_bar(&self) -> Option<DateTime<Utc>> {
+        self.history().back().map(|b| b.ts)
+    }
+
+    /// A feed of the bars closing from now on, each with the history before it.
+    pub fn feed(self: &Arc<Self>) -> LiveFeed {
+        let rx = self.bars.subscribe();
+        let history = self.history().iter().copied().collect();
+        LiveFeed { market: self.clone(), rx, history }
+    }
+}
+
+impl PriceSource for LiveMarket {
+    fn price(&self, symbol: &str) -> Option<Decimal> {
+        (symbol == self.symbol).then(|| *self.price.lock().unwrap_or_else(|p| p.into_inner())).flatten()
+    }
+
+    fn market_now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Closed bars one at a time, as ReplayFeed gives them.
+pub struct LiveFeed {
+    market: Arc<LiveMarket>,
+    rx: broadcast::Receiver<Bar>,
+    history: Vec<Bar>,
+}
+
+impl LiveFeed {
+    /// The next closed bar: its index in the history, and the history up to
+    /// and including it. None once the stream is gone for good.
+    pub async fn next(&mut self) -> Option<(usize, &[Bar])> {
+        loop {
+            match self.rx.recv().await {
+                Ok(bar) => {
+                    if self.history.last().is_some_and(|last| bar.ts <= last.ts) {
+                        continue;
+                    }
+                    self.history.push(bar);
+                    if self.history.len() > 2 * KEEP {
+                        self.history.drain(..KEEP);
+                    }
+                    let i = self.history.len() - 1;
+                    return Some((i, &self.history));
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    warn!("the ML manager fell {n} bars behind the market; resuming from the latest history");
+                    self.history = self.market.history().iter().copied().collect();
+                    self.history.pop();
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+async fn run(settings: LiveSettings, http: reqwest::Client, market: Arc<LiveMarket>, stop: CancellationToken) {
+    let mut reconnect = Reconnect::default();
+    let url = format!("{}/v5/public/{}", settings.ws_url.trim_end_matches('/'), settings.category.as_str());
+    loop {
+        reconnect.session_starts();
+        let outcome = tokio::select! {
+            _ = stop.cancelled() => return,
+            outcome = session(&settings, &http, &url, &market, &stop) => outcome,
+        };
+        market.connected.store(false, Ordering::Relaxed);
+        if !reconnect.after("kline stream", &url, outcome, &stop).await {
+            return;
+        }
+    }
+}
+
+async fn session(
+    s: &LiveSettings,
+    http: &reqwest::Client,
+    url: &str,
+    market: &LiveMarket,
+    stop: &CancellationToken,
+) -> Result<(), String> {
+    // History first (or the gap since the last bar): the stream's first
+    // closed bar must find its window.
+    let backfilled = match market.last_bar() {
+        None => {
+            let bars = klines(s, http, None, None).await?;
+            // The newest row is the candle still open.
+            let closed = bars.len().saturating_sub(1);
+            market.append(bars.into_iter().take(closed))
+        }
+        Some(last) => market.append(klines(s, http, Some(last + MINUTE), None).await?.into_iter().rev().skip(1).rev()),
+    };
+    let mut ws = stream::connect(url).await?;
+    let topic = format!("kline.1.{}", s.symbol);
+    let subscribe = json!({"req_id": "klines", "op": "subscribe", "args": [topic]});
+    ws.send(Message::Text(subscribe.to_string().into())).await.map_err(|e| e.to_string())?;
+    market.connected.store(true, Ordering::Relaxed);
+    info!(%url, %topic, backfilled, last_bar = ?market.last_bar(), "kline stream subscribed");
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => {
+                let _ = ws.close(None).await;
+                return Ok(());
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > 2 * PING_EVERY + Duration::from_secs(5) {
+                    return Err("no message (not even a pong) for two ping intervals".into());
+                }
+                ws.send(Message::Text(json!({"op": "ping"}).to_string().into())).await.map_err(|e| e.to_string())?;
+            }
+            message = ws.next() => {
+                let message = match message {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(e.to_string()),
+                    Some(Ok(m)) => m,
+                };
+                last_heard = tokio::time::Instant::now();
+                match message {
+                    Message::Text(text) => on_push(s, http, market, &topic, &text).await?,
+                    Message::Ping(p) => ws.send(Message::Pong(p)).await.map_err(|e| e.to_string())?,
+                    Message::Close(_) => return Ok(()),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+async fn on_push(
+    s: &LiveSettings,
+    http: &reqwest::Client,
+    market: &LiveMarket,
+    topic: &str,
+    text: &str,
+) -> Result<(), String> {
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        warn!("the kline stream sent something that is not JSON");
+        return Ok(());
+    };
+    if v.get("op").and_then(Value::as_str) == Some("subscribe")
+        && v.get("success").and_then(Value::as_bool) != Some(true)
+    {
+        return Err(format!("subscribe refused: {}", v.get("ret_msg").and_then(Value::as_str).unwrap_or_default()));
+    }
+    if v.get("topic").and_then(Value::as_str) != Some(topic) {
+        return Ok(());
+    }
+    for item in v.get("data").and_then(Value::as_array).into_iter().flatten() {
+        let bar = match pushed_bar(item) {
+            Ok(bar) => bar,
+            Err(e) => {
+                warn!("a kline push that does not parse: {e}");
+                continue;
+            }
+        };
+        if item.get("confirm").and_then(Value::as_bool) != Some(true) {
+            *market.price.lock().unwrap_or_else(|p| p.into_inner()) = Decimal::from_f64(bar.close);
+            continue;
+        }
+        if let Some(last) = market.last_bar() {
+            if bar.ts > last + MINUTE {
+                // Bars the stream did not bring: exactly that range over REST.
+                let missing = klines(s, http, Some(last + MINUTE), Some(bar.ts - MINUTE)).await?;
+                let filled = market.append(missing);
+                info!(from = %(last + MINUTE), to = %(bar.ts - MINUTE), filled, "filled a gap in the bars over REST");
+            }
+        }
+        market.append([bar]);
+    }
+    Ok(())
+}
+
+fn number(v: &Value, key: &str) -> Result<f64, String> {
+    let text = match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(format!("no {key}")),
+    };
+    text.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("{key} is not a number: {text:?}"))
+}
+
+fn millis(ms: i64) -> Result<DateTime<Utc>, String> {
+    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| format!("{ms} is not a time"))
+}
+
+/// A kline push's item as a bar.
+fn pushed_bar(item: &Value) -> Result<Bar, String> {
+    let start = item.get("start").and_then(Value::as_i64).ok_or("no start")?;
+    Ok(Bar {
+        ts: millis(start)?,
+        open: number(item, "open")?,
+        high: number(item, "high")?,
+        low: number(item, "low")?,
+        close: number(item, "close")?,
+        volume: number(item, "turnover")?,
+    })
+}
+
+/// A REST kline row `[start, open, high, low, close, volume, turnover]`.
+fn listed_bar(row: &Value) -> Result<Bar, String> {
+    let field = |i: usize| -> Result<f64, String> {
+        let text = row.get(i).and_then(Value::as_str).ok_or_else(|| format!("kline row without field {i}"))?;
+        text.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("kline field {i}: {text:?}"))
+    };
+    let start =
+        row.get(0).and_then(Value::as_str).and_then(|t| t.parse::<i64>().ok()).ok_or("kline row without start")?;
+    Ok(Bar {
+        ts: millis(start)?,
+        open: field(1)?,
+        high: field(2)?,
+        low: field(3)?,
+        close: field(4)?,
+        volume: field(6)?,
+    })
+}
+
+/// One-minute klines from `from` (the newest 1000 without it) up to `to`,
+/// oldest first, paging through Bybit's 1000-row answers.
+async fn klines(
+    s: &LiveSettings,
+    http: &reqwest::Client,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<Vec<Bar>, String> {
+    let mut out: Vec<Bar> = Vec::new();
+    let mut end = to;
+    loop {
+        let mut query = vec![
+            ("category", s.category.as_str().to_owned()),
+            ("symbol", s.symbol.clone()),
+            ("interval", "1".to_owned()),
+            ("limit", "1000".to_owned()),
+        ];
+        if let Some(from) = from {
+            query.push(("start", from.timestamp_millis().to_string()));
+        }
+        if let Some(end) = end {
+            query.push(("end", end.timestamp_millis().to_string()));
+        }
+        let url = format!("{}/v5/market/kline", s.rest_url.trim_end_matches('/'));
+        let v: Value = http
+            .get(&url)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {}", crate::exchange::bybit::describe(&e)))?
+            .json()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if v.get("retCode").and_then(Value::as_i64) != Some(0) {
+            return Err(format!("GET {url}: {} {}", v["retCode"], v["retMsg"]));
+        }
+        let rows = v["result"]["list"].as_array().cloned().unwrap_or_default();
+        let mut page: Vec<Bar> = rows.iter().map(listed_bar).collect::<Result<_, _>>()?;
+        page.reverse();
+        let full = rows.len() == 1000;
+        let oldest = page.first().map(|b| b.ts);
+        page.append(&mut out);
+        out = page;
+        // Without `from`, one page is the history; with it, page back until it is reached.
+        match (from, oldest) {
+            (Some(from), Some(oldest)) if full && oldest > from => end = Some(oldest - MINUTE),
+            _ => return Ok(out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/../data/bybit/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_recorded_kline_push_and_rest_row_become_bars_with_volume_in_quote() {
+        let push = fixture("ws_kline.json");
+        let bar = pushed_bar(&push["data"][0]).unwrap();
+        assert_eq!(bar.ts.timestamp_millis(), 1672324800000);
+        assert_eq!((bar.open, bar.high, bar.low, bar.close), (16649.5, 16677.0, 16608.0, 16677.0));
+        assert_eq!(bar.volume, 34666.4005, "turnover, the quote currency");
+        let rest = fixture("http_get_klines_linear.json");
+        let bar = listed_bar(&rest["result"]["list"][0]).unwrap();
+        assert_eq!((bar.ts.timestamp_millis(), bar.close, bar.volume), (1709891679000, 27455.0, 3390000.0));
+        assert!(listed_bar(&json!(["1", "x", "1", "1", "1", "1", "1"])).is_err());
+        assert!(pushed_bar(
+            &json!({"start": 1, "open": "NaN", "high": "1", "low": "1", "close": "1", "turnover": "1"})
+        )
+        .is_err());
+    }
+
+    fn bar(minute: i64) -> Bar {
+        Bar { ts: millis(minute * 60_000).unwrap(), open: 1.0, high: 1.0, low: 1.0, close: minute as f64, volume: 1.0 }
+    }
+
+    #[tokio::test]
+    async fn a_feed_gives_each_closed_bar_once_in_order_with_its_history() {
+        let market = Arc::new(LiveMarket {
+            symbol: "BTCUSDT".into(),
+            history: Mutex::new(VecDeque::new()),
+            bars: broadcast::channel(16).0,
+            price: Mutex::new(None),
+            connected: AtomicBool::new(false),
+        });
+        assert_eq!(market.append([bar(1), bar(2)]), 2);
+        let mut feed = market.feed();
+        assert_eq!(market.append([bar(2), bar(3), bar(1), bar(4)]), 2, "repeats and older bars dropped");
+        let (i, history) = feed.next().await.unwrap();
+        assert_eq!((i, history.iter().map(|b| b.close).collect::<Vec<_>>()), (2, vec![1.0, 2.0, 3.0]));
+        let (i, history) = feed.next().await.unwrap();
+        assert_eq!((i, history[i].close), (3, 4.0));
+        assert_eq!(market.price("BTCUSDT"), Decimal::from_f64(4.0));
+    }
+}
