@@ -414,3 +414,56 @@ async fn engines_claiming_one_signal_at_once_get_one_winner_and_no_error() {
     assert!(errors.is_empty(), "{} of 320 batch claims failed, first: {}", errors.len(), errors[0]);
     assert_eq!(claimed, 160, "every signal claimed once");
 }
+
+/// A cut database connection (a restart, a failover, an administrator's
+/// pg_terminate_backend) does not stop an engine: it takes its slot again
+/// and trades on, losing nothing. SIGTERM (systemd, docker stop) stops it
+/// as Ctrl-C does: in-flight orders settle and the slot is given back.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_outlives_its_database_connection_and_stops_in_order_on_sigterm() {
+    let venue = Venue::start(1200).await;
+    let db = venue.db.connect().await;
+    let ml = venue.ml();
+    let engine = venue.engine("engine-s");
+    engine.wait_for_output("trading engine started", Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while outcomes(&db).await.0 < 3 {
+        assert!(Instant::now() < deadline, "no orders after 60 s:\n{}", engine.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cut: i64 = db
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name LIKE 'botai trading_engine%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(cut > 0, "the engine's connections were found and cut");
+    let cut_at = Utc::now();
+    engine.wait_for_output("starting it again", Duration::from_secs(30)).await;
+    let (status, output) = ml.wait(Duration::from_secs(120));
+    assert!(status.success(), "{output}");
+    venue.settled(&db).await;
+    venue.check_books(&db).await;
+    let after: i64 = db
+        .query_one(
+            "SELECT count(*) FROM botai.orders o JOIN botai.signals s USING (signal_id) \
+             WHERE s.accepted_at > $1::timestamptz + interval '2 seconds' AND o.engine = 'engine-s' AND o.status <> 'claimed'",
+            &[&cut_at],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(after > 0, "the engine traded after its connections were cut:\n{}", engine.output());
+    let term = std::process::Command::new("kill").args(["-TERM", &engine.child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let (status, output) = engine.wait(Duration::from_secs(30));
+    assert!(status.success(), "SIGTERM ends the engine cleanly:\n{output}");
+    assert!(output.contains("trading engine stopped"), "{output}");
+    let state: String =
+        db.query_one("SELECT state FROM botai.workers_status WHERE worker_id = 'engine-s'", &[]).await.unwrap().get(0);
+    assert_eq!(state, "unregistered", "the slot was given back, not left to time out");
+    println!("  {cut} connections cut; {after} signals accepted after it traded by the same engine; SIGTERM: stopped in order");
+}

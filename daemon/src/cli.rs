@@ -184,10 +184,7 @@ impl Cli {
                     &cfg.trading.quote,
                     replay,
                 ));
-                crate::exchange::double::serve(venue, listen, async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await
+                crate::exchange::double::serve(venue, listen, crate::run::shutdown_signal()).await
             }
         }
     }

@@ -5,9 +5,9 @@
 //! served over HTTP so other engines can join), the HTTP API and alert
 //! delivery, with a progress bar and a summary line every 10 seconds; when
 //! the replay ends the engines settle what is left and the report is
-//! written. Ctrl-C stops every component in order (the ML manager and the
-//! engine give up their slots, in-flight orders settle; signals not yet
-//! traded stay in botai for the next start); a second Ctrl-C exits at once.
+//! written. Ctrl-C or SIGTERM stops every component in order (the ML manager
+//! and the engine give up their slots, in-flight orders settle; signals not
+//! yet traded stay in botai for the next start); a second one exits at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,6 +66,23 @@ async fn preflight(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what systemd, `docker stop` and
+/// `kill` send): both stop the daemon the same orderly way.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            warn!("cannot watch for SIGTERM ({e}); only Ctrl-C stops the daemon in order");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     preflight(&cfg).await?;
     let started_at = Utc::now();
@@ -73,10 +90,10 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     {
         let stop = stop.clone();
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            info!("stopping (Ctrl-C again to exit at once)");
+            shutdown_signal().await;
+            info!("stopping (Ctrl-C or SIGTERM again to exit at once)");
             stop.cancel();
-            let _ = tokio::signal::ctrl_c().await;
+            shutdown_signal().await;
             std::process::exit(130);
         });
     }

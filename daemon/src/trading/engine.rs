@@ -96,7 +96,30 @@ pub async fn run(
     telemetry: Arc<Telemetry>,
     stop: CancellationToken,
 ) -> Result<()> {
-    run_for(cfg, exchange, telemetry, stop, None).await
+    // Whatever ends an engine but a stop — the database restarting, its
+    // connection cut, a failover — it takes its slot again, with backoff:
+    // nothing is lost meanwhile (signals wait in botai, claims are taken
+    // over, orders in flight keep their reservations).
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = tokio::time::Instant::now();
+        let outcome = run_for(cfg.clone(), exchange.clone(), telemetry.clone(), stop.clone(), None).await;
+        if stop.is_cancelled() {
+            return outcome;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
+        }
+        match outcome {
+            Ok(()) => warn!("the trading engine ended; starting it again in {backoff:?}"),
+            Err(e) => warn!("the trading engine failed: {e:#}; starting it again in {backoff:?}"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// An engine for one signal only (`botai order`): the same claim, booking,
@@ -257,7 +280,9 @@ pub async fn run_for(
                 let meta = json!({"pid": std::process::id(), "worker_id": worker_id, "exchange": engine.exchange.name(),
                                   "clock_offset_ms": engine.exchange.clock_offset_ms(),
                                   "private_stream": engine.exchange.stream_connected()});
-                lock.heartbeat(&component, "healthy", active, Some(&meta)).await?;
+                if let Err(e) = lock.heartbeat(&component, "healthy", active, Some(&meta)).await {
+                    break Err(e.into());
+                }
             }
         }
     };
