@@ -467,3 +467,83 @@ async fn an_engine_outlives_its_database_connection_and_stops_in_order_on_sigter
     assert_eq!(state, "unregistered", "the slot was given back, not left to time out");
     println!("  {cut} connections cut; {after} signals accepted after it traded by the same engine; SIGTERM: stopped in order");
 }
+
+/// A venue lists only the coins an account holds: once BTC is sold to
+/// nothing, Bybit's unified wallet no longer names it. botai must not keep
+/// the last BTC balance (the engine would SELL coins the account lacks).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_asset_the_venue_stops_listing_is_empty_in_botai() {
+    use async_trait::async_trait;
+    use botai_daemon::exchange::{AssetBalance, Exchange, ExchangeError, Instrument, OrderRequest, OrderState, Wallet};
+    use botai_daemon::trading::balance_sync::{sync_once, Snapshot};
+    use rust_decimal::Decimal;
+
+    /// A venue that answers a wallet of USDT only.
+    struct UsdtOnly;
+    #[async_trait]
+    impl Exchange for UsdtOnly {
+        fn name(&self) -> &str {
+            "paper"
+        }
+        async fn place_order(&self, _: &OrderRequest) -> Result<OrderState, ExchangeError> {
+            unreachable!()
+        }
+        async fn order(&self, _: &str, _: &str) -> Result<Option<OrderState>, ExchangeError> {
+            unreachable!()
+        }
+        async fn cancel_order(&self, _: &str, _: &str) -> Result<(), ExchangeError> {
+            unreachable!()
+        }
+        async fn wallet(&self) -> Result<Wallet, ExchangeError> {
+            let usdt = Decimal::new(1000, 0);
+            Ok(Wallet {
+                as_of: Utc::now(),
+                assets: vec![AssetBalance {
+                    asset: "USDT".into(),
+                    total: usdt,
+                    available: usdt,
+                    locked: Decimal::ZERO,
+                }],
+            })
+        }
+        async fn server_time(&self) -> Result<DateTime<Utc>, ExchangeError> {
+            Ok(Utc::now())
+        }
+        async fn instrument(&self, _: &str) -> Result<Instrument, ExchangeError> {
+            unreachable!()
+        }
+        async fn last_price(&self, _: &str) -> Result<Decimal, ExchangeError> {
+            unreachable!()
+        }
+    }
+
+    let t = TestDatabase::migrated(&[]).await;
+    let db = t.connect().await;
+    db.batch_execute(
+        "SELECT botai_update_balance('paper', 'BTC', 0.5, 0.5, 0, now() - interval '1 minute'); \
+         SELECT botai_update_balance('paper', 'USDT', 10, 10, 0, now() - interval '1 minute'); \
+         SELECT botai_update_balance('elsewhere', 'BTC', 2, 2, 0, now() - interval '1 minute')",
+    )
+    .await
+    .unwrap();
+    let pg = botai_daemon::config::PgSettings {
+        host: std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into()),
+        port: std::env::var("PGPORT").map_or(5555, |p| p.parse().expect("PGPORT")),
+        user: std::env::var("PGUSER").unwrap_or_else(|_| botai_tests::os_user()),
+        password: None,
+        dbname: t.name.clone(),
+    };
+    let pool = botai_daemon::db::pool(&pg, "botai-tests sync", 2).unwrap();
+    sync_once(&UsdtOnly, &pool, &Snapshot::default()).await.unwrap();
+    let balances: BTreeMap<(String, String), Decimal> = db
+        .query("SELECT exchange, asset, total FROM botai.balances", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    let of = |x: &str, a: &str| balances[&(x.to_owned(), a.to_owned())];
+    assert_eq!(of("paper", "BTC"), Decimal::ZERO, "BTC is no longer listed: empty, not 0.5");
+    assert_eq!(of("paper", "USDT"), Decimal::new(1000, 0));
+    assert_eq!(of("elsewhere", "BTC"), Decimal::new(2, 0), "another exchange's balance is not touched");
+}

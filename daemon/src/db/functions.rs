@@ -184,6 +184,8 @@ pub trait BotaiSql {
         metadata: Option<&Value>,
         ttl: Duration,
     ) -> Result<Option<Uuid>>;
+    /// The assets botai holds a balance snapshot of for `exchange`.
+    async fn balance_assets(&self, exchange: &str) -> Result<Vec<String>>;
     async fn release_reservation(&self, id: Uuid) -> Result<bool>;
     async fn commit_reservation(&self, id: Uuid, amount: Option<Decimal>) -> Result<bool>;
     /// Claims the orders of `signal_ids` (one statement, one transaction;
@@ -335,6 +337,17 @@ impl<C: Sql> BotaiSql for C {
             )
             .await?;
         Ok(row.get(0))
+    }
+
+    async fn balance_assets(&self, exchange: &str) -> Result<Vec<String>> {
+        let rows = self
+            .q_all(
+                "botai.balances",
+                "SELECT asset FROM botai.balances WHERE exchange = $1 ORDER BY asset",
+                &[&exchange],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     async fn db_clock(&self) -> Result<DateTime<Utc>> {

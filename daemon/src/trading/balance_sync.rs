@@ -13,7 +13,7 @@ use anyhow::Result;
 use deadpool_postgres::Pool;
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::db::{self, BotaiSql};
@@ -46,6 +46,16 @@ pub async fn sync_once(exchange: &dyn Exchange, pool: &Pool, snapshot: &Snapshot
     let conn = db::pooled(pool).await?;
     for a in &wallet.assets {
         conn.update_balance(exchange.name(), &a.asset, a.total, a.available, a.locked, wallet.as_of).await?;
+    }
+    // Venues list only the coins an account holds (Bybit's unified wallet
+    // drops a coin sold to nothing): an asset botai knows that the wallet
+    // no longer lists is empty, not at its last value.
+    for asset in conn.balance_assets(exchange.name()).await? {
+        if !wallet.assets.iter().any(|a| a.asset == asset) {
+            info!(exchange = exchange.name(), %asset, "the venue no longer lists this asset: its balance is now 0");
+            conn.update_balance(exchange.name(), &asset, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, wallet.as_of)
+                .await?;
+        }
     }
     snapshot.store(wallet.clone());
     Ok(wallet)
