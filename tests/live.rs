@@ -346,3 +346,76 @@ async fn the_ml_manager_on_live_bybit_klines_signals_as_on_the_replay() {
     let live_in_window: Vec<_> = from_live.iter().filter(|s| s.0 >= first).cloned().collect();
     assert_eq!(live_in_window, from_replay, "the same bars, the same signals");
 }
+
+/// An order the venue accepted but whose answer was lost (10016) is asked
+/// about on the retry before anything else: even when the signal is by then
+/// older than MAX_SIGNAL_AGE it is followed to its fill, never recorded
+/// expired while it exists at the exchange.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_whose_answer_was_lost_is_looked_up_not_expired_however_old() {
+    let db = TestDatabase::migrated(&[]).await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let replay: Vec<(&str, String)> = vec![
+        ("REPLAY_FROM", "2022-01-10T06:00:00Z".into()),
+        ("REPLAY_SPEED", "60".into()),
+        ("MAX_SIGNAL_AGE", "2".into()),
+        ("ORDER_SIZE", "notional:100".into()),
+    ];
+    let mut double_env = replay.clone();
+    double_env.extend([
+        ("PAPER_LISTEN", format!("127.0.0.1:{port}")),
+        ("PAPER_API_KEY", KEY.to_owned()),
+        ("PAPER_API_SECRET", SECRET.to_owned()),
+    ]);
+    let double = Daemon::start("double", &db.name, &["paper-exchange"], &double_env);
+    double.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
+    let mut env = replay.clone();
+    env.extend([
+        ("EXCHANGE", "bybit".to_owned()),
+        ("BYBIT_REST_URL", url.clone()),
+        ("BYBIT_WS_URL", url.replacen("http", "ws", 1)),
+        ("BYBIT_API_KEY", KEY.to_owned()),
+        ("BYBIT_API_SECRET", SECRET.to_owned()),
+        ("ENGINE_ID", "engine-u".to_owned()),
+    ]);
+    let engine = Daemon::start("engine", &db.name, &["run", "--mode=core"], &env);
+    engine.wait_for_output("trading engine started", Duration::from_secs(30)).await;
+    // The venue takes the next order and answers 10016: the outcome is unknown.
+    reqwest::Client::new()
+        .post(format!("{url}/botai-double/faults"))
+        .json(&serde_json::json!({"ret_10016_after_accept": 1}))
+        .send()
+        .await
+        .unwrap();
+    let client = db.connect().await;
+    let price: f64 = get(&format!("{url}/v5/market/tickers?category=spot&symbol=BTCUSDT")).await["result"]["list"][0]
+        ["lastPrice"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    client
+        .execute(
+            "SELECT botai_register_signal(jsonb_build_object('symbol', 'BTCUSDT', 'direction', 'BUY', \
+               'strategy', 'lost-answer', 'timestamp', now()::text, 'price', $1::float8, 'exchange', 'bybit'))",
+            &[&price],
+        )
+        .await
+        .unwrap();
+    // The retry comes 5 s later, when the signal is older than MAX_SIGNAL_AGE (2 s).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        let row = client.query_opt("SELECT status FROM botai.orders WHERE status <> 'claimed'", &[]).await.unwrap();
+        if let Some(row) = row {
+            break row.get::<_, String>(0);
+        }
+        assert!(Instant::now() < deadline, "the order never settled:\n{}", engine.output());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let orders = get(&format!("{url}/botai-double/orders")).await;
+    let at_exchange: Vec<&Value> = orders.as_array().unwrap().iter().collect();
+    assert_eq!(at_exchange.len(), 1, "the order went out once");
+    assert_eq!(at_exchange[0]["status"], "Filled");
+    assert_eq!(status, "filled", "botai records what the venue did, not 'expired':\n{}", engine.output());
+}

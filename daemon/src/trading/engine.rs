@@ -365,8 +365,8 @@ impl Engine {
             async move {
                 // A failure leaves the order claimed by this engine; it is
                 // tried again (the claim taken anew, the exchange asked
-                // whether the order went out) until it settles or the signal
-                // is older than MAX_SIGNAL_AGE, when it is recorded expired.
+                // whether the order went out) until it settles, or — never
+                // sent and the signal older than MAX_SIGNAL_AGE — expires.
                 loop {
                     let permit = permits.clone().acquire_owned().await;
                     let Err(e) = engine.handle(signal_id).await else { break };
@@ -396,11 +396,10 @@ impl Engine {
         let Some(side) = Side::from_direction(&order.direction) else {
             bail!("signal direction {:?} is neither BUY nor SELL", order.direction);
         };
-        if Utc::now() - order.accepted_at > chrono::Duration::from_std(self.cfg.trading.max_signal_age)? {
-            return self
-                .finish(&order, "expired", json!({"message": "older than MAX_SIGNAL_AGE when an engine got to it"}))
-                .await;
-        }
+        // A claim taken again (this engine's retry, or one taken over from an
+        // engine that died) may have sent its order: the venue is asked
+        // first, and an order it knows is followed to its end however old
+        // the signal is. Only an order never sent can expire.
         if order.attempt > 1 {
             // A claim taken over from an engine that died: was the order sent?
             let updates = self.exchange.order_updates();
@@ -412,6 +411,11 @@ impl Engine {
                 Ok(None) => {}
                 Err(e) => bail!("cannot tell whether the order of a taken-over claim was sent: {e}"),
             }
+        }
+        if Utc::now() - order.accepted_at > chrono::Duration::from_std(self.cfg.trading.max_signal_age)? {
+            return self
+                .finish(&order, "expired", json!({"message": "older than MAX_SIGNAL_AGE when an engine got to it"}))
+                .await;
         }
         let price = order.payload.get("price").and_then(Value::as_f64).filter(|p| p.is_finite() && *p > 0.0);
         let Some(price) = price.and_then(Decimal::from_f64) else {
