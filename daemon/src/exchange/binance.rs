@@ -162,15 +162,6 @@ impl BinanceClient {
         self.clock.set(offset_ms);
     }
 
-    async fn timestamp_ms(&self) -> i64 {
-        if self.clock.is_stale() {
-            if let Err(e) = self.sync_clock().await {
-                warn!(exchange = %self.name, "cannot measure the venue's clock (using the last offset): {e}");
-            }
-        }
-        self.clock.venue_now_ms()
-    }
-
     async fn call(&self, call: Call<'_>) -> Result<Value, ExchangeError> {
         let mut resynced = false;
         loop {
@@ -193,7 +184,7 @@ impl BinanceClient {
     async fn send_once(&self, call: &Call<'_>) -> Result<Value, ExchangeError> {
         let mut params = call.params.clone();
         if call.signed {
-            params.push(("timestamp", self.timestamp_ms().await.to_string()));
+            params.push(("timestamp", self.clock.now_ms(&self.name, self.sync_clock()).await.to_string()));
             params.push(("recvWindow", self.settings.recv_window.as_millis().to_string()));
         }
         let mut query = encode_query(&params);

@@ -179,15 +179,6 @@ impl BybitClient {
         self.clock.set(offset_ms);
     }
 
-    async fn timestamp_ms(&self) -> i64 {
-        if self.clock.is_stale() {
-            if let Err(e) = self.sync_clock().await {
-                warn!(exchange = %self.name, "cannot measure the venue's clock (using the last offset): {e}");
-            }
-        }
-        self.clock.venue_now_ms()
-    }
-
     /// Sends a call: booked, signed, its limit headers observed, its answer
     /// mapped. A 10002 (timestamp) re-measures the clock and sends once more.
     async fn call(&self, call: Call<'_>) -> Result<Value, ExchangeError> {
@@ -219,7 +210,7 @@ impl BybitClient {
         }
         let mut request = self.http.request(call.method.clone(), &url);
         if call.signed {
-            let timestamp = self.timestamp_ms().await;
+            let timestamp = self.clock.now_ms(&self.name, self.sync_clock()).await;
             let recv_window = self.settings.recv_window.as_millis() as u64;
             let payload = body.as_deref().unwrap_or(&query);
             let signature =

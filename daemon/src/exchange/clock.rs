@@ -8,6 +8,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tracing::warn;
+
+use super::ExchangeError;
 
 const RESYNC_AFTER: Duration = Duration::from_secs(600);
 const UNKNOWN: i64 = i64::MIN;
@@ -47,6 +50,22 @@ impl VenueClock {
     /// Never measured, or measured too long ago.
     pub fn is_stale(&self) -> bool {
         self.measured_at.lock().unwrap_or_else(|p| p.into_inner()).is_none_or(|at| at.elapsed() >= RESYNC_AFTER)
+    }
+
+    /// The venue's time now, in ms, for a signed request: measured again
+    /// first (`measure`, the adapter's sync) when stale; a failed
+    /// measurement keeps the last offset, logged.
+    pub async fn now_ms(
+        &self,
+        exchange: &str,
+        measure: impl std::future::Future<Output = Result<i64, ExchangeError>>,
+    ) -> i64 {
+        if self.is_stale() {
+            if let Err(e) = measure.await {
+                warn!(exchange, "cannot measure the venue's clock (using the last offset): {e}");
+            }
+        }
+        self.venue_now_ms()
     }
 
     /// The venue's time now, in ms (ours while unmeasured).

@@ -183,15 +183,9 @@ async fn session(
 ) -> Result<(), String> {
     // History first (or the gap since the last bar): the stream's first
     // closed bar must find its window.
-    let backfilled = match market.last_bar() {
-        None => {
-            let bars = klines(s, http, None, None).await?;
-            // The newest row is the candle still open.
-            let closed = bars.len().saturating_sub(1);
-            market.append(bars.into_iter().take(closed))
-        }
-        Some(last) => market.append(klines(s, http, Some(last + MINUTE), None).await?.into_iter().rev().skip(1).rev()),
-    };
+    let mut bars = klines(s, http, market.last_bar().map(|last| last + MINUTE), None).await?;
+    bars.pop(); // the newest row is the candle still open
+    let backfilled = market.append(bars);
     let mut ws = stream::connect(url).await?;
     let topic = format!("kline.1.{}", s.symbol);
     let subscribe = json!({"req_id": "klines", "op": "subscribe", "args": [topic]});
