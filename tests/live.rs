@@ -41,6 +41,9 @@ async fn run(venue: &str, speed: u32, ccxt_rate: f64) -> Run {
         ("REPLAY_EPOCH", (Utc::now() + chrono::Duration::seconds(5)).to_rfc3339()),
         ("MAX_SIGNAL_AGE", "600".into()),
         ("ORDER_SIZE", "fraction:0.02".into()),
+        // Positions held a minute of market time after their last signal:
+        // many open and close over the six hours.
+        ("HOLD_FOR", "60".into()),
         ("BALANCE_UPDATE_INTERVAL", "2".into()),
         ("WORKER_HEARTBEAT_TIMEOUT", "4".into()),
     ];
@@ -171,7 +174,9 @@ async fn three_engines_and_a_ccxt_script_share_one_key_and_the_venue_refuses_not
         "  {} orders at the exchange, {} filled; refused: 10006 × {}, 110007 × {}; order lookups {}; ccxt {}",
         r.orders_at_exchange, r.filled, r.refused_10006, r.refused_110007, r.lookups, r.ccxt_codes
     );
-    assert!(r.filled > 50, "the engines traded: {}", r.filled);
+    // Spot: a position bought is sold once a balance snapshot shows its
+    // coins (seconds of wall time, minutes of this fast replay).
+    assert!(r.filled >= 10, "the engines traded: {}", r.filled);
     assert_eq!((r.refused_10006, r.refused_110007), (0, 0), "the venue refused nothing, to botai or to ccxt");
     assert!(r.lookups * 10 < r.orders_at_exchange, "fills came from the private stream: {} lookups", r.lookups);
 }
@@ -183,8 +188,7 @@ async fn three_engines_trade_binance_usdm_through_the_same_trait() {
         "  Binance: {} orders at the exchange, {} filled; refused: 429 × {}, -2019 × {}; order lookups {}",
         r.orders_at_exchange, r.filled, r.refused_10006, r.refused_110007, r.lookups
     );
-    // USDT-margined: BUYs open longs; SELLs without a position are skipped
-    // (target positions are issue 12).
+    // USDT-margined: a BUY targets a long, a SELL a short.
     assert!(r.filled > 20, "the engines traded: {}", r.filled);
     assert_eq!((r.refused_10006, r.refused_110007), (0, 0), "the venue refused nothing");
     assert!(r.lookups * 10 < r.orders_at_exchange, "fills came from the user data stream: {} lookups", r.lookups);

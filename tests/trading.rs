@@ -19,6 +19,8 @@ fn short_replay(speed: u32) -> Vec<(&'static str, String)> {
         ("REPLAY_TO", "2022-01-10T12:00:00Z".into()),
         ("REPLAY_SPEED", speed.to_string()),
         ("ORDER_SIZE", "fraction:0.05".into()),
+        // Positions held 5 minutes of market time: more of them in 12 hours.
+        ("HOLD_FOR", "300".into()),
         ("BALANCE_UPDATE_INTERVAL", "2".into()),
         ("WORKER_HEARTBEAT_TIMEOUT", "4".into()),
     ]
@@ -40,24 +42,48 @@ async fn outcomes(db: &Client) -> (i64, i64, i64, i64) {
     (r.get(0), r.get(1), r.get(2), r.get(3))
 }
 
-async fn replay_run(switches: &[(&'static str, &str)]) -> (i64, i64, i64, i64) {
-    let t = TestDatabase::migrated(&[]).await;
-    let mut env = short_replay(7200);
-    env.extend(switches.iter().map(|(k, v)| (*k, v.to_string())));
-    let d = Daemon::start("all", &t.name, &["run"], &env);
-    let (status, output) = d.wait(Duration::from_secs(120));
-    assert!(status.success(), "the run failed:\n{output}");
-    outcomes(&t.connect().await).await
+/// A burst of 120 operator orders of `qty` BTC, registered at once, traded
+/// by one engine with `switches` on the paper exchange in its own process:
+/// (filled, 110007, 10006, other rejects) in botai.orders.
+async fn burst_run(qty: &str, switches: &[(&'static str, &str)]) -> (i64, i64, i64, i64) {
+    let mut venue = Venue::start(1200).await;
+    venue.env.extend(switches.iter().map(|(k, v)| (*k, v.to_string())));
+    let engine = venue.engine("burst");
+    engine.wait_for_output("trading engine started", Duration::from_secs(60)).await;
+    let db = venue.db.connect().await;
+    let now = Utc::now().to_rfc3339();
+    // The price the engine reserves at is above the market's (about 42,000).
+    let burst: Vec<String> = (0..120)
+        .map(|k| {
+            format!(
+                "SELECT botai_register_signal(jsonb_build_object('symbol', 'BTCUSDT', 'direction', 'BUY', \
+                 'strategy', 'burst-{k}', 'timestamp', '{now}', 'price', 50000, 'qty', '{qty}'))"
+            )
+        })
+        .collect();
+    db.batch_execute(&burst.join(";")).await.unwrap();
+    venue.settled(&db).await;
+    venue.check_books(&db).await;
+    outcomes(&db).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn guarantees_on_no_110007_no_10006_and_off_they_appear() {
-    let on = replay_run(&[]).await;
-    let no_reservations = replay_run(&[("RESERVATIONS", "off")]).await;
-    let no_limiter = replay_run(&[("RATE_LIMITER", "off")]).await;
-    println!("  (filled, 110007, 10006, other) with botai: {on:?}; reservations off: {no_reservations:?}; limiter off: {no_limiter:?}");
-    assert!(on.0 > 0, "orders were placed");
+    // 0.01 BTC is about 420 USDT: 120 of them are five times the account's
+    // 10,000 USDT. 0.001 BTC: all 120 are affordable, and more than the
+    // venue's 50 orders per 5 s.
+    let (big, small) = ("0.01", "0.001");
+    let on = burst_run(big, &[]).await;
+    let on_small = burst_run(small, &[]).await;
+    let no_reservations = burst_run(big, &[("RESERVATIONS", "off")]).await;
+    let no_limiter = burst_run(small, &[("RATE_LIMITER", "off")]).await;
+    println!(
+        "  (filled, 110007, 10006, other) with botai: {on:?} and {on_small:?}; reservations off: {no_reservations:?}; \
+         limiter off: {no_limiter:?}"
+    );
+    assert!(on.0 > 0 && on_small.0 == 120, "orders were placed: {on:?}, {on_small:?}");
     assert_eq!((on.1, on.2, on.3), (0, 0, 0), "with botai's guarantees the exchange refuses nothing");
+    assert_eq!((on_small.1, on_small.2, on_small.3), (0, 0, 0), "with botai's guarantees the exchange refuses nothing");
     assert!(no_reservations.1 > 0, "without reservations the engine overspends: 110007");
     assert!(no_limiter.2 > 0, "without the limiter the engine is too fast: 10006");
 }
@@ -174,7 +200,7 @@ async fn a_killed_engine_restarts_without_losing_a_signal_or_placing_an_order_tw
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (filled, ..) = outcomes(&db).await;
-        if filled >= 5 {
+        if filled >= 3 {
             break;
         }
         assert!(Instant::now() < deadline, "no orders after 60 s:\n{}", engine.output());
@@ -340,7 +366,7 @@ async fn a_claim_reads_the_funds_a_snapshot_freed_before_any_fold() {
     let engine = Db::connect(&pg, "botai-tests engine").await.unwrap();
     let id = engine.register_worker("trading_engine", Some("engine-f"), &serde_json::json!({})).await.unwrap();
     let id = id.expect("a trading_engine slot");
-    let claimed = engine.order_claim(&[signal_id], &id, "paper", Some(("USDT", "BTC"))).await.unwrap();
+    let claimed = engine.order_claim(&[signal_id], &id, "paper", &["BTCUSDT"], Some(("USDT", "BTC"))).await.unwrap();
     let (_, free) = claimed[0].as_ref().expect("the order is ours");
     assert_eq!(*free, Some(Decimal::new(400, 0)), "free USDT after the snapshot retired 600");
 }
@@ -393,7 +419,7 @@ async fn engines_claiming_one_signal_at_once_get_one_winner_and_no_error() {
                 let (c, id, barrier, ids) = (c.clone(), id.clone(), barrier.clone(), ids.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    c.order_claim(&ids, &id, "paper", Some(("USDT", "BTC"))).await
+                    c.order_claim(&ids, &id, "paper", &["BTCUSDT"], Some(("USDT", "BTC"))).await
                 })
             })
             .collect();

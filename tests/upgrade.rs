@@ -240,6 +240,14 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
             assert_eq!(others(was), others(now), "{table}: the upgrade changed rows it must keep");
             continue;
         }
+        if table == "botai.alert_rules" {
+            // 0.4.0 adds the daily loss rule; every other row stays as it was.
+            let others =
+                |rows: &str| rows.lines().filter(|l| !l.starts_with("(daily_loss,")).collect::<Vec<_>>().join("\n");
+            assert_eq!(others(was), others(now), "{table}: the upgrade changed rows it must keep");
+            assert!(now.contains("(daily_loss,daily_loss,"), "0.4.0 adds the daily_loss rule: {now}");
+            continue;
+        }
         assert_eq!(was, now, "{table}: the upgrade changed its rows");
     }
     let bybit: Vec<(String, i32, f64)> = db
@@ -286,6 +294,12 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
     println!("  {} tables kept every row across the upgrade", before.len());
 
     // --- the guarantees still hold on the upgraded data ---------------------
+    // 0.4.0: the kill switch starts active and works on the upgraded data.
+    let mode: String = db.query_one("SELECT mode FROM botai.trading_state", &[]).await.unwrap().get(0);
+    assert_eq!(mode, "active", "an upgraded database trades until someone halts it");
+    let halted: String = db.query_one("SELECT botai_halt('upgrade test')", &[]).await.unwrap().get(0);
+    assert!(halted.starts_with("halted (was active)"), "{halted}");
+    db.batch_execute("SELECT botai_resume('upgrade test done')").await.unwrap();
     let free: rust_decimal::Decimal = db
         .query_one("SELECT free FROM botai.balances_status WHERE exchange = 'up' AND asset = 'USDT'", &[])
         .await

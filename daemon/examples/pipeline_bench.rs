@@ -5,8 +5,10 @@
 //! botai: a trading engine runs in this process on the in-process paper
 //! exchange; drivers register signals through botai as fast as they can
 //! (throughput) and then at fixed rates (latency). Every signal goes through
-//! the full chain: dedup, NOTIFY, claim, rate-limit booking, reservation,
-//! order at the paper exchange, commit, durable record. Latency is botai's
+//! the full chain: dedup, NOTIFY, claim, the kill switch and risk limits
+//! with the rate-limit booking and the reservation (botai_reserve_order),
+//! the send gate, order at the paper exchange, commit, position book,
+//! durable record. Latency is botai's
 //! own record: from the signal's acceptance to its order's outcome.
 //!
 //! Baseline: what a bot does with plain SQL and no guarantees beyond one
@@ -254,6 +256,10 @@ async fn drive(
                     "symbol": "BTCUSDT", "direction": if i % 2 == 0 { "BUY" } else { "SELL" },
                     "strategy": format!("{tag}-{i}"), "timestamp": Utc::now().to_rfc3339(), "price": 40000.0,
                     "exchange": "paper",
+                    // An exact quantity (100 USDT's worth): every signal is an
+                    // order through botai_reserve_order, the send gate and a
+                    // fill, never a target already reached.
+                    "qty": "0.0025",
                 });
                 match pipeline {
                     Pipeline::Botai => {

@@ -56,6 +56,23 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// The position book: positions, P&L, open orders, the trading state.
+    Positions,
+    /// The kill switch: no engine sends a new order after this returns
+    /// (botai_halt; waits for the orders in flight to be answered).
+    Halt {
+        /// Why, for the log, the alert and the next operator.
+        reason: String,
+        /// Allow only orders that shrink a position.
+        #[arg(long)]
+        reduce_only: bool,
+    },
+    /// Lift a halt or the reduce-only state (botai_resume).
+    Resume {
+        /// Why.
+        #[arg(default_value = "resumed by an operator")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +184,12 @@ impl Cli {
                 }
             }
             Command::Orders { limit } => crate::operator::list(&self.config()?, *limit).await,
+            Command::Positions => crate::operator::positions(&self.config()?).await,
+            Command::Halt { reason, reduce_only } => {
+                crate::operator::halt(&self.config()?, reason, if *reduce_only { "reduce_only" } else { "halted" })
+                    .await
+            }
+            Command::Resume { reason } => crate::operator::resume(&self.config()?, reason).await,
             Command::Run { mode } => {
                 let cfg = Arc::new(self.config()?);
                 let _logs = crate::logging::init(&cfg.log_dir)?;

@@ -201,6 +201,12 @@ pub struct MlConfig {
     pub threshold: f64,
     /// |returns_15m| at which signal_strength reaches 1.
     pub full_strength: f64,
+    /// How long a position is held after the last signal in its direction
+    /// (the model's horizon); then the ML manager signals its exit.
+    pub hold_for: Duration,
+    /// Loss from the average entry (a fraction) at which the ML manager
+    /// signals an exit; None: no stop.
+    pub stop_loss: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +253,9 @@ pub struct TradingConfig {
     /// comparison runs only).
     pub limit_headers: bool,
     pub balance_update_interval: Duration,
+    /// How long an order may stay without a known outcome before it is
+    /// reported critical (its funds stay held all along).
+    pub unknown_order_alert: Duration,
     pub concurrency: usize,
     /// Remote paper exchange (HTTP); None = in-process.
     pub paper_url: Option<String>,
@@ -388,6 +397,16 @@ impl Config {
             full_strength: src.parse("SIGNAL_FULL_STRENGTH", 0.003, "a positive return magnitude", |v| {
                 v.parse().ok().filter(|t: &f64| *t > 0.0 && t.is_finite())
             })?,
+            hold_for: src.seconds("HOLD_FOR", 15.0 * 60.0)?,
+            stop_loss: src.parse(
+                "STOP_LOSS",
+                None,
+                "off, or a loss fraction between 0 and 1 such as 0.01",
+                |v| match v.trim().to_lowercase().as_str() {
+                    "off" | "none" | "" => Some(None),
+                    f => f.parse::<f64>().ok().filter(|f| *f > 0.0 && *f < 1.0).map(Some),
+                },
+            )?,
         };
         botai_core::names::name("STRATEGY", &ml.strategy).map_err(|e| anyhow::anyhow!("{e}"))?;
         let market = MarketConfig {
@@ -437,6 +456,7 @@ impl Config {
             rate_limiter: src.switch("RATE_LIMITER", true)?,
             limit_headers: src.switch("LIMIT_HEADERS", true)?,
             balance_update_interval: src.seconds("BALANCE_UPDATE_INTERVAL", 5.0)?,
+            unknown_order_alert: src.seconds("UNKNOWN_ORDER_ALERT", 60.0)?,
             concurrency: src.parse("ENGINE_CONCURRENCY", 64usize, "a number of signals in flight (1-1024)", |v| {
                 v.parse().ok().filter(|n| (1..=1024).contains(n))
             })?,

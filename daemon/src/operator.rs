@@ -206,6 +206,55 @@ pub async fn list(cfg: &Config, limit: i64) -> Result<()> {
     Ok(())
 }
 
+/// `botai positions`: the book, each account's day, the trading state.
+pub async fn positions(cfg: &Config) -> Result<()> {
+    let db = Db::connect(&cfg.pg, "botai positions").await?;
+    let state = db.trading_state().await?;
+    println!(
+        "trading: {}{} (by {} at {})",
+        state.mode,
+        state.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(),
+        state.changed_by,
+        state.changed_at.format("%Y-%m-%d %H:%M:%S")
+    );
+    let rows = db.positions().await?;
+    if rows.is_empty() {
+        println!("(no positions)");
+    }
+    let amount = |d: Option<Decimal>| d.map_or_else(|| "-".to_owned(), |d| d.round_dp(8).normalize().to_string());
+    for p in rows {
+        println!(
+            "{:<8} {:<10} qty {:<12} entry {:<12} last {:<12} unrealised {:<12} realised {:<12} fees {:<10} trades {:<6} open orders {} ({})",
+            p.exchange,
+            p.symbol,
+            amount(Some(p.qty)),
+            amount(p.avg_entry),
+            amount(p.last_price),
+            amount(p.unrealized_pnl),
+            amount(Some(p.realized_pnl)),
+            amount(Some(p.fees)),
+            p.trades,
+            p.open_orders,
+            amount(Some(p.pending_qty)),
+        );
+    }
+    Ok(())
+}
+
+/// `botai halt`: botai_halt; returns once no order can reach a venue any more.
+pub async fn halt(cfg: &Config, reason: &str, mode: &str) -> Result<()> {
+    let db = Db::connect(&cfg.pg, "botai halt").await?;
+    println!("{}", db.halt(reason, mode).await?);
+    Ok(())
+}
+
+/// `botai resume`: botai_resume.
+pub async fn resume(cfg: &Config, reason: &str) -> Result<()> {
+    let db = Db::connect(&cfg.pg, "botai resume").await?;
+    println!("{}", db.resume(reason).await?);
+    Ok(())
+}
+
 fn print_order(r: &OrderRecord) {
     let amount = |d: Option<Decimal>| d.map_or_else(|| "-".to_owned(), |d| d.normalize().to_string());
     println!(

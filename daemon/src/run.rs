@@ -151,6 +151,7 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
         replay: replay.clone(),
         paper: paper.clone(),
         equity: Mutex::new(Vec::new()),
+        marks: Mutex::new(Vec::new()),
         alerts: Arc::new(alerts::Recent::default()),
     });
     let pool = db::pool(&cfg.pg, "botai api", 4)?;
@@ -229,8 +230,8 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
         let _ = p.await;
     }
     if replay.is_some() && mode == Mode::All {
-        let equity = run.equity.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Err(e) = report::write(&cfg.report_dir, &pool, &telemetry, started_at, &equity, &cfg.trading.quote).await
+        let marks = run.marks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Err(e) = report::write(&cfg.report_dir, &pool, &telemetry, started_at, &marks, &cfg.trading.quote).await
         {
             error!("writing the report failed: {e:#}");
         }
@@ -288,9 +289,18 @@ async fn show_progress(
         let done = replay.completed_at(now).map_or(0, |i| i + 1 - replay.first);
         bar.set_position(done as u64);
         if let Some(p) = &run.paper {
-            if let Some(e) = p.equity().and_then(|e| e.to_f64()) {
+            if let Some((e, price, held)) = p.mark() {
+                let at = replay.clock.market_time(now);
+                let e = e.to_f64().unwrap_or(0.0);
                 t.equity.set(e);
-                run.equity.lock().unwrap_or_else(|p| p.into_inner()).push((replay.clock.market_time(now), e));
+                run.equity.lock().unwrap_or_else(|p| p.into_inner()).push((at, e));
+                let mark = report::Mark {
+                    at,
+                    equity: e,
+                    price: price.to_f64().unwrap_or(0.0),
+                    exposure: held.to_f64().unwrap_or(0.0),
+                };
+                run.marks.lock().unwrap_or_else(|p| p.into_inner()).push(mark);
             }
         }
         bar.set_message(format!("{} {quote}", format_equity(t.equity_now())));

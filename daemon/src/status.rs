@@ -1,5 +1,6 @@
 //! `botai status`: each component with its state and pid, PostgreSQL and
-//! its port, the monitor, workers, open alerts and balances — what an
+//! its port, the monitor, the kill switch and positions, workers, open
+//! alerts and balances — what an
 //! operator looks at first. A component is `down` when its last heartbeat is
 //! older than the heartbeat_timeout rule's threshold.
 
@@ -41,6 +42,36 @@ pub async fn print(cfg: &Config) -> Result<()> {
         m["last_round_at"].as_str().unwrap_or("-")
     );
 
+    let state = db.trading_state().await?;
+    println!(
+        "trading      {}{} (by {} at {})",
+        match state.mode.as_str() {
+            "active" => "active".to_owned(),
+            other => other.to_uppercase(),
+        },
+        state.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(),
+        state.changed_by,
+        state.changed_at.format("%Y-%m-%d %H:%M:%S")
+    );
+    let positions = db.positions().await?;
+    if !positions.is_empty() {
+        println!("\nPOSITION              QTY          ENTRY        UNREALISED   REALISED     FEES       OPEN ORDERS");
+        let d = |v: Option<rust_decimal::Decimal>| {
+            v.map_or_else(|| "-".to_owned(), |v| v.round_dp(4).normalize().to_string())
+        };
+        for p in positions {
+            println!(
+                "{:<21} {:<12} {:<12} {:<12} {:<12} {:<10} {}",
+                format!("{}/{}", p.exchange, p.symbol),
+                d(Some(p.qty)),
+                d(p.avg_entry),
+                d(p.unrealized_pnl),
+                d(Some(p.realized_pnl)),
+                d(Some(p.fees)),
+                p.open_orders
+            );
+        }
+    }
     println!("\nCOMPONENT                         STATE      PID      LAST HEARTBEAT   TASKS  ERRORS/MIN");
     let rows = db
         .query(

@@ -43,6 +43,9 @@ pub struct Telemetry {
     pub order_pushes: Counter,
     /// The venue's clock minus ours (seconds), as last measured.
     pub exchange_clock_offset: Gauge<f64, AtomicU64>,
+    /// Orders botai_reserve_order or botai_send_permit refused, by the
+    /// limit or state named (funds, halted, max_position_notional…).
+    pub risk_refusals: Family<Reason, Counter>,
     /// Requests per batched statement, by engine step.
     pub batch_sizes: Family<Stage, Histogram, fn() -> Histogram>,
 }
@@ -67,6 +70,7 @@ impl Telemetry {
             exchange_penalties: Counter::default(),
             order_pushes: Counter::default(),
             exchange_clock_offset: Gauge::default(),
+            risk_refusals: Family::default(),
             batch_sizes: Family::new_with_constructor(|| Histogram::new(exponential_buckets(1.0, 2.0, 8))),
         };
         {
@@ -99,6 +103,11 @@ impl Telemetry {
                 t.exchange_clock_offset.clone(),
             );
             r.register(
+                "order_refusals",
+                "Orders refused before sending, by the limit or trading state that stopped them",
+                t.risk_refusals.clone(),
+            );
+            r.register(
                 "engine_batch_size",
                 "Requests per batched statement of the trading engine",
                 t.batch_sizes.clone(),
@@ -110,6 +119,13 @@ impl Telemetry {
     /// The batch-size histogram of one engine step.
     pub fn batch_size(&self, stage: &str) -> Histogram {
         self.batch_sizes.get_or_create(&Stage { stage: stage.to_owned() }).clone()
+    }
+
+    /// A refusal of botai_reserve_order / botai_send_permit: counted by
+    /// the name it starts with ("max_open_orders: …" → max_open_orders).
+    pub fn risk_refusal(&self, why: &str) {
+        let name = why.split(':').next().unwrap_or("other").trim();
+        self.risk_refusals.get_or_create(&Reason { reason: name.to_owned() }).inc();
     }
 
     pub fn signal(&self, reason: &str) {

@@ -334,7 +334,8 @@ CREATE VIEW botai.orders_status AS
 SELECT o.order_id, o.signal_id, o.client_order_id, o.engine, o.exchange, o.symbol, o.side, o.status, o.attempt,
        o.qty, o.price, o.notional, o.fee, o.exchange_order_id, o.ret_code, o.message, o.reservation_id,
        o.signal_accepted_at, o.claimed_at, o.finished_at,
-       extract(epoch FROM o.finished_at - o.signal_accepted_at)::float8 * 1000 AS latency_ms
+       extract(epoch FROM o.finished_at - o.signal_accepted_at)::float8 * 1000 AS latency_ms,
+       o.fee_asset, o.fee_quote, o.realized_pnl, o.planned_qty, o.planned_price
 FROM botai.orders o;
 COMMENT ON VIEW botai.orders_status IS
     'Every order with its latency from signal acceptance to the recorded outcome.';
@@ -343,10 +344,68 @@ COMMENT ON FUNCTION botai_order_claim(bigint, text, text) IS
     'Makes the calling engine (its worker id) the owner of the signal''s order: one row (order_id, client_order_id, '
     'attempt, signal details) when it now owns it, none when another live engine owns it or it was handled. At most '
     'one order per signal, whatever the number of engines; a dead engine''s claim can be taken over.';
+COMMENT ON FUNCTION botai_order_claim(bigint, text, text, text[]) IS
+    'botai_order_claim for an engine that trades only the given symbols of its exchange: a signal for another symbol '
+    'or exchange is left unclaimed, for an engine that trades it.';
 COMMENT ON FUNCTION botai_order_finish(bigint, text, text, jsonb) IS
     'Records the outcome of a claimed order (filled, rejected, failed, skipped, expired); only the claim holder can.';
 COMMENT ON FUNCTION botai_unhandled_signals(interval, integer) IS
     'Signals accepted within lookback that have no order yet, or whose claim belongs to a dead engine.';
+
+-------------------------------------------------------------------------------
+-- Risk: the position book with its open orders, the day's P&L
+-------------------------------------------------------------------------------
+CREATE VIEW botai.pnl_today AS
+SELECT e.exchange,
+       coalesce(f.realized_pnl, 0) AS realized_pnl,
+       coalesce(f.fees, 0) AS fees,
+       coalesce(u.unrealized_pnl, 0) AS unrealized_pnl,
+       coalesce(f.realized_pnl, 0) - coalesce(f.fees, 0) + coalesce(u.unrealized_pnl, 0) AS net_pnl,
+       coalesce(f.fills, 0) AS fills
+FROM (SELECT exchange FROM botai.positions UNION SELECT exchange FROM botai.risk_limits) e
+LEFT JOIN (SELECT exchange, sum(coalesce(realized_pnl, 0)) AS realized_pnl, sum(coalesce(fee_quote, 0)) AS fees,
+                  count(*) AS fills
+           FROM botai.orders
+           WHERE status = 'filled' AND finished_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+           GROUP BY exchange) f ON f.exchange = e.exchange
+LEFT JOIN (SELECT exchange, sum(qty * (last_price - avg_entry)) AS unrealized_pnl
+           FROM botai.positions WHERE qty <> 0 GROUP BY exchange) u ON u.exchange = e.exchange;
+COMMENT ON VIEW botai.pnl_today IS
+    'Per exchange account, the UTC day so far: realised P&L and fees of the day''s fills (quote currency), the open '
+    'positions'' unrealised P&L at their last price, and the net the daily loss limit is checked against.';
+
+CREATE VIEW botai.positions_status AS
+SELECT p.exchange, p.symbol, p.qty, p.avg_entry, p.last_price,
+       abs(p.qty) * p.last_price AS notional,
+       CASE WHEN p.qty <> 0 THEN p.qty * (p.last_price - p.avg_entry) ELSE 0 END AS unrealized_pnl,
+       p.realized_pnl, p.fees, p.trades, coalesce(o.open_orders, 0) AS open_orders,
+       coalesce(o.pending_qty, 0) AS pending_qty, p.opened_at, p.updated_at
+FROM botai.positions p
+LEFT JOIN (SELECT exchange, symbol, count(*) AS open_orders,
+                  sum(CASE WHEN side = 'BUY' THEN planned_qty ELSE -planned_qty END) AS pending_qty
+           FROM botai.orders WHERE status = 'claimed' AND planned_qty IS NOT NULL
+           GROUP BY exchange, symbol) o ON o.exchange = p.exchange AND o.symbol = p.symbol;
+COMMENT ON VIEW botai.positions_status IS
+    'The position book with what its open orders (reserved, not finished) will add: what every engine, botai status '
+    'and the dashboard show.';
+
+COMMENT ON FUNCTION botai_reserve_order(bigint, text, numeric, numeric, text, numeric, interval, text, numeric) IS
+    'Before an order is sent: checks the kill switch and botai.risk_limits against the position book and every open '
+    'order, books the rate slot and reserves the funds, in one transaction serialized per exchange account. One row: '
+    'reservation_id and booked_at, or refused naming the limit (nothing reserved). With target (the signed position '
+    'the order works toward), an order that would carry the exposure past it is refused (at_target).';
+COMMENT ON FUNCTION botai_send_permit(bigint) IS
+    'Right before an order is sent: NULL when it may go (the session then holds a share of the send gate until '
+    'botai_send_done()), or why not (halted, a halt being committed, reduce_only and the order does not reduce).';
+COMMENT ON FUNCTION botai_send_done() IS
+    'The venue answered an order this session was permitted to send: gives back its share of the send gate.';
+COMMENT ON FUNCTION botai_halt(text, text) IS
+    'The kill switch: no order is sent after this commits. Waits (up to 30 s) for the orders already permitted to be '
+    'answered. mode ''halted'' (default) or ''reduce_only''.';
+COMMENT ON FUNCTION botai_resume(text) IS 'Lifts a halt or the reduce-only state.';
+COMMENT ON FUNCTION botai_position_reconcile(text, text, numeric, numeric) IS
+    'What the venue says a position is: with no order of the symbol open, the book takes the venue''s quantity. '
+    'Returns venue minus book (0 when they agree), NULL while orders are open.';
 
 -------------------------------------------------------------------------------
 -- The per-order hot path plans its statements once per session. Each of
@@ -361,6 +420,8 @@ ALTER FUNCTION botai_release_reservation(uuid) SET plan_cache_mode = force_gener
 ALTER FUNCTION botai_commit_reservation(uuid, numeric) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION botai_order_claim(bigint, text, text) SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION botai_order_finish(bigint, text, text, jsonb) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION botai_order_claim(bigint, text, text, text[]) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION botai_reserve_order(bigint, text, numeric, numeric, text, numeric, interval, text, numeric) SET plan_cache_mode = force_generic_plan;
 
 -- Nothing of botai is executable by PUBLIC: botai db migrate grants EXECUTE
 -- to botai_service and botai_admin, and the read-only functions to

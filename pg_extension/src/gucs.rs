@@ -21,6 +21,7 @@ pub static RATE_LIMIT_MAX_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(8192
 pub static BALANCE_SAFETY_MARGIN: GucSetting<f64> = GucSetting::<f64>::new(0.02);
 pub static BALANCE_CLOCK_SKEW: GucSetting<f64> = GucSetting::<f64>::new(2.0);
 pub static RATE_LIMIT_MAX_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60);
+pub static RATE_LIMIT_SEND_JITTER: GucSetting<i32> = GucSetting::<i32>::new(200);
 pub static MONITOR_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static MONITOR_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
@@ -136,6 +137,16 @@ pub fn init() {
         3600.0,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"botai.rate_limit_send_jitter",
+        c"Milliseconds added to every rate-limit window: a request sent up to this late after its booked moment still shares no venue window with the request booked one window after it.",
+        c"Bookings are exact, sends are not: a caller wakes and its request travels a little late, and by different amounts. Without this allowance a burst sent late and the next burst sent on time can meet in one of the venue's windows. botai's engines do not send a request woken more than 100 ms (plus a database round trip) late.",
+        &RATE_LIMIT_SEND_JITTER,
+        0,
+        10_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
         c"botai.rate_limit_max_wait",

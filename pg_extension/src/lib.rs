@@ -15,6 +15,7 @@ mod orders;
 mod ratelimit;
 mod ratelimit_state;
 mod release;
+mod risk;
 mod shmem;
 mod signals;
 mod statements;

@@ -29,6 +29,18 @@ pub const BALANCE_SNAPSHOT_NS: u32 = 0x626F_7463;
 /// signal id folded to 32 bits).
 pub const ORDER_CLAIM_NS: u32 = 0x626F_7464;
 
+/// Transaction locks serializing the risk checks of one exchange account
+/// (key: name_key of the exchange).
+pub const RISK_NS: u32 = 0x626F_7465;
+/// The send gate: every engine holds it in share mode (session level) from
+/// the permit of an order until the venue answered it; `botai_halt` takes
+/// it exclusively (transaction level) and so waits for those sends.
+pub const SEND_GATE_NS: u32 = 0x626F_7466;
+/// Held exclusively (transaction level) by a halt from its first statement
+/// to its commit: a permit that cannot take it in share mode refuses, so
+/// no new send starts while a halt waits for the gate.
+pub const HALT_INTENT_NS: u32 = 0x626F_7467;
+
 fn tag(namespace: u32, key: u32) -> pg_sys::LOCKTAG {
     pg_sys::LOCKTAG {
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
@@ -100,4 +112,29 @@ pub fn name_key(parts: &[&str]) -> u32 {
         }
     }
     h
+}
+
+/// Share mode without waiting; `session` holds it across transactions
+/// (each successful call adds one hold, released by `release_share`).
+pub fn try_share(namespace: u32, key: u32, session: bool) -> bool {
+    let t = tag(namespace, key);
+    unsafe {
+        pg_sys::LockAcquire(&t, pg_sys::ShareLock as pg_sys::LOCKMODE, session, true)
+            != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+    }
+}
+
+/// Releases one hold taken by `try_share`; false when none was held.
+pub fn release_share(namespace: u32, key: u32, session: bool) -> bool {
+    let t = tag(namespace, key);
+    unsafe {
+        pg_sys::LockHeldByMe(&t, pg_sys::ShareLock as pg_sys::LOCKMODE)
+            && pg_sys::LockRelease(&t, pg_sys::ShareLock as pg_sys::LOCKMODE, session)
+    }
+}
+
+/// Exclusive at transaction level without waiting; true when held now.
+pub fn try_xact_lock(namespace: u32, key: u32) -> bool {
+    let t = tag(namespace, key);
+    unsafe { pg_sys::LockAcquire(&t, MODE, false, true) != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL }
 }

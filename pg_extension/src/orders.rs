@@ -10,7 +10,7 @@
 
 use botai_core::names;
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use pgrx::{AnyNumeric, JsonB};
 
 use crate::json::{self, ClientJson};
 use crate::locks;
@@ -53,6 +53,19 @@ static CLAIM: Statement = Statement::new(
         ") RETURNING o.order_id, o.client_order_id, o.attempt, o.exchange"
     ),
 );
+/// An order the claim cannot take: finished, or claimed by another live
+/// engine. Read without locking the row, so an engine meeting another's
+/// order does not lock it (and wait on, or deadlock with, that engine's
+/// reservation or settlement); a claim it could take goes on to CLAIM.
+static TAKEN: Statement = Statement::new(
+    "orders.taken",
+    concat!(
+        "SELECT EXISTS (SELECT 1 FROM botai.orders o WHERE o.signal_id = $1 AND (o.status <> 'claimed' \
+           OR (NOT (o.engine = $2 AND o.engine_epoch = $3) AND ",
+        claimer_alive!("o"),
+        ")))"
+    ),
+);
 /// The epoch of the engine's current registration: only a registered
 /// engine claims (its claims are made on pooled connections, not on the
 /// one holding its slot). A plain row lookup: liveness is checked only
@@ -63,7 +76,7 @@ static ENGINE_EPOCH: Statement = Statement::new(
 );
 static SIGNAL: Statement = Statement::new(
     "orders.signal",
-    "SELECT symbol, direction, strategy, strength, payload, signal_ts, accepted_at \
+    "SELECT symbol, direction, strategy, strength, payload, signal_ts, accepted_at, exchange \
      FROM botai.signals WHERE signal_id = $1",
 );
 static FINISH: Statement = Statement::new(
@@ -72,9 +85,11 @@ static FINISH: Statement = Statement::new(
        qty = ($4->>'qty')::numeric, price = ($4->>'price')::numeric, notional = ($4->>'notional')::numeric, \
        fee = ($4->>'fee')::numeric, exchange_order_id = $4->>'exchange_order_id', \
        ret_code = ($4->>'ret_code')::integer, message = $4->>'message', \
-       reservation_id = ($4->>'reservation_id')::uuid, details = $4 \
+       reservation_id = coalesce(($4->>'reservation_id')::uuid, reservation_id), details = $4, \
+       fee_asset = $4->>'fee_asset', fee_quote = ($4->>'fee_quote')::numeric \
      WHERE order_id = $1 AND engine = $2 AND status = 'claimed' \
-     RETURNING order_id",
+     RETURNING order_id, exchange, symbol, side, coalesce(($4->>'net_qty')::numeric, qty), price, \
+               coalesce(fee_quote, 0)",
 );
 static ORDER_EXISTS: Statement =
     Statement::new("orders.exists", "SELECT order_id FROM botai.orders WHERE order_id = $1");
@@ -123,7 +138,41 @@ fn botai_order_claim(
         name!(accepted_at, pgrx::datum::TimestampWithTimeZone),
     ),
 > {
-    TableIterator::new(claim(signal_id, engine, exchange).or_raise("botai_order_claim"))
+    TableIterator::new(claim(signal_id, engine, exchange, None).or_raise("botai_order_claim"))
+}
+
+/// `botai_order_claim` for an engine that trades only `symbols` (and only
+/// its `exchange`): a signal for another symbol or exchange is left
+/// unclaimed, for an engine that trades it.
+#[pg_extern(volatile, security_definer, name = "botai_order_claim")]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
+fn botai_order_claim_for(
+    signal_id: Option<i64>,
+    engine: Option<&str>,
+    exchange: Option<&str>,
+    symbols: Option<Vec<Option<String>>>,
+) -> TableIterator<
+    'static,
+    (
+        name!(order_id, i64),
+        name!(client_order_id, String),
+        name!(attempt, i32),
+        name!(exchange, String),
+        name!(symbol, String),
+        name!(direction, String),
+        name!(strategy, String),
+        name!(strength, Option<f64>),
+        name!(payload, JsonB),
+        name!(signal_ts, pgrx::datum::TimestampWithTimeZone),
+        name!(accepted_at, pgrx::datum::TimestampWithTimeZone),
+    ),
+> {
+    let symbols = match required(symbols, "symbols") {
+        Ok(list) => list.into_iter().flatten().collect::<Vec<_>>(),
+        Err(e) => e.raise("botai_order_claim"),
+    };
+    TableIterator::new(claim(signal_id, engine, exchange, Some(symbols)).or_raise("botai_order_claim"))
 }
 
 #[allow(clippy::type_complexity)]
@@ -131,6 +180,7 @@ fn claim(
     signal_id: Option<i64>,
     engine: Option<&str>,
     exchange: Option<&str>,
+    symbols: Option<Vec<String>>,
 ) -> Result<
     Option<(
         i64,
@@ -155,6 +205,12 @@ fn claim(
             return Err(BotaiError::NotFound(format!("no signal with signal_id {signal_id}")));
         }
         let s = signal.first();
+        let for_other_exchange = s.get::<String>(8)?.is_some_and(|e| e.trim().to_lowercase() != exchange);
+        let symbol = s.get::<String>(1)?.unwrap_or_default();
+        if for_other_exchange || symbols.as_ref().is_some_and(|list| !list.contains(&symbol)) {
+            // Another engine's signal: left for it, untouched.
+            return Ok(None);
+        }
         let details = (
             s.get::<String>(1)?.unwrap_or_default(),
             s.get::<String>(2)?.unwrap_or_default(),
@@ -176,6 +232,9 @@ fn claim(
         // with three engines woken by one notification). After the wait the
         // loser sees the winner's row and takes the conflict path.
         locks::xact_lock(locks::ORDER_CLAIM_NS, ((signal_id as u64) ^ ((signal_id as u64) >> 32)) as u32);
+        if TAKEN.one::<bool>(client, &[signal_id.into(), engine.into(), epoch.into()])?.unwrap_or(false) {
+            return Ok(None);
+        }
         let claimed = CLAIM.run(client, &[signal_id.into(), engine.into(), exchange.as_str().into(), epoch.into()])?;
         if claimed.is_empty() {
             return Ok(None);
@@ -205,7 +264,11 @@ fn claim(
 
 /// Records what came of a claimed order: `status` is filled, rejected,
 /// failed, skipped or expired; `details` may carry qty, price, notional,
-/// fee, exchange_order_id, ret_code, message, reservation_id. Only the
+/// fee, fee_asset, fee_quote (the fee in the quote currency), net_qty (what
+/// the position changed by, when not qty: a spot BUY whose fee was taken
+/// in the coin bought),
+/// exchange_order_id, ret_code, message, reservation_id. A fill (filled,
+/// qty and price) moves the position book (botai.positions). Only the
 /// engine that holds the claim can finish it; false otherwise (another
 /// engine took it over, or it is already finished).
 #[pg_extern(volatile, security_definer)]
@@ -236,7 +299,7 @@ fn finish(
     let Some(object) = details.as_object() else {
         return Err(BotaiError::invalid("details", "must be a JSON object"));
     };
-    for key in ["qty", "price", "notional", "fee"] {
+    for key in ["qty", "net_qty", "price", "notional", "fee", "fee_quote"] {
         if let Some(v) = object.get(key) {
             let ok = match v {
                 serde_json::Value::Null => true,
@@ -253,6 +316,21 @@ fn finish(
         let done =
             FINISH.run(client, &[order_id.into(), engine.into(), status.as_str().into(), JsonB(details).into()])?;
         if !done.is_empty() {
+            // A fill moves the position book in the same transaction.
+            let d = done.first();
+            let (qty, price) = (d.get::<AnyNumeric>(5)?, d.get::<AnyNumeric>(6)?);
+            let zero = AnyNumeric::from(0);
+            if let (true, Some(qty), Some(price)) = (status == "filled", qty, price) {
+                if qty > zero && price > zero {
+                    let (exchange, symbol, side) = (
+                        d.get::<String>(2)?.unwrap_or_default(),
+                        d.get::<String>(3)?.unwrap_or_default(),
+                        d.get::<String>(4)?.unwrap_or_default(),
+                    );
+                    let fee = d.get::<AnyNumeric>(7)?.unwrap_or(zero);
+                    crate::risk::apply_fill(client, order_id, &exchange, &symbol, &side, qty, price, fee)?;
+                }
+            }
             return Ok(true);
         }
         if ORDER_EXISTS.one::<i64>(client, &[order_id.into()])?.is_none() {

@@ -64,7 +64,10 @@ impl LimitRow {
         let margin = gucs::RATE_LIMIT_SAFETY_MARGIN.get();
         Window {
             limit: (f64::from(self.max_weight) * margin).floor().max(0.0) as u64,
-            length_us: (self.window_seconds * 1e6).round().max(1.0) as i64,
+            // The window as botai books it: the venue's, plus the allowance
+            // for requests sent late (botai.rate_limit_send_jitter).
+            length_us: (self.window_seconds * 1e6).round().max(1.0) as i64
+                + i64::from(gucs::RATE_LIMIT_SEND_JITTER.get()) * 1000,
         }
     }
 }
@@ -288,7 +291,12 @@ fn key_index(limiter: &Limiter, exchange: &str, wanted: &PlanKey, base: i64) -> 
 /// that is now). Returns the moment, whether it booked, and the clock.
 /// Everything that allocates happens before the lock is taken.
 fn book(plan: &Plan, only_if_now: bool) -> Result<(i64, bool, Now)> {
+    // How far ahead a booking may be: botai.rate_limit_max_wait, plus the
+    // send-jitter allowance every window carries (a window as long as the
+    // maximum wait still books its next request).
+    let max_ahead_us = i64::from(gucs::RATE_LIMIT_SEND_JITTER.get()) * 1000;
     let limiter = Limiter::lock(true)?;
+    let max_ahead_us = limiter.header.max_wait_us + max_ahead_us;
     let now = now(&limiter);
     let mut indexes = [(0usize, Window { limit: 0, length_us: 1 }); 2];
     let mut from = now.base;
@@ -304,7 +312,7 @@ fn book(plan: &Plan, only_if_now: bool) -> Result<(i64, bool, Now)> {
             // What was booked before a crash is unknown, and may reach up to
             // max_wait past the start: a request shares no window with it
             // only from one window length after that.
-            let unknown_until = limiter.header.initialized_at + limiter.header.max_wait_us + key.window.length_us;
+            let unknown_until = limiter.header.initialized_at + max_ahead_us + key.window.length_us;
             from = from.max(unknown_until);
             cap_from = cap_from.max(unknown_until);
         }
@@ -321,10 +329,11 @@ fn book(plan: &Plan, only_if_now: bool) -> Result<(i64, bool, Now)> {
         _ => unreachable!("a plan has one or two keys"),
     };
     let fits_now = at == now.base;
-    if !only_if_now && at - cap_from > limiter.header.max_wait_us {
+    if !only_if_now && at - cap_from > max_ahead_us {
         return Err(BotaiError::Limit {
             message: format!(
-                "{}/{} would have to wait {:.3} s, more than botai.rate_limit_max_wait ({} s); nothing was booked",
+                "{}/{} would have to wait {:.3} s, more than botai.rate_limit_max_wait ({} s, plus \
+                 botai.rate_limit_send_jitter); nothing was booked",
                 plan.exchange,
                 plan.keys[0].endpoint,
                 (at - now.reference) as f64 / 1e6,

@@ -113,6 +113,12 @@ CREATE TABLE botai.orders (
     signal_accepted_at timestamptz NOT NULL,
     claimed_at         timestamptz NOT NULL DEFAULT now(),
     finished_at        timestamptz,
+    -- 0.4.0: what botai_reserve_order reserved it for, and what its fill did.
+    planned_qty        numeric,
+    planned_price      numeric,
+    fee_asset          text,
+    fee_quote          numeric,
+    realized_pnl       numeric,
     CONSTRAINT orders_signal_id_key UNIQUE (signal_id),
     CONSTRAINT orders_client_order_id_key UNIQUE (client_order_id)
 );
@@ -120,6 +126,10 @@ CREATE INDEX orders_claimed_idx ON botai.orders (engine) WHERE status = 'claimed
 -- Each order leaves a dead entry in orders_claimed_idx, which the engines'
 -- catch-up walks: vacuum after a fixed number of dead rows.
 ALTER TABLE botai.orders SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);
+-- Orders reserved and not finished: what the risk checks add to positions.
+CREATE INDEX orders_open_idx ON botai.orders (exchange, symbol) WHERE status = 'claimed' AND planned_qty IS NOT NULL;
+-- The day's fills, for the daily loss.
+CREATE INDEX orders_filled_idx ON botai.orders (exchange, finished_at) WHERE status = 'filled';
 COMMENT ON TABLE botai.orders IS
     'One row per accepted signal a trading engine handled: at most one order per signal. client_order_id derives '
     'from the fingerprint, so a retry can never place a second order at the exchange.';
@@ -243,11 +253,13 @@ CREATE INDEX component_errors_recent_idx ON botai.component_errors (component, r
 CREATE TABLE botai.alert_rules (
     rule            text    PRIMARY KEY CHECK (length(rule) BETWEEN 1 AND 64),
     kind            text    NOT NULL CHECK (kind IN ('heartbeat_timeout', 'high_error_rate', 'memory_usage',
-                                                     'worker_offline', 'low_balance', 'rate_limit_exceeded')),
+                                                     'worker_offline', 'low_balance', 'rate_limit_exceeded',
+                                                     'daily_loss')),
     threshold       float8  NOT NULL,
     window_seconds  float8  NOT NULL DEFAULT 60 CHECK (window_seconds > 0),
     severity        text    NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
-    action          text    NOT NULL DEFAULT 'notify' CHECK (action IN ('notify', 'restart_component', 'page')),
+    action          text    NOT NULL DEFAULT 'notify'
+                            CHECK (action IN ('notify', 'restart_component', 'page', 'halt', 'reduce_only')),
     enabled         boolean NOT NULL DEFAULT true,
     params          jsonb   NOT NULL DEFAULT '{}',
     description     text
@@ -268,7 +280,9 @@ INSERT INTO botai.alert_rules (rule, kind, threshold, window_seconds, severity, 
     ('low_balance',         'low_balance',           0, 60, 'warning',  'notify', '{}',
      'Free balance (available minus held reservations) below the threshold; per exchange/asset thresholds in params, e.g. {"bybit/USDT": 100}'),
     ('rate_limit_exceeded', 'rate_limit_exceeded',  30, 60, 'warning',  'notify', '{}',
-     'An exchange penalised us (botai_rate_penalize) or the next free slot is more than threshold seconds away');
+     'An exchange penalised us (botai_rate_penalize) or the next free slot is more than threshold seconds away'),
+    ('daily_loss',          'daily_loss',            0, 60, 'critical', 'halt',   '{}',
+     'An exchange account lost at least its max_daily_loss today (botai.risk_limits, symbol ''*''; UTC day, realised minus fees plus unrealised): trading is halted');
 
 CREATE TABLE botai.alerts (
     alert_id     bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -294,7 +308,57 @@ CREATE TABLE botai.rule_status (
 COMMENT ON TABLE botai.rule_status IS
     'Written by the monitor after every evaluation: last_error is set while a rule fails (a bad row), NULL when it works.';
 
+-------------------------------------------------------------------------------
+-- Risk (SQL_API.md §6): the kill switch, the limits, the position book.
+-------------------------------------------------------------------------------
+CREATE TABLE botai.trading_state (
+    singleton   boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    mode        text        NOT NULL DEFAULT 'active' CHECK (mode IN ('active', 'reduce_only', 'halted')),
+    reason      text,
+    changed_by  text        NOT NULL DEFAULT session_user,
+    changed_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO botai.trading_state DEFAULT VALUES;
+COMMENT ON TABLE botai.trading_state IS
+    'The kill switch, one row: active, reduce_only (only orders that shrink a position) or halted (no order is sent). '
+    'Set it with botai_halt(reason[, mode]) and botai_resume(); botai_reserve_order and botai_send_permit obey it.';
+
+CREATE TABLE botai.risk_limits (
+    exchange              text    NOT NULL CHECK (length(exchange) BETWEEN 1 AND 64 AND exchange = lower(btrim(exchange))),
+    symbol                text    NOT NULL DEFAULT '*' CHECK (length(symbol) BETWEEN 1 AND 64 AND symbol = btrim(symbol)),
+    max_position_notional numeric CHECK (max_position_notional > 0),
+    max_order_notional    numeric CHECK (max_order_notional > 0),
+    max_open_orders       integer CHECK (max_open_orders > 0),
+    max_gross_exposure    numeric CHECK (max_gross_exposure > 0),
+    max_daily_loss        numeric CHECK (max_daily_loss > 0),
+    description           text,
+    PRIMARY KEY (exchange, symbol),
+    CONSTRAINT risk_limits_account_only CHECK (symbol = '*' OR (max_gross_exposure IS NULL AND max_daily_loss IS NULL))
+);
+COMMENT ON TABLE botai.risk_limits IS
+    'Risk limits checked by botai_reserve_order atomically with the reservation. A row per exchange and symbol; the '
+    'row with symbol ''*'' holds the account''s limits (max_gross_exposure, max_daily_loss) and the per-symbol limits '
+    'of symbols without a row of their own. NULL is no limit. Edits apply to the next reservation.';
+
+CREATE TABLE botai.positions (
+    exchange      text        NOT NULL,
+    symbol        text        NOT NULL,
+    qty           numeric     NOT NULL DEFAULT 0,
+    avg_entry     numeric,
+    realized_pnl  numeric     NOT NULL DEFAULT 0,
+    fees          numeric     NOT NULL DEFAULT 0,
+    last_price    numeric,
+    trades        bigint      NOT NULL DEFAULT 0,
+    opened_at     timestamptz,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (exchange, symbol)
+);
+COMMENT ON TABLE botai.positions IS
+    'The position book: botai''s net position per exchange and symbol (signed base quantity: negative is short), '
+    'moved by every fill botai_order_finish records; average entry, realised P&L and fees in the quote currency.';
+
 -- worker_types holds only what users add, so pg_dump keeps it whole. The
 -- seeded tables (rate_limits, alert_rules) are not marked: a restore would
 -- collide with the rows CREATE EXTENSION seeds; dump them with --data-only.
 SELECT pg_catalog.pg_extension_config_dump('botai.worker_types', '');
+SELECT pg_catalog.pg_extension_config_dump('botai.risk_limits', '');

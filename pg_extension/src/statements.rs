@@ -13,6 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -27,7 +28,7 @@ pub struct Statement {
 }
 
 thread_local! {
-    static PREPARED: RefCell<HashMap<&'static str, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+    static PREPARED: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
 impl Statement {
@@ -41,16 +42,19 @@ impl Statement {
         client: &mut SpiClient<'conn>,
         args: &[DatumWithOid<'_>],
     ) -> SpiResult<SpiTupleTable<'conn>> {
-        PREPARED.with(|cell| {
-            let mut cache = cell.borrow_mut();
-            if !cache.contains_key(self.name) {
+        // The cache is not borrowed while the statement runs: a statement
+        // may call a botai function that runs statements of its own.
+        let cached = PREPARED.with(|cell| cell.borrow().get(self.name).cloned());
+        let prepared = match cached {
+            Some(p) => p,
+            None => {
                 let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
-                let prepared = client.prepare_mut(self.sql, &types)?.keep();
-                cache.insert(self.name, prepared);
+                let prepared = Rc::new(client.prepare_mut(self.sql, &types)?.keep());
+                PREPARED.with(|cell| cell.borrow_mut().insert(self.name, prepared.clone()));
+                prepared
             }
-            let prepared = cache.get(self.name).expect("inserted above");
-            client.update(prepared, None, args)
-        })
+        };
+        client.update(&*prepared, None, args)
     }
 
     /// Runs the statement and returns the first column of its first row.

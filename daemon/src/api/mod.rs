@@ -31,6 +31,8 @@ pub struct RunState {
     pub paper: Option<Arc<PaperExchange>>,
     /// (market time, equity) samples of this run.
     pub equity: Mutex<Vec<(DateTime<Utc>, f64)>>,
+    /// The account at each sample (for the report: price and exposure too).
+    pub marks: Mutex<Vec<crate::report::Mark>>,
     pub alerts: Arc<alerts::Recent>,
 }
 

@@ -82,13 +82,53 @@ pub struct SignalVerdict {
     pub fingerprint: String,
 }
 
-/// Funds to reserve behind a rate-limit booking (`book_and_reserve`).
+/// An order to reserve (`reserve_orders`): its quantity at `price`, and
+/// `amount` of `asset` held for it.
 #[derive(Debug, Clone)]
-pub struct Booking {
+pub struct OrderReservation {
+    pub order_id: i64,
+    /// The signed position the order works toward: refused (at_target) if
+    /// the exposure would pass it. None: no target (an operator's order).
+    pub target: Option<Decimal>,
+    /// Its signal: concurrent batches lock order rows in (asset, signal) order.
+    pub signal_id: i64,
+    pub qty: Decimal,
+    pub price: Decimal,
     pub asset: String,
     pub amount: Decimal,
-    pub purpose: String,
-    pub metadata: Value,
+}
+
+/// What `botai_reserve_order` answered: the reservation and the booked
+/// moment, or why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserved {
+    Ok { reservation: Uuid, booked_at: DateTime<Utc> },
+    Refused(String),
+}
+
+/// A row of botai.positions_status.
+#[derive(Debug, Clone)]
+pub struct PositionRecord {
+    pub exchange: String,
+    pub symbol: String,
+    pub qty: Decimal,
+    pub avg_entry: Option<Decimal>,
+    pub last_price: Option<Decimal>,
+    pub unrealized_pnl: Option<Decimal>,
+    pub realized_pnl: Decimal,
+    pub fees: Decimal,
+    pub trades: i64,
+    pub open_orders: i64,
+    pub pending_qty: Decimal,
+}
+
+/// botai.trading_state: the kill switch.
+#[derive(Debug, Clone)]
+pub struct TradingState {
+    pub mode: String,
+    pub reason: Option<String>,
+    pub changed_by: String,
+    pub changed_at: DateTime<Utc>,
 }
 
 /// What came of a claimed order (`order_settle`): the reservation to commit
@@ -96,6 +136,8 @@ pub struct Booking {
 #[derive(Debug, Clone)]
 pub struct Settlement {
     pub order_id: i64,
+    /// Its signal: concurrent batches lock order rows in (asset, signal) order.
+    pub signal_id: i64,
     pub asset: String,
     pub commit: Option<(Uuid, Decimal)>,
     pub status: String,
@@ -106,6 +148,7 @@ pub struct Settlement {
 #[derive(Debug, Clone)]
 pub struct ClaimedOrder {
     pub order_id: i64,
+    pub signal_id: i64,
     pub client_order_id: String,
     pub attempt: i32,
     pub exchange: String,
@@ -203,21 +246,41 @@ pub trait BotaiSql {
         signal_ids: &[i64],
         engine: &str,
         exchange: &str,
+        symbols: &[&str],
         free_of: Option<(&str, &str)>,
     ) -> Result<Vec<Option<(ClaimedOrder, Option<Decimal>)>>>;
-    /// Books a request slot (`botai_rate_acquire`) and reserves its funds
-    /// (`botai_reserve_balance`, held through the booked wait and `ttl`
-    /// after it) for each booking, in one statement. Bookings are taken in
-    /// asset order, so concurrent batches lock balance rows in one order.
-    /// One (booked moment on the database's clock, reservation) per
-    /// booking, in order.
-    async fn book_and_reserve(
+    /// `botai_position_reconcile`: the venue's quantity of a position; the
+    /// correction the book took (0: none), None while orders are open.
+    async fn position_reconcile(
         &self,
         exchange: &str,
-        endpoint: &str,
-        ttl: Duration,
-        bookings: &[Booking],
-    ) -> Result<Vec<(DateTime<Utc>, Option<Uuid>)>>;
+        symbol: &str,
+        qty: Decimal,
+        price: Option<Decimal>,
+    ) -> Result<Option<Decimal>>;
+    /// The position book's (qty, average entry) of a symbol; None when flat.
+    async fn position(&self, exchange: &str, symbol: &str) -> Result<Option<(Decimal, Option<Decimal>)>>;
+    /// When the last signal of (symbol, strategy, direction) was accepted
+    /// (its signal timestamp).
+    async fn last_signal_at(&self, symbol: &str, strategy: &str, direction: &str) -> Result<Option<DateTime<Utc>>>;
+    /// (position, what the open orders will add) of a symbol, signed base
+    /// quantities from the position book.
+    async fn exposure(&self, exchange: &str, symbol: &str) -> Result<(Decimal, Decimal)>;
+    /// `botai_reserve_order` for each order, in one statement: the kill
+    /// switch and the risk limits checked, the rate slot booked (the answer
+    /// carries the booked moment on the database's clock) and the funds
+    /// reserved through the booked wait and `ttl` after it, atomically per
+    /// order. Orders are taken in asset order, so concurrent batches lock
+    /// balance rows in one order. One answer per order, in order.
+    async fn reserve_orders(&self, engine: &str, ttl: Duration, orders: &[OrderReservation]) -> Result<Vec<Reserved>>;
+    /// `botai_send_permit`: None when the order may be sent now (this
+    /// session then holds a share of the send gate until `send_done`).
+    async fn send_permit(&self, order_id: i64) -> Result<Option<String>>;
+    async fn send_done(&self) -> Result<bool>;
+    async fn halt(&self, reason: &str, mode: &str) -> Result<String>;
+    async fn resume(&self, reason: &str) -> Result<String>;
+    async fn trading_state(&self) -> Result<TradingState>;
+    async fn positions(&self) -> Result<Vec<PositionRecord>>;
     /// Commits each settlement's reservation (if any) and records its
     /// outcome (`botai_order_finish`), in one statement, in asset order (a
     /// commit settles its balance row under the row's lock, so concurrent
@@ -432,6 +495,7 @@ impl<C: Sql> BotaiSql for C {
         signal_ids: &[i64],
         engine: &str,
         exchange: &str,
+        symbols: &[&str],
         free_of: Option<(&str, &str)>,
     ) -> Result<Vec<Option<(ClaimedOrder, Option<Decimal>)>>> {
         let (with_free, quote, base) = match free_of {
@@ -449,9 +513,9 @@ impl<C: Sql> BotaiSql for C {
                         CASE WHEN $6 THEN (SELECT b.free FROM botai.balances_status b WHERE b.exchange = c.exchange \
                            AND b.asset = CASE c.direction WHEN 'BUY' THEN $4 ELSE $5 END) END \
                  FROM unnest($1::bigint[]) WITH ORDINALITY AS u(signal_id, i) \
-                 CROSS JOIN LATERAL botai_order_claim(u.signal_id, $2, $3) AS c \
+                 CROSS JOIN LATERAL botai_order_claim(u.signal_id, $2, $3, $7::text[]) AS c \
                  ORDER BY u.i",
-                &[&ids, &engine, &exchange, &quote, &base, &with_free],
+                &[&ids, &engine, &exchange, &quote, &base, &with_free, &symbols],
             )
             .await?;
         let mut claimed: std::collections::HashMap<i64, (ClaimedOrder, Option<Decimal>)> = rows
@@ -459,6 +523,7 @@ impl<C: Sql> BotaiSql for C {
             .map(|r| {
                 let order = ClaimedOrder {
                     order_id: r.get(1),
+                    signal_id: r.get(0),
                     client_order_id: r.get(2),
                     attempt: r.get(3),
                     exchange: r.get(4),
@@ -476,46 +541,151 @@ impl<C: Sql> BotaiSql for C {
         Ok(signal_ids.iter().map(|id| claimed.remove(id)).collect())
     }
 
-    async fn book_and_reserve(
-        &self,
-        exchange: &str,
-        endpoint: &str,
-        ttl: Duration,
-        bookings: &[Booking],
-    ) -> Result<Vec<(DateTime<Utc>, Option<Uuid>)>> {
-        let mut order: Vec<usize> = (0..bookings.len()).collect();
-        order.sort_by(|&a, &b| bookings[a].asset.cmp(&bookings[b].asset));
-        let assets: Vec<&str> = order.iter().map(|&i| bookings[i].asset.as_str()).collect();
-        let amounts: Vec<Decimal> = order.iter().map(|&i| bookings[i].amount).collect();
-        let purposes: Vec<&str> = order.iter().map(|&i| bookings[i].purpose.as_str()).collect();
-        let metadata: Vec<&Value> = order.iter().map(|&i| &bookings[i].metadata).collect();
-        // The subquery (not flattened: OFFSET 0) books one slot per row;
-        // the reservation then holds through that row's wait.
+    async fn reserve_orders(&self, engine: &str, ttl: Duration, orders: &[OrderReservation]) -> Result<Vec<Reserved>> {
+        let mut order: Vec<usize> = (0..orders.len()).collect();
+        // Claims lock order rows in signal order: so do reservations (a
+        // claim meeting another engine's order locks its row).
+        order.sort_by(|&a, &b| (&orders[a].asset, orders[a].signal_id).cmp(&(&orders[b].asset, orders[b].signal_id)));
+        let ids: Vec<i64> = order.iter().map(|&i| orders[i].order_id).collect();
+        let qtys: Vec<Decimal> = order.iter().map(|&i| orders[i].qty).collect();
+        let prices: Vec<Decimal> = order.iter().map(|&i| orders[i].price).collect();
+        let assets: Vec<&str> = order.iter().map(|&i| orders[i].asset.as_str()).collect();
+        let amounts: Vec<Decimal> = order.iter().map(|&i| orders[i].amount).collect();
+        let targets: Vec<Option<Decimal>> = order.iter().map(|&i| orders[i].target).collect();
         let rows = self
             .q_all(
-                "book and reserve",
-                "SELECT s.i, greatest(now(), clock_timestamp() - interval '100 ms') + make_interval(secs => s.d), \
-                        botai_reserve_balance($1, s.asset, s.amount, s.purpose, s.metadata, \
-                                                       make_interval(secs => $3 + s.d)) \
-                 FROM (SELECT u.*, botai_rate_acquire($1, $2, NULL) AS d \
-                       FROM unnest($4::text[], $5::numeric[], $6::text[], $7::jsonb[]) \
-                            WITH ORDINALITY AS u(asset, amount, purpose, metadata, i) \
-                       OFFSET 0) s \
-                 ORDER BY s.i",
-                &[&exchange, &endpoint, &ttl.as_secs_f64(), &assets, &amounts, &purposes, &metadata],
+                "botai_reserve_order",
+                "SELECT u.i, r.reservation_id, r.booked_at, r.refused \
+                 FROM unnest($2::bigint[], $3::numeric[], $4::numeric[], $5::text[], $6::numeric[], $8::numeric[]) \
+                      WITH ORDINALITY AS u(order_id, qty, price, asset, amount, target, i) \
+                 CROSS JOIN LATERAL botai_reserve_order(u.order_id, $1, u.qty, u.price, u.asset, u.amount, \
+                                                        make_interval(secs => $7), 'order', u.target) r \
+                 ORDER BY u.i",
+                &[&engine, &ids, &qtys, &prices, &assets, &amounts, &ttl.as_secs_f64(), &targets],
             )
             .await?;
-        let mut answers = vec![(DateTime::<Utc>::MIN_UTC, None); bookings.len()];
+        let mut answers = vec![Reserved::Refused("no answer".into()); orders.len()];
         for r in rows {
             let position: i64 = r.get(0);
-            answers[order[(position - 1) as usize]] = (r.get(1), r.get(2));
+            let answer = match (r.get::<_, Option<Uuid>>(1), r.get::<_, Option<DateTime<Utc>>>(2), r.get(3)) {
+                (Some(reservation), Some(booked_at), None) => Reserved::Ok { reservation, booked_at },
+                (_, _, refused) => Reserved::Refused(refused.unwrap_or_else(|| "no reservation".into())),
+            };
+            answers[order[(position - 1) as usize]] = answer;
         }
         Ok(answers)
     }
 
+    async fn position_reconcile(
+        &self,
+        exchange: &str,
+        symbol: &str,
+        qty: Decimal,
+        price: Option<Decimal>,
+    ) -> Result<Option<Decimal>> {
+        let row = self
+            .q_one(
+                "botai_position_reconcile",
+                "SELECT botai_position_reconcile($1, $2, $3, $4)",
+                &[&exchange, &symbol, &qty, &price],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn position(&self, exchange: &str, symbol: &str) -> Result<Option<(Decimal, Option<Decimal>)>> {
+        let row = self
+            .q_opt(
+                "position",
+                "SELECT qty, avg_entry FROM botai.positions WHERE exchange = $1 AND symbol = $2 AND qty <> 0",
+                &[&exchange, &symbol],
+            )
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn last_signal_at(&self, symbol: &str, strategy: &str, direction: &str) -> Result<Option<DateTime<Utc>>> {
+        let row = self
+            .q_one(
+                "last signal",
+                "SELECT max(signal_ts) FROM botai.signals WHERE symbol = $1 AND strategy = $2 AND direction = $3",
+                &[&symbol, &strategy, &direction],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn exposure(&self, exchange: &str, symbol: &str) -> Result<(Decimal, Decimal)> {
+        let r = self
+            .q_one(
+                "exposure",
+                "SELECT coalesce((SELECT qty FROM botai.positions WHERE exchange = $1 AND symbol = $2), 0), \
+                        coalesce((SELECT sum(CASE WHEN side = 'BUY' THEN planned_qty ELSE -planned_qty END) \
+                                  FROM botai.orders WHERE exchange = $1 AND symbol = $2 AND status = 'claimed' \
+                                    AND planned_qty IS NOT NULL), 0)",
+                &[&exchange, &symbol],
+            )
+            .await?;
+        Ok((r.get(0), r.get(1)))
+    }
+
+    async fn send_permit(&self, order_id: i64) -> Result<Option<String>> {
+        let row = self.q_one("botai_send_permit", "SELECT botai_send_permit($1)", &[&order_id]).await?;
+        Ok(row.get(0))
+    }
+
+    async fn send_done(&self) -> Result<bool> {
+        Ok(self.q_one("botai_send_done", "SELECT botai_send_done()", &[]).await?.get(0))
+    }
+
+    async fn halt(&self, reason: &str, mode: &str) -> Result<String> {
+        Ok(self.q_one("botai_halt", "SELECT botai_halt($1, $2)", &[&reason, &mode]).await?.get(0))
+    }
+
+    async fn resume(&self, reason: &str) -> Result<String> {
+        Ok(self.q_one("botai_resume", "SELECT botai_resume($1)", &[&reason]).await?.get(0))
+    }
+
+    async fn trading_state(&self) -> Result<TradingState> {
+        let r = self
+            .q_one("trading state", "SELECT mode, reason, changed_by, changed_at FROM botai.trading_state", &[])
+            .await?;
+        Ok(TradingState { mode: r.get(0), reason: r.get(1), changed_by: r.get(2), changed_at: r.get(3) })
+    }
+
+    async fn positions(&self) -> Result<Vec<PositionRecord>> {
+        let rows = self
+            .q_all(
+                "positions",
+                "SELECT exchange, symbol, qty, avg_entry, last_price, unrealized_pnl, realized_pnl, fees, trades, \
+                        open_orders, pending_qty \
+                 FROM botai.positions_status ORDER BY exchange, symbol",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PositionRecord {
+                exchange: r.get(0),
+                symbol: r.get(1),
+                qty: r.get(2),
+                avg_entry: r.get(3),
+                last_price: r.get(4),
+                unrealized_pnl: r.get(5),
+                realized_pnl: r.get(6),
+                fees: r.get(7),
+                trades: r.get(8),
+                open_orders: r.get(9),
+                pending_qty: r.get(10),
+            })
+            .collect())
+    }
+
     async fn order_settle(&self, engine: &str, settlements: &[Settlement]) -> Result<Vec<bool>> {
         let mut order: Vec<usize> = (0..settlements.len()).collect();
-        order.sort_by(|&a, &b| settlements[a].asset.cmp(&settlements[b].asset));
+        order.sort_by(|&a, &b| {
+            (&settlements[a].asset, settlements[a].signal_id).cmp(&(&settlements[b].asset, settlements[b].signal_id))
+        });
         let sorted: Vec<&Settlement> = order.iter().map(|&i| &settlements[i]).collect();
         let reservations: Vec<Option<Uuid>> = sorted.iter().map(|s| s.commit.map(|c| c.0)).collect();
         let amounts: Vec<Option<Decimal>> = sorted.iter().map(|s| s.commit.map(|c| c.1)).collect();

@@ -17,7 +17,10 @@ use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
 use crate::config::PgSettings;
 
 pub use batch::Batcher;
-pub use functions::{Booking, BotaiSql, ClaimedOrder, OrderFilter, OrderRecord, Settlement, SignalVerdict, Sql};
+pub use functions::{
+    BotaiSql, ClaimedOrder, OrderFilter, OrderRecord, OrderReservation, PositionRecord, Reserved, Settlement,
+    SignalVerdict, Sql, TradingState,
+};
 
 #[derive(Debug, Error)]
 pub enum DbError {

@@ -61,6 +61,11 @@ impl PaperExchange {
         self.venue.equity(&self.symbol)
     }
 
+    /// (account value, price, value held in the market) in quote currency.
+    pub fn mark(&self) -> Option<(Decimal, Decimal, Decimal)> {
+        self.venue.mark(&self.symbol)
+    }
+
     pub fn balances(&self) -> BTreeMap<String, Decimal> {
         self.venue.balances()
     }

@@ -641,6 +641,18 @@ impl Venue {
         Some(quote + base * price + unrealised)
     }
 
+    /// (account value, price, value of what the account holds in the
+    /// market: base coins and the positions' notional), in the quote
+    /// currency at the current price.
+    pub fn mark(&self, symbol: &str) -> Option<(Decimal, Decimal, Decimal)> {
+        let equity = self.equity(symbol)?;
+        let price = self.prices.price(symbol)?;
+        let s = self.state();
+        let base = s.balances.get(&self.base).copied().unwrap_or_default();
+        let positions: Decimal = s.positions.values().map(|p| p.size.abs()).sum();
+        Some((equity, price, (base + positions) * price))
+    }
+
     fn available(&self, s: &State, asset: &str) -> Decimal {
         let total = s.balances.get(asset).copied().unwrap_or_default();
         let mut locked = s.locked.get(asset).copied().unwrap_or_default();

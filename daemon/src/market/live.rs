@@ -149,8 +149,14 @@ impl LiveFeed {
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     warn!("the ML manager fell {n} bars behind the market; resuming from the latest history");
+                    // The newest bar is handed on at once: the bars still in
+                    // the channel are older and are skipped above.
                     self.history = self.market.history().iter().copied().collect();
-                    self.history.pop();
+                    if self.history.is_empty() {
+                        continue;
+                    }
+                    let i = self.history.len() - 1;
+                    return Some((i, &self.history));
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }

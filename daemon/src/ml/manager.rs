@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
+use rust_decimal::prelude::ToPrimitive;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -271,16 +272,84 @@ async fn on_bar(
             signal = signal.map_or("none", |s| s.0),
             "prediction"
         );
-        let Some((direction, strength)) = signal else { continue };
-        let document = signal_document(cfg, strategy, lease, symbol, direction, strength, *close, bar.ts, bar_close, p);
+        let document = match signal {
+            Some((direction, strength)) => {
+                signal_document(cfg, strategy, lease, symbol, direction, strength, *close, bar.ts, bar_close, p)
+            }
+            None => match exit_for(cfg, lease, strategy, symbol, *close, bar_close).await? {
+                Some((direction, reason)) => {
+                    let mut d = signal_document(
+                        cfg,
+                        &format!("{strategy}:exit"),
+                        lease,
+                        symbol,
+                        direction,
+                        1.0,
+                        *close,
+                        bar.ts,
+                        bar_close,
+                        p,
+                    );
+                    d["intent"] = json!("exit");
+                    d["reason"] = json!(reason);
+                    d
+                }
+                None => continue,
+            },
+        };
         let verdict = lease.db.register_signal(&document, Some(bar_close)).await?;
         telemetry.signal(&verdict.reason);
         tracing::debug!(
             signal_id = ?verdict.signal_id, fingerprint = %verdict.fingerprint, reason = %verdict.reason,
-            "signal {direction} {symbol}"
+            "signal {} {symbol}", document["direction"]
         );
     }
     Ok(())
+}
+
+/// A position worth less than this (quote currency) is dust, not a position
+/// to close: below every venue's minimum order.
+const DUST_NOTIONAL: f64 = 5.0;
+
+/// The exit a position of the model's calls for on a bar without a new
+/// signal: (direction, reason) once HOLD_FOR has passed since the last
+/// signal in the position's direction, or the loss from its average entry
+/// reached STOP_LOSS. A position the model never signalled (an operator's)
+/// is left alone. Read from the position book and botai.signals, so a
+/// standby that takes over knows as much as the manager before it.
+async fn exit_for(
+    cfg: &Config,
+    lease: &Lease,
+    strategy: &str,
+    symbol: &str,
+    close: f64,
+    bar_close: DateTime<Utc>,
+) -> Result<Option<(&'static str, &'static str)>> {
+    let Some((qty, avg_entry)) = lease.db.position(&cfg.trading.exchange, symbol).await? else {
+        return Ok(None);
+    };
+    // What is left after a spot position was sold down to the venue's step
+    // is no position to close.
+    if (qty.to_f64().unwrap_or(0.0) * close).abs() < DUST_NOTIONAL {
+        return Ok(None);
+    }
+    let long = qty > rust_decimal::Decimal::ZERO;
+    let (held, exit) = if long { ("BUY", "SELL") } else { ("SELL", "BUY") };
+    let Some(last) = lease.db.last_signal_at(symbol, strategy, held).await? else {
+        return Ok(None);
+    };
+    let stopped = match (cfg.ml.stop_loss, avg_entry.and_then(|a| a.to_f64())) {
+        (Some(stop), Some(avg)) if avg > 0.0 => {
+            let moved = (close - avg) / avg;
+            (if long { moved } else { -moved }) <= -stop
+        }
+        _ => false,
+    };
+    if stopped {
+        return Ok(Some((exit, "stop")));
+    }
+    let held_for = (bar_close - last).to_std().unwrap_or_default();
+    Ok((held_for >= cfg.ml.hold_for).then_some((exit, "holding period")))
 }
 
 /// The strategy a replay's signals carry: the configured name and the replay

@@ -61,12 +61,15 @@ pub async fn sync_once(exchange: &dyn Exchange, pool: &Pool, snapshot: &Snapshot
     Ok(wallet)
 }
 
-/// Syncs every BALANCE_UPDATE_INTERVAL until `stop`.
+/// Syncs every BALANCE_UPDATE_INTERVAL until `stop`, and at once when
+/// `now` is notified (a fill changed what the account holds: the coins a
+/// BUY bought are botai's to sell only once a snapshot shows them).
 pub async fn run(
     cfg: Arc<Config>,
     exchange: Arc<dyn Exchange>,
     pool: Pool,
     snapshot: Arc<Snapshot>,
+    now: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(cfg.trading.balance_update_interval);
@@ -74,11 +77,11 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => {
-                if let Err(e) = sync_once(exchange.as_ref(), &pool, &snapshot).await {
-                    warn!("balance sync failed: {e:#}");
-                }
-            }
+            _ = tick.tick() => {}
+            _ = now.notified() => {}
+        }
+        if let Err(e) = sync_once(exchange.as_ref(), &pool, &snapshot).await {
+            warn!("balance sync failed: {e:#}");
         }
     }
 }

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use deadpool_postgres::Pool;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
@@ -43,7 +43,7 @@ use uuid::Uuid;
 use super::balance_sync::{self, Snapshot};
 use super::sizing;
 use crate::config::Config;
-use crate::db::{self, Batcher, Booking, BotaiSql, ClaimedOrder, Db, Settlement};
+use crate::db::{self, Batcher, BotaiSql, ClaimedOrder, Db, OrderReservation, Reserved, Settlement};
 use crate::exchange::{limits, Exchange, ExchangeError, Instrument, OrderRequest, OrderState, Side};
 use crate::telemetry::Telemetry;
 
@@ -63,10 +63,25 @@ const BATCHES_IN_FLIGHT: usize = 2;
 /// Pooled connections: two batches for each of the three batched steps,
 /// and the rest (catch-up, errors, penalties, balance sync).
 const POOL_SIZE: usize = 3 * BATCHES_IN_FLIGHT + 4;
+/// How often the position book is compared with the venue.
+const RECONCILE_EVERY: Duration = Duration::from_secs(300);
 /// Fee and slippage allowance reserved on top of a BUY's notional.
 const BUY_BUFFER: Decimal = Decimal::from_parts(5, 0, 0, false, 3);
 
 type Claimed = Option<(ClaimedOrder, Option<Decimal>)>;
+
+/// An order went out and no answer came back (a timeout, a 5xx, 10016):
+/// it may exist at the venue.
+#[derive(Debug)]
+struct UnknownOutcome(String);
+
+impl std::fmt::Display for UnknownOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "outcome unknown: {}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownOutcome {}
 
 pub struct Engine {
     cfg: Arc<Config>,
@@ -75,11 +90,18 @@ pub struct Engine {
     /// Claims, bookings with reservations, and settlements of concurrent
     /// signals go to the database together (one statement per batch).
     claims: Batcher<i64, Claimed>,
-    bookings: Batcher<Booking, (DateTime<Utc>, Option<Uuid>)>,
+    reservations: Batcher<OrderReservation, Reserved>,
     settlements: Batcher<Settlement, bool>,
     telemetry: Arc<Telemetry>,
+    /// The connection holding this engine's share of the send gate while
+    /// orders are on their way (`botai_send_permit` … `botai_send_done`):
+    /// dedicated, never pooled, so a halt waits for exactly these sends.
+    gate: Db,
     snapshot: Arc<Snapshot>,
     instrument: Instrument,
+    /// The venue trades perpetuals: a SELL signal targets a short, and
+    /// either side holds margin in the quote currency.
+    shorts: bool,
     component: String,
     in_flight: Mutex<HashSet<i64>>,
     active: AtomicI32,
@@ -87,6 +109,8 @@ pub struct Engine {
     stop: CancellationToken,
     /// Last known market price (f64 bits), from the signals.
     last_price: AtomicU64,
+    /// Notified on every fill: the balance sync runs at once.
+    filled: Arc<tokio::sync::Notify>,
 }
 
 /// Runs an engine until `stop`; returns after in-flight orders settled.
@@ -173,9 +197,7 @@ pub async fn run_for(
     }
     let claims = {
         let (worker_id, exchange_name) = (worker_id.clone(), exchange.name().to_owned());
-        // Free funds matter to fraction sizing only (and cost a sum).
-        let free_of = (cfg.trading.reservations && matches!(cfg.trading.sizing, crate::config::Sizing::Fraction(_)))
-            .then(|| (cfg.trading.quote.clone(), cfg.trading.base.clone()));
+        let symbol = instrument.symbol.clone();
         Batcher::spawn(
             "claim",
             pool.clone(),
@@ -183,28 +205,28 @@ pub async fn run_for(
             BATCHES_IN_FLIGHT,
             telemetry.batch_size("claim"),
             move |conn, ids: Vec<i64>| {
-                let (worker_id, exchange_name, free_of) = (worker_id.clone(), exchange_name.clone(), free_of.clone());
-                async move {
-                    let free_of = free_of.as_ref().map(|(q, b)| (q.as_str(), b.as_str()));
-                    conn.order_claim(&ids, &worker_id, &exchange_name, free_of).await
-                }
+                let (worker_id, exchange_name, symbol) = (worker_id.clone(), exchange_name.clone(), symbol.clone());
+                // Only this engine's exchange and symbol: other signals stay
+                // for the engines that trade them.
+                async move { conn.order_claim(&ids, &worker_id, &exchange_name, &[symbol.as_str()], None).await }
             },
         )
     };
-    let bookings = {
-        let (exchange_name, ttl) = (exchange.name().to_owned(), cfg.trading.reservation_ttl);
+    let reservations = {
+        let (worker_id, ttl) = (worker_id.clone(), cfg.trading.reservation_ttl);
         Batcher::spawn(
-            "book and reserve",
+            "reserve",
             pool.clone(),
             BATCH_MAX,
             BATCHES_IN_FLIGHT,
-            telemetry.batch_size("book_and_reserve"),
-            move |conn, bookings: Vec<Booking>| {
-                let exchange_name = exchange_name.clone();
-                async move { conn.book_and_reserve(&exchange_name, ORDER_ENDPOINT, ttl, &bookings).await }
+            telemetry.batch_size("reserve_order"),
+            move |conn, orders: Vec<OrderReservation>| {
+                let worker_id = worker_id.clone();
+                async move { conn.reserve_orders(&worker_id, ttl, &orders).await }
             },
         )
     };
+    let gate = Db::connect(&cfg.pg, "botai trading_engine send gate").await?;
     let settlements = {
         let worker_id = worker_id.clone();
         Batcher::spawn(
@@ -224,20 +246,54 @@ pub async fn run_for(
         exchange: exchange.clone(),
         pool: pool.clone(),
         claims,
-        bookings,
+        reservations,
         settlements,
         telemetry,
+        gate,
         snapshot: snapshot.clone(),
+        shorts: match cfg.trading.exchange.as_str() {
+            "binance" => true,
+            "bybit" => cfg.bybit.category == crate::exchange::Category::Linear,
+            _ => false,
+        },
         instrument,
         component: component.clone(),
         in_flight: Mutex::new(HashSet::new()),
         active: AtomicI32::new(0),
         stop: stop.clone(),
         last_price: AtomicU64::new(0),
+        filled: Arc::new(tokio::sync::Notify::new()),
+    });
+    // The book against the venue before the first order, then every few minutes.
+    if let Err(e) = engine.reconcile_position().await {
+        warn!("reconciling the position with the venue failed (again in {RECONCILE_EVERY:?}): {e:#}");
+    }
+    let reconcile_stop = stop.child_token();
+    let reconciler = tokio::spawn({
+        let (engine, stop) = (engine.clone(), reconcile_stop.clone());
+        async move {
+            let mut tick = tokio::time::interval(RECONCILE_EVERY);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = engine.reconcile_position().await {
+                    warn!("reconciling the position with the venue failed (again in {RECONCILE_EVERY:?}): {e:#}");
+                }
+            }
+        }
     });
     let sync_stop = stop.child_token();
-    let sync =
-        tokio::spawn(balance_sync::run(cfg.clone(), exchange.clone(), pool.clone(), snapshot, sync_stop.clone()));
+    let sync = tokio::spawn(balance_sync::run(
+        cfg.clone(),
+        exchange.clone(),
+        pool.clone(),
+        snapshot,
+        engine.filled.clone(),
+        sync_stop.clone(),
+    ));
     let permits = Arc::new(Semaphore::new(cfg.trading.concurrency));
     let mut beat = tokio::time::interval(cfg.heartbeat_every());
     let catch_up_stop = stop.child_token();
@@ -253,6 +309,7 @@ pub async fn run_for(
             biased;
             _ = stop.cancelled() => break Ok(()),
             _ = lock.closed() => break Err(anyhow::anyhow!("the engine's lock connection closed; its slot is gone")),
+            _ = engine.gate.closed() => break Err(anyhow::anyhow!("the engine's send gate connection closed")),
             n = notifications.recv() => {
                 let Some(n) = n else { break Err(anyhow::anyhow!("the notification stream ended")) };
                 let id = serde_json::from_str::<Value>(n.payload()).ok().and_then(|v| v["signal_id"].as_i64());
@@ -302,6 +359,8 @@ pub async fn run_for(
     }
     sync_stop.cancel();
     let _ = sync.await;
+    reconcile_stop.cancel();
+    let _ = reconciler.await;
     if !lock.is_closed() {
         let _ = lock.unregister_worker(&worker_id).await;
         let _ = lock.heartbeat(&component, "stopped", 0, None).await;
@@ -367,11 +426,28 @@ impl Engine {
                 // tried again (the claim taken anew, the exchange asked
                 // whether the order went out) until it settles, or — never
                 // sent and the signal older than MAX_SIGNAL_AGE — expires.
+                let mut unknown_since: Option<tokio::time::Instant> = None;
+                let mut alerted = false;
                 loop {
                     let permit = permits.clone().acquire_owned().await;
                     let Err(e) = engine.handle(signal_id).await else { break };
                     drop(permit);
                     warn!("order for signal {signal_id} failed (again in {RETRY_AFTER:?}): {e:#}");
+                    // An order sent without an answer, and the venue not yet
+                    // able to say what became of it: critical once it lasts.
+                    if e.downcast_ref::<UnknownOutcome>().is_some() || unknown_since.is_some() {
+                        let since = *unknown_since.get_or_insert_with(tokio::time::Instant::now);
+                        if !alerted && since.elapsed() >= engine.cfg.trading.unknown_order_alert {
+                            alerted = true;
+                            if let Ok(conn) = db::pooled(&engine.pool).await {
+                                let message = format!(
+                                    "signal {signal_id}: an order's outcome is unknown for {:.0} s (its funds stay held): {e:#}",
+                                    since.elapsed().as_secs_f64()
+                                );
+                                let _ = conn.report_error(&engine.component, &message, true).await;
+                            }
+                        }
+                    }
                     if let Ok(conn) = db::pooled(&engine.pool).await {
                         let _ =
                             conn.report_error(&engine.component, &format!("signal {signal_id}: {e:#}"), false).await;
@@ -389,7 +465,7 @@ impl Engine {
     }
 
     async fn handle(&self, signal_id: i64) -> Result<()> {
-        let Some((order, free_in_botai)) = self.claims.call(signal_id).await? else {
+        let Some((order, _)) = self.claims.call(signal_id).await? else {
             return Ok(()); // another engine owns it, or it was handled
         };
         debug!(client_order_id = %order.client_order_id, attempt = order.attempt, "claimed");
@@ -422,45 +498,61 @@ impl Engine {
             return self.finish(&order, "skipped", json!({"message": "signal carries no price"})).await;
         };
         self.last_price.store(price.to_f64().unwrap_or(0.0).to_bits(), Ordering::Relaxed);
-        let (spend_asset, buffer) = match side {
-            Side::Buy => (&self.cfg.trading.quote, BUY_BUFFER),
-            Side::Sell => (&self.cfg.trading.base, Decimal::ZERO),
-        };
-        let fraction = matches!(self.cfg.trading.sizing, crate::config::Sizing::Fraction(_));
-        let free = match (self.cfg.trading.reservations, fraction) {
-            // botai's free funds, read with the claim.
-            (true, true) => free_in_botai.unwrap_or_default(),
-            // Fixed notional: free funds only decide via the reservation.
-            (true, false) => Decimal::MAX,
-            // Comparison runs without reservations: the last snapshot.
-            (false, _) => self.snapshot.available(spend_asset),
-        };
+        // A perpetual holds margin in the quote currency on either side; spot
+        // spends the quote to buy and the base to sell.
+        let spend_asset = self.spend_asset(side);
         // An operator's order (`botai order`) says its quantity and maybe a limit price.
         let manual_qty = order.payload.get("qty").and_then(Value::as_str).and_then(|q| q.parse::<Decimal>().ok());
         let limit_price =
             order.payload.get("limit_price").and_then(Value::as_str).and_then(|p| p.parse::<Decimal>().ok());
-        let sized = match manual_qty {
-            Some(qty) => sizing::exact(qty, side, limit_price.unwrap_or(price), buffer, &self.instrument),
-            None => sizing::size(self.cfg.trading.sizing, side, free, price, buffer, &self.instrument),
-        };
-        let Some(size) = sized else {
-            if let Some(qty) = manual_qty {
-                let message = format!(
-                    "qty {qty} does not meet {}'s rules (step {}, minimum {}, minimum value {})",
-                    self.instrument.symbol,
-                    self.instrument.qty_step,
-                    self.instrument.min_qty,
-                    self.instrument.min_notional
-                );
-                return self.finish(&order, "rejected", json!({"message": message})).await;
+        let (size, target) = match manual_qty {
+            Some(qty) => {
+                let buffer = if side == Side::Buy { BUY_BUFFER } else { Decimal::ZERO };
+                let Some(size) = sizing::exact(qty, side, limit_price.unwrap_or(price), buffer, &self.instrument)
+                else {
+                    let message = format!(
+                        "qty {qty} does not meet {}'s rules (step {}, minimum {}, minimum value {})",
+                        self.instrument.symbol,
+                        self.instrument.qty_step,
+                        self.instrument.min_qty,
+                        self.instrument.min_notional
+                    );
+                    return self.finish(&order, "rejected", json!({"message": message})).await;
+                };
+                (size, None)
             }
-            return self
-                .finish(
-                    &order,
-                    "skipped",
-                    json!({"message": format!("no funds for a minimum order: free {spend_asset} {free}")}),
-                )
-                .await;
+            // A model's signal sets a target position; the order is the
+            // difference between it and the exposure (the position and the
+            // orders still open), and botai_reserve_order refuses it if
+            // another engine's order got there first.
+            None => {
+                let exit = order.payload.get("intent").and_then(Value::as_str) == Some("exit");
+                let (position, pending) = self.conn().await?.exposure(&order.exchange, &order.symbol).await?;
+                let exposure = position + pending;
+                let equity = self.snapshot.available(&self.cfg.trading.quote)
+                    + self.snapshot.available(&self.cfg.trading.base) * price;
+                let size = sizing::position_size(self.cfg.trading.sizing, equity, price);
+                let target = match (exit, side) {
+                    (true, _) => Decimal::ZERO,
+                    (false, Side::Buy) => size,
+                    (false, Side::Sell) if self.shorts => -size,
+                    (false, Side::Sell) => Decimal::ZERO,
+                };
+                let buffer = BUY_BUFFER;
+                let at = format!("position {position}, open orders {pending}, target {}", target.round_dp(8));
+                match sizing::toward(target, exposure, side, price, buffer, self.shorts, &self.instrument) {
+                    sizing::Step::Trade(size) => (size, Some(target)),
+                    sizing::Step::AtTarget => {
+                        return self
+                            .finish(&order, "skipped", json!({"message": format!("at_target: already there ({at})")}))
+                            .await;
+                    }
+                    sizing::Step::BelowMinimum(gap) => {
+                        let message = format!("below_minimum: {gap} to the target is less than one order ({at})");
+                        return self.finish(&order, "skipped", json!({"message": message})).await;
+                    }
+                }
+            }
         };
         // Book the request, fund it, then send exactly at the booked moment:
         // an order sent late can crowd the exchange's window. Booking and
@@ -468,19 +560,29 @@ impl Engine {
         // the wait and RESERVATION_TTL after it.
         let meta = json!({"signal_id": signal_id, "order_id": order.order_id});
         let ttl = self.cfg.trading.reservation_ttl;
+        let guarded = self.cfg.trading.rate_limiter && self.cfg.trading.reservations;
         let (booked, reservation) = match (self.cfg.trading.rate_limiter, self.cfg.trading.reservations) {
-            (true, true) => {
-                let (booked, id) = self
-                    .bookings
-                    .call(Booking {
-                        asset: spend_asset.clone(),
-                        amount: size.reserve,
-                        purpose: order.client_order_id.clone(),
-                        metadata: meta,
-                    })
-                    .await?;
-                (Some(booked), Some(id))
-            }
+            // The kill switch, the risk limits, the rate slot and the funds:
+            // one call, atomic.
+            (true, true) => match self
+                .reservations
+                .call(OrderReservation {
+                    order_id: order.order_id,
+                    target,
+                    signal_id,
+                    qty: size.qty,
+                    price: limit_price.unwrap_or(price),
+                    asset: spend_asset.to_owned(),
+                    amount: size.reserve,
+                })
+                .await?
+            {
+                Reserved::Ok { reservation, booked_at } => (Some(booked_at), Some(Some(reservation))),
+                Reserved::Refused(why) => {
+                    self.telemetry.risk_refusal(&why);
+                    return self.finish(&order, "skipped", json!({"message": why, "qty": size.qty})).await;
+                }
+            },
             (true, false) => {
                 (Some(self.conn().await?.rate_book(self.exchange.name(), ORDER_ENDPOINT, None).await?), None)
             }
@@ -508,12 +610,15 @@ impl Engine {
             }
             None => None,
         };
-        if let Some(mut booked) = booked {
-            // Woken too late for the booked moment: not sent on that slot.
-            let mut attempt = 1;
-            while limits::until_booked(booked, attempt).await.is_err() {
-                booked = self.conn().await?.rate_book(self.exchange.name(), ORDER_ENDPOINT, None).await?;
-                attempt += 1;
+        // The kill switch once more, right before the send: a halt commits
+        // only after the venue answered every order permitted here.
+        if guarded {
+            if let Some(why) = self.gate.send_permit(order.order_id).await? {
+                if let Some((id, _)) = reservation {
+                    self.conn().await?.release_reservation(id).await?;
+                }
+                self.telemetry.risk_refusal(&why);
+                return self.finish(&order, "skipped", json!({"message": why, "qty": size.qty})).await;
             }
         }
         let request = OrderRequest {
@@ -525,7 +630,25 @@ impl Engine {
         };
         // Subscribed before sending: a fill pushed before the answer arrives is not missed.
         let updates = self.exchange.order_updates();
-        match self.exchange.place_order(&request).await {
+        let sent = async {
+            if let Some(mut booked) = booked {
+                // Woken too late for the booked moment: not sent on that slot.
+                let mut attempt = 1;
+                while limits::until_booked(booked, attempt).await.is_err() {
+                    booked = self.conn().await?.rate_book(self.exchange.name(), ORDER_ENDPOINT, None).await?;
+                    attempt += 1;
+                }
+            }
+            anyhow::Ok(self.exchange.place_order(&request).await)
+        }
+        .await;
+        if guarded {
+            // The venue answered (or the send failed): the gate's share goes back.
+            if let Err(e) = self.gate.send_done().await {
+                warn!("giving back the send gate failed: {e}");
+            }
+        }
+        match sent? {
             Ok(placed) => {
                 let placed = self.until_final(placed, updates).await?;
                 self.settle_filled(&order, side, &placed, reservation).await
@@ -541,10 +664,16 @@ impl Engine {
             }
             Err(e) => {
                 if let ExchangeError::Transport(_) = e {
-                    // Outcome unknown: leave the claim for reconciliation,
-                    // and the reservation held (it expires after its TTL)
-                    // in case the order went through.
-                    bail!("placing {}: {e}", order.client_order_id);
+                    // Outcome unknown: the claim stays, and the next attempt
+                    // asks the venue first. The funds stay spoken for
+                    // however long that takes: the reservation is committed
+                    // whole, so it stays held until a balance snapshot newer
+                    // than this moment shows what the order really did
+                    // (a reservation merely held would lapse at its TTL).
+                    if let Some((id, amount)) = reservation {
+                        self.conn().await?.commit_reservation(id, Some(amount)).await?;
+                    }
+                    return Err(UnknownOutcome(format!("placing {}: {e}", order.client_order_id)).into());
                 }
                 let code = e.ret_code();
                 {
@@ -648,26 +777,87 @@ impl Engine {
         // The exchange's next balance snapshot will include this order; until
         // then the amount it spent stays held.
         let commit = reservation.map(|(id, reserved)| {
-            let spent_asset = match side {
-                Side::Buy => &self.cfg.trading.quote,
-                Side::Sell => &self.cfg.trading.base,
-            };
-            let spent = match side {
-                Side::Buy => placed.notional(),
-                Side::Sell => placed.filled_qty,
-            } + if placed.fee_asset == *spent_asset { placed.fee } else { Decimal::ZERO };
+            let spent_asset = self.spend_asset(side);
+            let spent = if spent_asset == self.cfg.trading.quote { placed.notional() } else { placed.filled_qty }
+                + if placed.fee_asset == spent_asset { placed.fee } else { Decimal::ZERO };
             (id, spent.min(reserved))
         });
+        // The fee in the quote currency, for the position book's P&L.
+        let fee_quote = if placed.fee_asset == self.cfg.trading.quote {
+            placed.fee
+        } else if placed.fee_asset == self.cfg.trading.base {
+            placed.fee * placed.avg_price
+        } else {
+            Decimal::ZERO
+        };
+        // A spot BUY whose fee the venue took in the coin bought holds
+        // that much less of it: the position changes by the net.
+        let net_qty = if side == Side::Buy && !self.shorts && placed.fee_asset == self.cfg.trading.base {
+            placed.filled_qty - placed.fee
+        } else {
+            placed.filled_qty
+        };
         let details = json!({
-            "qty": placed.filled_qty, "price": placed.avg_price, "notional": placed.notional(), "fee": placed.fee,
-            "fee_asset": placed.fee_asset, "exchange_status": format!("{:?}", placed.status),
+            "qty": placed.filled_qty, "net_qty": net_qty, "price": placed.avg_price, "notional": placed.notional(), "fee": placed.fee,
+            "fee_asset": placed.fee_asset, "fee_quote": fee_quote.round_dp(12), "exchange_status": format!("{:?}", placed.status),
             "exchange_order_id": placed.exchange_order_id, "reservation_id": reservation.map(|r| r.0),
         });
-        self.record(order, commit, "filled", details).await
+        self.record(order, commit, "filled", details).await?;
+        self.filled.notify_one();
+        Ok(())
     }
 
     async fn finish(&self, order: &ClaimedOrder, status: &str, details: Value) -> Result<()> {
         self.record(order, None, status, details).await
+    }
+
+    /// Compares the book's position in this engine's symbol with the
+    /// venue's: a perpetual's position as the venue lists it; on spot,
+    /// botai's position cannot be more than the base the account holds, nor
+    /// negative. A difference no open order explains corrects the book and
+    /// is reported as a critical error (an alert).
+    async fn reconcile_position(&self) -> Result<()> {
+        let (exchange, symbol) = (self.exchange.name(), self.instrument.symbol.as_str());
+        let (book, _) = self.conn().await?.exposure(exchange, symbol).await?;
+        let venue = if self.shorts {
+            let positions = self.exchange.positions().await?;
+            positions.iter().find(|p| p.symbol == symbol).map_or(Decimal::ZERO, |p| p.size)
+        } else {
+            let Some(wallet) = self.snapshot.wallet() else { return Ok(()) };
+            let held =
+                wallet.assets.iter().find(|a| a.asset == self.cfg.trading.base).map_or(Decimal::ZERO, |a| a.total);
+            book.clamp(Decimal::ZERO, held)
+        };
+        if venue == book {
+            return Ok(());
+        }
+        let price = match self.last_price.load(Ordering::Relaxed) {
+            0 => self.exchange.last_price(symbol).await.ok(),
+            bits => Decimal::from_f64(f64::from_bits(bits)),
+        };
+        let conn = self.conn().await?;
+        match conn.position_reconcile(exchange, symbol, venue, price).await? {
+            Some(correction) if !correction.is_zero() => {
+                let message = format!(
+                    "the {exchange}/{symbol} position in botai's book was {book}, the venue's is {venue}: \
+                     the book was corrected by {correction}"
+                );
+                warn!("{message}");
+                conn.report_error(&self.component, &message, true).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The asset an order of `side` holds funds in: a perpetual's margin is
+    /// in the quote currency on either side; spot spends the quote to buy
+    /// and the base to sell.
+    fn spend_asset(&self, side: Side) -> &str {
+        match side {
+            Side::Sell if !self.shorts => &self.cfg.trading.base,
+            _ => &self.cfg.trading.quote,
+        }
     }
 
     /// A pooled connection for the calls that are not batched.
@@ -684,11 +874,15 @@ impl Engine {
         details: Value,
     ) -> Result<()> {
         let code = details.get("ret_code").and_then(Value::as_i64);
-        let asset = match Side::from_direction(&order.direction) {
-            Some(Side::Buy) => self.cfg.trading.quote.clone(),
-            _ => self.cfg.trading.base.clone(),
+        let asset = self.spend_asset(Side::from_direction(&order.direction).unwrap_or(Side::Buy)).to_owned();
+        let settlement = Settlement {
+            order_id: order.order_id,
+            signal_id: order.signal_id,
+            asset,
+            commit,
+            status: status.to_owned(),
+            details,
         };
-        let settlement = Settlement { order_id: order.order_id, asset, commit, status: status.to_owned(), details };
         let mine = self.settlements.call(settlement).await?;
         if !mine {
             warn!(order_id = order.order_id, "another engine took the order over before it was recorded");

@@ -31,30 +31,58 @@ pub fn exact(qty: Decimal, side: Side, price: Decimal, buffer: Decimal, rules: &
     Some(Sized { qty: qty.normalize(), reserve })
 }
 
-pub fn size(
-    sizing: Sizing,
+/// The size of a position (base quantity) under the sizing policy: a fixed
+/// notional, or a fraction of the account's equity, at `price`.
+pub fn position_size(sizing: Sizing, equity: Decimal, price: Decimal) -> Decimal {
+    if price <= Decimal::ZERO {
+        return Decimal::ZERO;
+    }
+    match sizing {
+        Sizing::Notional(n) => n / price,
+        Sizing::Fraction(f) => (equity.max(Decimal::ZERO) * f) / price,
+    }
+}
+
+/// What to do to move an exposure (position plus open orders, signed base
+/// quantity) toward `target` with an order of `side`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// This order: never past the target (rounded down to the step).
+    Trade(Sized),
+    /// The exposure is at the target, or beyond it on this side: nothing
+    /// to do (a repeated signal).
+    AtTarget,
+    /// The way to the target is smaller than the venue's minimum order.
+    BelowMinimum(Decimal),
+}
+
+/// The order of `side` that moves `exposure` toward `target`. A BUY
+/// reserves its notional plus `buffer` in the quote currency; a SELL
+/// reserves the base it sells, or (`quote_margin`, a perpetual) its
+/// notional plus `buffer` in the quote currency.
+pub fn toward(
+    target: Decimal,
+    exposure: Decimal,
     side: Side,
-    free: Decimal,
     price: Decimal,
     buffer: Decimal,
+    quote_margin: bool,
     rules: &Instrument,
-) -> Option<Sized> {
-    if price <= Decimal::ZERO || free <= Decimal::ZERO {
-        return None;
-    }
-    let per_unit = price * (Decimal::ONE + buffer);
-    let wanted = match (sizing, side) {
-        (Sizing::Notional(n), Side::Buy) => n / per_unit,
-        (Sizing::Notional(n), Side::Sell) => n / price,
-        (Sizing::Fraction(f), Side::Buy) => free * f / per_unit,
-        (Sizing::Fraction(f), Side::Sell) => free * f,
+) -> Step {
+    let gap = target - exposure;
+    let wanted = match side {
+        Side::Buy if gap > Decimal::ZERO => gap,
+        Side::Sell if gap < Decimal::ZERO => -gap,
+        _ => return Step::AtTarget,
     };
-    let qty = rules.order_qty(wanted, price)?;
+    let Some(qty) = rules.order_qty(wanted, price) else {
+        return Step::BelowMinimum(wanted);
+    };
     let reserve = match side {
-        Side::Buy => (qty * per_unit).round_dp(8),
-        Side::Sell => qty,
+        Side::Sell if !quote_margin => qty,
+        _ => (qty * price * (Decimal::ONE + buffer)).round_dp(8),
     };
-    Some(Sized { qty, reserve })
+    Step::Trade(Sized { qty, reserve })
 }
 
 #[cfg(test)]
@@ -65,54 +93,39 @@ mod tests {
         crate::exchange::tests::btcusdt()
     }
 
-    #[test]
-    fn a_fraction_of_free_funds_never_reserves_more_than_that_fraction() {
-        let s = size(
-            Sizing::Fraction(Decimal::new(2, 1)),
-            Side::Buy,
-            Decimal::new(10_000, 0),
-            Decimal::new(40_000, 0),
-            Decimal::new(1, 3),
-            &rules(),
-        )
-        .unwrap();
-        assert_eq!(s.qty, Decimal::new(499, 4));
-        assert!(s.reserve <= Decimal::new(2000, 0), "{s:?}");
-        let sell = size(
-            Sizing::Fraction(Decimal::new(5, 1)),
-            Side::Sell,
-            Decimal::new(1, 2),
-            Decimal::new(40_000, 0),
-            Decimal::ZERO,
-            &rules(),
-        )
-        .unwrap();
-        assert_eq!(sell, Sized { qty: Decimal::new(50, 4), reserve: Decimal::new(50, 4) });
+    fn d(n: i64, scale: u32) -> Decimal {
+        Decimal::new(n, scale)
     }
 
     #[test]
-    fn too_small_or_no_funds_is_no_order() {
-        assert_eq!(
-            size(
-                Sizing::Fraction(Decimal::ONE),
-                Side::Sell,
-                Decimal::ZERO,
-                Decimal::new(40_000, 0),
-                Decimal::ZERO,
-                &rules()
-            ),
-            None
-        );
-        assert_eq!(
-            size(
-                Sizing::Notional(Decimal::new(3, 0)),
-                Side::Buy,
-                Decimal::new(100, 0),
-                Decimal::new(40_000, 0),
-                Decimal::ZERO,
-                &rules()
-            ),
-            None
-        );
+    fn a_position_is_sized_by_notional_or_by_a_fraction_of_equity() {
+        let price = d(40_000, 0);
+        assert_eq!(position_size(Sizing::Notional(d(1000, 0)), d(5, 0), price), d(25, 3));
+        assert_eq!(position_size(Sizing::Fraction(d(2, 1)), d(10_000, 0), price), d(5, 2));
+        assert_eq!(position_size(Sizing::Fraction(d(2, 1)), d(-5, 0), price), Decimal::ZERO);
+    }
+
+    #[test]
+    fn the_order_moves_toward_the_target_and_never_past_it() {
+        let (price, r) = (d(40_000, 0), rules());
+        // Flat, target 0.05 long: buy 0.05, reserving notional and buffer in USDT.
+        let Step::Trade(s) = toward(d(5, 2), Decimal::ZERO, Side::Buy, price, d(1, 3), false, &r) else { panic!() };
+        assert_eq!(s.qty, d(5, 2));
+        assert_eq!(s.reserve, d(20020, 1));
+        // Half way there (position plus open orders): only the rest, rounded down.
+        let Step::Trade(s) = toward(d(5, 2), d(24999, 6), Side::Buy, price, d(1, 3), false, &r) else { panic!() };
+        assert_eq!(s.qty, d(250, 4));
+        // A repeated signal: at the target, or beyond it, nothing.
+        assert_eq!(toward(d(5, 2), d(5, 2), Side::Buy, price, d(1, 3), false, &r), Step::AtTarget);
+        assert_eq!(toward(d(5, 2), d(6, 2), Side::Buy, price, d(1, 3), false, &r), Step::AtTarget);
+        // Spot: a SELL takes a long to flat and reserves the base it sells.
+        let Step::Trade(s) = toward(Decimal::ZERO, d(5, 2), Side::Sell, price, d(1, 3), false, &r) else { panic!() };
+        assert_eq!(s, Sized { qty: d(5, 2), reserve: d(5, 2) });
+        assert_eq!(toward(Decimal::ZERO, Decimal::ZERO, Side::Sell, price, d(1, 3), false, &r), Step::AtTarget);
+        // A perpetual flips a long into a short: the whole way, margin in USDT.
+        let Step::Trade(s) = toward(d(-5, 2), d(5, 2), Side::Sell, price, Decimal::ZERO, true, &r) else { panic!() };
+        assert_eq!(s, Sized { qty: d(1, 1), reserve: d(4000, 0) });
+        // A step smaller than the venue's minimum order is no order.
+        assert_eq!(toward(d(5, 2), d(49999, 6), Side::Buy, price, d(1, 3), false, &r), Step::BelowMinimum(d(1, 6)));
     }
 }

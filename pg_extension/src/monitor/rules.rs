@@ -101,8 +101,28 @@ fn firing(kind: &str) -> Option<&'static str> {
              FROM public.botai_rate_keys() k \
              WHERE k.penalty_seconds > 0 OR k.next_free_in > $1"
         }
+        // An exchange account whose net P&L of the day (UTC: realised minus
+        // fees, plus the open positions' unrealised) is a loss of at least
+        // its max_daily_loss (botai.risk_limits, symbol '*').
+        "daily_loss" => {
+            "SELECT l.exchange AS subject, (-p.net_pnl)::float8 AS value, \
+                    jsonb_build_object('loss', -p.net_pnl, 'max_daily_loss', l.max_daily_loss, \
+                                       'realized_pnl', p.realized_pnl, 'fees', p.fees, \
+                                       'unrealized_pnl', p.unrealized_pnl) AS details \
+             FROM botai.risk_limits l JOIN botai.pnl_today p ON p.exchange = l.exchange \
+             WHERE l.symbol = '*' AND l.max_daily_loss IS NOT NULL AND -p.net_pnl >= l.max_daily_loss"
+        }
         _ => return None,
     })
+}
+
+/// The trading state an action sets, if it is one.
+pub fn trading_mode(action: &str) -> Option<&'static str> {
+    match action {
+        "halt" => Some("halted"),
+        "reduce_only" => Some("reduce_only"),
+        _ => None,
+    }
 }
 
 /// The largest NOTIFY payload botai sends, in bytes; PostgreSQL refuses

@@ -300,6 +300,20 @@ fn run_round(slot: &MonitorSlot) -> Option<Round> {
         Some(all) => {
             for rule in all {
                 let outcome = isolated_with_error(&rule.rule, || rules::evaluate(&rule).map_err(|e| e.to_string()));
+                // A rule whose action is a trading state (halt, reduce_only)
+                // sets it when one of its alerts opens; an operator's
+                // botai_resume() then stands until the next breach opens.
+                if let (Ok((opened, _)), Some(mode)) = (&outcome, rules::trading_mode(&rule.action)) {
+                    if *opened > 0 {
+                        let reason = format!("alert rule {} ({}) fired", rule.rule, rule.kind);
+                        failures += u64::from(
+                            isolated("halt trading", || {
+                                crate::risk::monitor_halt(mode, &reason).map_err(|e| e.to_string())
+                            })
+                            .is_none(),
+                        );
+                    }
+                }
                 let error = outcome.as_ref().err().cloned();
                 failures += u64::from(error.is_some());
                 isolated("record rule status", || {
