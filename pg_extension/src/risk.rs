@@ -21,6 +21,7 @@ use pgrx::prelude::*;
 use pgrx::{AnyNumeric, Uuid};
 
 use crate::error::{required, BotaiError, OrRaise, Result};
+use crate::gucs;
 use crate::locks;
 use crate::statements::{with_spi, Statement};
 
@@ -315,9 +316,10 @@ fn botai_send_done() -> bool {
     locks::release_share(locks::SEND_GATE_NS, 0, true)
 }
 
-/// Reserves an order: checks the trading state and the risk limits, books
-/// the rate slot of (exchange, `endpoint`) and reserves `amount` of `asset`
-/// for `ttl` past the booked moment, all in one transaction, serialized
+/// Reserves an order: checks the trading state and the risk limits,
+/// reserves `amount` of `asset` (for `ttl` past the furthest moment a
+/// booking can have) and books the rate slot of (exchange, `endpoint`),
+/// all in one transaction, serialized
 /// with every other reservation of the same exchange account. One row:
 /// the reservation and the booked moment, or `refused` naming the limit or
 /// state that stops it (nothing is reserved then).
@@ -464,10 +466,11 @@ fn reserve_order(
                 return refuse(format!("max_daily_loss: {exchange} has lost {loss} today (limit {max})"));
             }
         }
-        let booked = BOOK_RATE.run(client, &[exchange.as_str().into(), endpoint.into()])?;
-        let b = booked.first();
-        let wait = b.get::<f64>(1)?.unwrap_or(0.0);
-        let booked_at = b.get::<pgrx::datum::TimestampWithTimeZone>(2)?;
+        // Funds first: a refused order must not spend a rate slot (slots
+        // booked for orders that then find no funds crowd out the rest).
+        // Held through the furthest wait a booking can have, and TTL after.
+        let furthest_wait =
+            f64::from(gucs::RATE_LIMIT_MAX_WAIT.get()) + f64::from(gucs::RATE_LIMIT_SEND_JITTER.get()) / 1000.0;
         // Reserving the very quantity the order sells: no margin on top.
         let exact = amount == qty;
         let margin = if exact { MARGIN_OFF.one::<String>(client, &[])? } else { None };
@@ -481,7 +484,7 @@ fn reserve_order(
                 order_id.into(),
                 signal_id.into(),
                 ttl.into(),
-                wait.into(),
+                furthest_wait.into(),
             ],
         )?;
         if let Some(margin) = margin {
@@ -490,6 +493,8 @@ fn reserve_order(
         let Some(reservation) = reservation else {
             return refuse(format!("funds: free {exchange}/{asset} does not cover {amount}"));
         };
+        let booked = BOOK_RATE.run(client, &[exchange.as_str().into(), endpoint.into()])?;
+        let booked_at = booked.first().get::<pgrx::datum::TimestampWithTimeZone>(2)?;
         PLAN.run(client, &[order_id.into(), qty.into(), price.into(), reservation.into()])?;
         Ok((Some(reservation), booked_at, None))
     })

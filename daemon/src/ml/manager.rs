@@ -310,6 +310,9 @@ async fn on_bar(
 /// A position worth less than this (quote currency) is dust, not a position
 /// to close: below every venue's minimum order.
 const DUST_NOTIONAL: f64 = 5.0;
+/// An exit signalled is signalled again (if the position is still open)
+/// only this much market time later: the engines need a moment to close it.
+const EXIT_AGAIN_AFTER: TimeDelta = TimeDelta::minutes(5);
 
 /// The exit a position of the model's calls for on a bar without a new
 /// signal: (direction, reason) once HOLD_FOR has passed since the last
@@ -338,6 +341,12 @@ async fn exit_for(
     let Some(last) = lease.db.last_signal_at(symbol, strategy, held).await? else {
         return Ok(None);
     };
+    if lease.db.last_signal_at(symbol, &format!("{strategy}:exit"), exit).await?.is_some_and(|t| {
+        // An exit already signalled after the last entry, too recently.
+        t > last && bar_close - t < EXIT_AGAIN_AFTER
+    }) {
+        return Ok(None);
+    }
     let stopped = match (cfg.ml.stop_loss, avg_entry.and_then(|a| a.to_f64())) {
         (Some(stop), Some(avg)) if avg > 0.0 => {
             let moved = (close - avg) / avg;
