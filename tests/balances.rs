@@ -492,3 +492,39 @@ async fn expiry_is_exact_with_mixed_lifetimes_for_reservers_and_readers() {
     assert!(reserve_for("60", "10 minutes").await.is_some(), "the second 1-second 40 lapsed too");
     books_balance(&db, &x, 100.0).await;
 }
+
+/// A snapshot from a venue on the database's own clock (the paper exchange
+/// in the daemon's process) says so with `clock_skew => 0`: it retires the
+/// commits made before it at once, where the default allowance
+/// (botai.balance_clock_skew, 2 s) keeps them held two seconds longer. A
+/// negative or absurd skew is refused and changes nothing.
+#[tokio::test]
+async fn a_snapshot_on_the_database_s_clock_retires_commits_made_before_it_at_once() {
+    let db = connect().await;
+    let x = unique("skew");
+    balance(&db, &x, "BTC", "1").await;
+    let id = reserve(&db, &x, "BTC", "0.5").await.expect("reserved");
+    db.execute("SELECT botai_commit_reservation($1)", &[&id]).await.unwrap();
+    let snapshot = |skew: Option<&'static str>| {
+        let db = &db;
+        let x = x.clone();
+        async move {
+            let sql = match skew {
+                None => "SELECT botai_update_balance($1, 'BTC', 0.5, 0.5, 0, clock_timestamp())",
+                Some(_) => "SELECT botai_update_balance($1, 'BTC', 0.5, 0.5, 0, clock_timestamp(), $2::text::interval)",
+            };
+            match skew {
+                None => db.query_one(sql, &[&x]).await,
+                Some(s) => db.query_one(sql, &[&x, &s]).await,
+            }
+        }
+    };
+    // The venue spent the 0.5: a snapshot right after the commit.
+    snapshot(None).await.unwrap();
+    let (available, held_now) = held(&db, &x, "BTC").await;
+    assert_eq!((available, held_now), (0.5, 0.5), "within the default skew the commit still holds its 0.5");
+    expect_sqlstate("a negative skew", snapshot(Some("-1 second")).await, "22023");
+    snapshot(Some("0")).await.unwrap();
+    let (available, held_now) = held(&db, &x, "BTC").await;
+    assert_eq!((available, held_now), (0.5, 0.0), "on the same clock the snapshot includes the commit: retired");
+}

@@ -169,6 +169,20 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'botai_position_reconcile_wrapper';
 
+CREATE FUNCTION "botai_update_balance"(
+	"exchange" TEXT, /* Option < & str > */
+	"asset" TEXT, /* Option < & str > */
+	"total" NUMERIC, /* Option < AnyNumeric > */
+	"available" NUMERIC, /* Option < AnyNumeric > */
+	"locked" NUMERIC, /* Option < AnyNumeric > */
+	"as_of" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"clock_skew" interval /* Option < Interval > */
+) RETURNS bool /* bool */
+VOLATILE SECURITY DEFINER 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'botai_update_balance_skew_wrapper';
+
 -------------------------------------------------------------------------------
 -- Risk: the position book with its open orders, the day's P&L
 -------------------------------------------------------------------------------
@@ -228,6 +242,9 @@ COMMENT ON FUNCTION botai_halt(text, text) IS
     'The kill switch: no order is sent after this commits. Waits (up to 30 s) for the orders already permitted to be '
     'answered. mode ''halted'' (default) or ''reduce_only''.';
 COMMENT ON FUNCTION botai_resume(text) IS 'Lifts a halt or the reduce-only state.';
+COMMENT ON FUNCTION botai_update_balance(text, text, numeric, numeric, numeric, timestamptz, interval) IS
+    'botai_update_balance from a caller that knows how far as_of''s clock can be from the database''s: commits older '
+    'than as_of minus clock_skew retire (instead of botai.balance_clock_skew).';
 COMMENT ON FUNCTION botai_position_reconcile(text, text, numeric, numeric) IS
     'What the venue says a position is: with no order of the symbol open, the book takes the venue''s quantity. '
     'Returns venue minus book (0 when they agree), NULL while orders are open.';
@@ -246,6 +263,7 @@ REVOKE ALL ON FUNCTION botai_halt(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION botai_resume(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION botai_order_claim(bigint, text, text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION botai_position_reconcile(text, text, numeric, numeric) FROM PUBLIC;
+REVOKE ALL ON FUNCTION botai_update_balance(text, text, numeric, numeric, numeric, timestamptz, interval) FROM PUBLIC;
 
 -- Which build of the library ran this upgrade.
 INSERT INTO botai.installation (build_id) VALUES (botai_build_id());

@@ -240,7 +240,31 @@ fn botai_update_balance(
     locked: Option<AnyNumeric>,
     as_of: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> bool {
-    update_balance(exchange, asset, total, available, locked, as_of).or_raise("botai_update_balance")
+    update_balance(exchange, asset, total, available, locked, as_of, None).or_raise("botai_update_balance")
+}
+
+/// `botai_update_balance` from a caller that knows how far `as_of`'s clock
+/// can be from the database's: commits made more than `clock_skew` before
+/// `as_of` retire (instead of `botai.balance_clock_skew`). An exchange
+/// simulated on the database's own host, for one, has no skew: its coins
+/// bought are botai's to sell as soon as a snapshot shows them.
+#[pg_extern(volatile, security_definer, name = "botai_update_balance")]
+#[search_path(pg_catalog, pg_temp)]
+fn botai_update_balance_skew(
+    exchange: Option<&str>,
+    asset: Option<&str>,
+    total: Option<AnyNumeric>,
+    available: Option<AnyNumeric>,
+    locked: Option<AnyNumeric>,
+    as_of: Option<TimestampWithTimeZone>,
+    clock_skew: Option<Interval>,
+) -> bool {
+    let skew = match required(clock_skew, "clock_skew") {
+        Ok(s) if s.as_micros() >= 0 && s.as_micros() <= 3_600_000_000 => s.as_micros() as f64 / 1e6,
+        Ok(_) => BotaiError::invalid("clock_skew", "must be between 0 and 1 hour").raise("botai_update_balance"),
+        Err(e) => e.raise("botai_update_balance"),
+    };
+    update_balance(exchange, asset, total, available, locked, as_of, Some(skew)).or_raise("botai_update_balance")
 }
 
 fn update_balance(
@@ -250,6 +274,7 @@ fn update_balance(
     available: Option<AnyNumeric>,
     locked: Option<AnyNumeric>,
     as_of: Option<TimestampWithTimeZone>,
+    clock_skew: Option<f64>,
 ) -> Result<bool> {
     let exchange = names::exchange(required(exchange, "exchange")?)?;
     let asset = names::asset(required(asset, "asset")?)?;
@@ -285,7 +310,7 @@ fn update_balance(
                 exchange.as_str().into(),
                 asset.as_str().into(),
                 as_of_value.into(),
-                gucs::BALANCE_CLOCK_SKEW.get().into(),
+                clock_skew.unwrap_or_else(|| gucs::BALANCE_CLOCK_SKEW.get()).into(),
             ],
         )?;
         let stored = UPSERT_BALANCE

@@ -403,6 +403,9 @@ COMMENT ON FUNCTION botai_halt(text, text) IS
     'The kill switch: no order is sent after this commits. Waits (up to 30 s) for the orders already permitted to be '
     'answered. mode ''halted'' (default) or ''reduce_only''.';
 COMMENT ON FUNCTION botai_resume(text) IS 'Lifts a halt or the reduce-only state.';
+COMMENT ON FUNCTION botai_update_balance(text, text, numeric, numeric, numeric, timestamptz, interval) IS
+    'botai_update_balance from a caller that knows how far as_of''s clock can be from the database''s: commits older '
+    'than as_of minus clock_skew retire (instead of botai.balance_clock_skew).';
 COMMENT ON FUNCTION botai_position_reconcile(text, text, numeric, numeric) IS
     'What the venue says a position is: with no order of the symbol open, the book takes the venue''s quantity. '
     'Returns venue minus book (0 when they agree), NULL while orders are open.';

@@ -208,6 +208,10 @@ pub trait BotaiSql {
         venue_limit: i32,
         reset_at: Option<DateTime<Utc>>,
     ) -> Result<i32>;
+    /// `botai_update_balance`; `clock_skew` (how far the snapshot's clock
+    /// can be from the database's) replaces botai.balance_clock_skew when
+    /// the caller knows it.
+    #[allow(clippy::too_many_arguments)]
     async fn update_balance(
         &self,
         exchange: &str,
@@ -216,6 +220,7 @@ pub trait BotaiSql {
         available: Decimal,
         locked: Decimal,
         as_of: DateTime<Utc>,
+        clock_skew: Option<Duration>,
     ) -> Result<bool>;
     #[allow(clippy::too_many_arguments)]
     async fn reserve_balance(
@@ -449,12 +454,14 @@ impl<C: Sql> BotaiSql for C {
         available: Decimal,
         locked: Decimal,
         as_of: DateTime<Utc>,
+        clock_skew: Option<Duration>,
     ) -> Result<bool> {
         let row = self
             .q_one(
                 "botai_update_balance",
-                "SELECT botai_update_balance($1, $2, $3, $4, $5, $6)",
-                &[&exchange, &asset, &total, &available, &locked, &as_of],
+                "SELECT CASE WHEN $7::float8 IS NULL THEN botai_update_balance($1, $2, $3, $4, $5, $6) \
+                        ELSE botai_update_balance($1, $2, $3, $4, $5, $6, make_interval(secs => $7)) END",
+                &[&exchange, &asset, &total, &available, &locked, &as_of, &clock_skew.map(|d| d.as_secs_f64())],
             )
             .await?;
         Ok(row.get(0))

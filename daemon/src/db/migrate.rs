@@ -18,6 +18,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_extension", include_str!("../../../migrations/0002_extension.sql")),
     ("0003_seed", include_str!("../../../migrations/0003_seed.sql")),
     ("0004_paper_exchange", include_str!("../../../migrations/0004_paper_exchange.sql")),
+    ("0005_paper_query_limits", include_str!("../../../migrations/0005_paper_query_limits.sql")),
 ];
 
 /// Idempotent scripts applied by every run, after the versioned ones.

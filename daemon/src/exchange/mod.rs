@@ -284,6 +284,11 @@ pub trait Exchange: Send + Sync {
     fn stream_connected(&self) -> Option<bool> {
         None
     }
+    /// The venue runs in this process, on this host's clock: its balance
+    /// snapshots need no allowance for clock skew.
+    fn shares_our_clock(&self) -> bool {
+        false
+    }
     /// The venue's limit headers last seen: (botai endpoint, remaining, limit).
     fn venue_limits(&self) -> Vec<(String, i32, i32)> {
         Vec::new()

@@ -126,6 +126,10 @@ impl Exchange for PaperExchange {
         &self.name
     }
 
+    fn shares_our_clock(&self) -> bool {
+        true
+    }
+
     async fn place_order(&self, order: &OrderRequest) -> Result<OrderState, ExchangeError> {
         if let Err(e) = self.admit(LimitClass::Order) {
             return Err(self.refused("order", e).await);
@@ -158,7 +162,9 @@ impl Exchange for PaperExchange {
 
     async fn order(&self, _symbol: &str, client_order_id: &str) -> Result<Option<OrderState>, ExchangeError> {
         self.limits.book("order_query").await?;
-        self.admit(LimitClass::OrderQuery)?;
+        if let Err(e) = self.admit(LimitClass::OrderQuery) {
+            return Err(self.refused("order_query", e).await);
+        }
         Ok(self.venue.order(None, Some(client_order_id)).as_ref().map(order_state))
     }
 

@@ -43,9 +43,11 @@ pub async fn sync_once(exchange: &dyn Exchange, pool: &Pool, snapshot: &Snapshot
     // The adapter books the request with botai's limiter (and passes a
     // refusal on to it).
     let wallet = exchange.wallet().await?;
+    // A venue on this host has our clock: no skew to allow for.
+    let skew = exchange.shares_our_clock().then_some(std::time::Duration::ZERO);
     let conn = db::pooled(pool).await?;
     for a in &wallet.assets {
-        conn.update_balance(exchange.name(), &a.asset, a.total, a.available, a.locked, wallet.as_of).await?;
+        conn.update_balance(exchange.name(), &a.asset, a.total, a.available, a.locked, wallet.as_of, skew).await?;
     }
     // Venues list only the coins an account holds (Bybit's unified wallet
     // drops a coin sold to nothing): an asset botai knows that the wallet
@@ -53,8 +55,8 @@ pub async fn sync_once(exchange: &dyn Exchange, pool: &Pool, snapshot: &Snapshot
     for asset in conn.balance_assets(exchange.name()).await? {
         if !wallet.assets.iter().any(|a| a.asset == asset) {
             info!(exchange = exchange.name(), %asset, "the venue no longer lists this asset: its balance is now 0");
-            conn.update_balance(exchange.name(), &asset, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, wallet.as_of)
-                .await?;
+            let zero = Decimal::ZERO;
+            conn.update_balance(exchange.name(), &asset, zero, zero, zero, wallet.as_of, skew).await?;
         }
     }
     snapshot.store(wallet.clone());
