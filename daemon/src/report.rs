@@ -33,7 +33,6 @@ pub struct Summary {
     pub rejected_110007: i64,
     pub rejected_10006: i64,
     pub rejected_other: i64,
-    pub fees: Decimal,
     pub equity_start: Option<f64>,
     pub equity_end: Option<f64>,
     pub max_drawdown: f64,
@@ -47,7 +46,7 @@ pub struct Summary {
     pub winning_trades: i64,
     /// Traded notional over the starting equity.
     pub turnover: f64,
-    /// Mean share of the account held in the market.
+    /// Mean share of the account's value held in the market.
     pub exposure: f64,
     /// Annualised Sharpe ratio of the account value's returns.
     pub sharpe: Option<f64>,
@@ -154,7 +153,6 @@ pub async fn write(
     for r in &rows {
         let status: String = r.get(6);
         let code: Option<i32> = r.get(11);
-        let fee: Option<String> = r.get(10);
         match (status.as_str(), code) {
             ("filled", _) => s.orders_filled += 1,
             ("skipped", _) => s.orders_skipped += 1,
@@ -165,7 +163,6 @@ pub async fn write(
             ("rejected", _) => s.rejected_other += 1,
             _ => {}
         }
-        s.fees += fee.and_then(|f| f.parse::<Decimal>().ok()).unwrap_or_default();
         let (fee_quote, realized): (Option<Decimal>, Option<Decimal>) = (r.get(17), r.get(18));
         if status == "filled" {
             s.fees_quote += fee_quote.unwrap_or_default();
@@ -255,7 +252,6 @@ fn table(s: &Summary, quote: &str, csv: &Path, svg: Option<&PathBuf>) -> String 
     row("rejected 110007 (insufficient bal.)", s.rejected_110007.to_string());
     row("rejected 10006 (too many visits)", s.rejected_10006.to_string());
     row("rejected, other", s.rejected_other.to_string());
-    row(&format!("fees paid ({quote})"), format!("{:.2}", s.fees));
     if let (Some(a), Some(b)) = (s.equity_start, s.equity_end) {
         row(&format!("equity start ({quote})"), format!("{a:.2}"));
         row(&format!("equity end ({quote})"), format!("{b:.2}"));
@@ -275,7 +271,7 @@ fn table(s: &Summary, quote: &str, csv: &Path, svg: Option<&PathBuf>) -> String 
             );
         }
         row("turnover (× equity)", format!("{:.2}", s.turnover));
-        row("time in the market", format!("{:.1} %", s.exposure * 100.0));
+        row("mean exposure (of equity)", format!("{:.1} %", s.exposure * 100.0));
         row("max drawdown", format!("{:.2} %", s.max_drawdown * 100.0));
         row("Sharpe (annualised)", s.sharpe.map_or_else(|| "-".into(), |v| format!("{v:.2}")));
         let _ = writeln!(out, " {:-<50}", "- buy-and-hold, same prices ");
