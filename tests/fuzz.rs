@@ -1456,7 +1456,9 @@ async fn open_session(database: &str, role: Role) -> Client {
         Role::Superuser => String::new(),
         other => format!("SET ROLE {};", other.label()),
     };
-    db.batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'; {set_role}"))
+    // A fuzzed botai_send_permit holds the send gate for the rest of its
+    // session: a fuzzed botai_halt must not wait for it.
+    db.batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'; SET botai.halt_wait = 0; {set_role}"))
         .await
         .expect("set up a fuzz session");
     db

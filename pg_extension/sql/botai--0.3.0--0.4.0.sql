@@ -239,8 +239,8 @@ COMMENT ON FUNCTION botai_send_permit(bigint) IS
 COMMENT ON FUNCTION botai_send_done() IS
     'The venue answered an order this session was permitted to send: gives back its share of the send gate.';
 COMMENT ON FUNCTION botai_halt(text, text) IS
-    'The kill switch: no order is sent after this commits. Waits (up to 30 s) for the orders already permitted to be '
-    'answered. mode ''halted'' (default) or ''reduce_only''.';
+    'The kill switch: no order is sent after this commits. Waits (up to botai.halt_wait, 30 s) for the orders already '
+    'permitted to be answered. mode ''halted'' (default) or ''reduce_only''.';
 COMMENT ON FUNCTION botai_resume(text) IS 'Lifts a halt or the reduce-only state.';
 COMMENT ON FUNCTION botai_update_balance(text, text, numeric, numeric, numeric, timestamptz, interval) IS
     'botai_update_balance from a caller that knows how far as_of''s clock can be from the database''s: commits older '

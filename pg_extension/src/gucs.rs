@@ -22,6 +22,7 @@ pub static BALANCE_SAFETY_MARGIN: GucSetting<f64> = GucSetting::<f64>::new(0.02)
 pub static BALANCE_CLOCK_SKEW: GucSetting<f64> = GucSetting::<f64>::new(2.0);
 pub static RATE_LIMIT_MAX_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static RATE_LIMIT_SEND_JITTER: GucSetting<i32> = GucSetting::<i32>::new(200);
+pub static HALT_WAIT: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static MONITOR_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static MONITOR_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
@@ -136,6 +137,16 @@ pub fn init() {
         0.0,
         3600.0,
         GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"botai.halt_wait",
+        c"Seconds botai_halt waits for the orders already permitted to be answered before it commits anyway (with a WARNING naming the sessions still sending).",
+        c"0 halts at once without waiting: orders permitted before the halt may then still reach a venue after its commit.",
+        &HALT_WAIT,
+        0,
+        3600,
+        GucContext::Userset,
         GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(

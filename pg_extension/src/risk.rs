@@ -25,11 +25,6 @@ use crate::gucs;
 use crate::locks;
 use crate::statements::{with_spi, Statement};
 
-/// How long a halt waits for the sends already permitted to be answered
-/// before it commits anyway (a kill switch must never fail); the engines
-/// answer within their HTTP timeout.
-const HALT_WAIT_MICROS: i64 = 30_000_000;
-
 static STATE: Statement = Statement::new("risk.state", "SELECT mode, coalesce(reason, '') FROM botai.trading_state");
 static SET_STATE: Statement = Statement::new(
     "risk.set_state",
@@ -159,7 +154,7 @@ fn reason_arg(reason: Option<&str>) -> Result<String> {
 }
 
 /// The kill switch: no engine sends a new order after this commits. Waits
-/// (up to 30 s) until every order already permitted was answered by its
+/// (up to botai.halt_wait) until every order already permitted was answered by its
 /// venue, so nothing reaches a venue after the commit; `mode` is 'halted'
 /// (nothing is sent) or 'reduce_only' (only orders that shrink a position).
 /// Returns what it did, in one line.
@@ -179,14 +174,20 @@ fn halt(reason: Option<&str>, mode: Option<&str>) -> Result<String> {
     locks::xact_lock(locks::HALT_INTENT_NS, 0);
     with_spi(|client| {
         let was = SET_STATE.one::<String>(client, &[mode.as_str().into(), reason.as_str().into()])?;
+        // How long to wait for the sends already permitted to be answered
+        // before committing anyway (a kill switch must never fail); the
+        // engines answer within their HTTP timeout.
+        let wait_micros = i64::from(gucs::HALT_WAIT.get()) * 1_000_000;
         let started = unsafe { pg_sys::GetCurrentTimestamp() };
         let mut waited = false;
         while !locks::try_xact_lock(locks::SEND_GATE_NS, 0) {
-            if unsafe { pg_sys::GetCurrentTimestamp() } - started > HALT_WAIT_MICROS {
+            if unsafe { pg_sys::GetCurrentTimestamp() } - started >= wait_micros {
                 let holders = GATE_HOLDERS.one::<String>(client, &[i64::from(locks::SEND_GATE_NS).into()])?;
                 pgrx::warning!(
-                    "botai_halt: sessions {} still hold orders in flight after 30 s; halting without waiting for them",
-                    holders.unwrap_or_default()
+                    "botai_halt: sessions {} still hold orders in flight after botai.halt_wait ({} s); \
+                     halting without waiting for them",
+                    holders.unwrap_or_default(),
+                    gucs::HALT_WAIT.get()
                 );
                 return Ok(format!(
                     "{mode} (was {}); orders still in flight were not waited for",
