@@ -80,12 +80,14 @@ async fn functions_that_write_run_as_their_owner_with_a_pinned_search_path() {
                'botai_worker_heartbeat', 'botai_unregister_worker', 'botai_enqueue_task', 'botai_claim_task', \
                'botai_complete_task', 'botai_update_balance', 'botai_reserve_balance', 'botai_release_reservation', \
                'botai_commit_reservation', 'botai_check_balance_availability', 'botai_register_component', \
-               'botai_heartbeat', 'botai_report_error')",
+               'botai_heartbeat', 'botai_report_error', 'botai_reserve_order', 'botai_halt', 'botai_resume', \
+               'botai_send_permit', 'botai_send_done', 'botai_position_reconcile')",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(rows.len(), 16);
+    // 22 names; botai_update_balance has two signatures (0.4.0 adds clock_skew).
+    assert_eq!(rows.len(), 23);
     for r in rows {
         let (name, definer, config): (String, bool, String) = (r.get(0), r.get(1), r.get(2));
         assert!(definer, "{name} is SECURITY DEFINER");
