@@ -45,8 +45,12 @@ test: cluster daemon onnxruntime test-python ## every test, against the real ser
 	scripts/cluster.sh credentials
 	$(TEST_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee target/test.log
 
+# make run steps the replay bar by bar (deterministic, about 4 minutes for
+# the month); REPLAY_SPEED=3000 make run replays on the wall clock instead.
+REPLAY_SPEED ?= max
+
 run: db onnxruntime ## the whole system on its embedded defaults
-	$(BOTAI) run
+	REPLAY_SPEED=$(REPLAY_SPEED) $(BOTAI) run
 
 BENCH_DATABASE ?= botai_bench
 

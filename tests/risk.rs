@@ -428,16 +428,7 @@ async fn a_halt_committed_mid_burst_lets_no_order_reach_the_exchange_after_its_c
     }
     // 300 operator orders of 0.0002 BTC at once: at the paper exchange's 9
     // orders a second the limiter books them many seconds ahead.
-    let now = Utc::now().to_rfc3339();
-    let burst: Vec<String> = (0..300)
-        .map(|k| {
-            format!(
-                "SELECT botai_register_signal(jsonb_build_object('symbol', 'BTCUSDT', 'direction', 'BUY', \
-                 'strategy', 'halt-{k}', 'timestamp', '{now}', 'price', 42000, 'qty', '0.0002'))"
-            )
-        })
-        .collect();
-    db.batch_execute(&burst.join(";")).await.unwrap();
+    botai_tests::operator_buys(&db, "halt", 300, "42000", "0.0002").await;
     // Halt once some orders reached the exchange.
     let deadline = Instant::now() + Duration::from_secs(60);
     while v.arrivals().await.len() < 20 {

@@ -219,6 +219,10 @@ pub struct MarketConfig {
     pub symbol: String,
     /// Replayed minutes per wall-clock minute.
     pub speed: f64,
+    /// REPLAY_SPEED=max: the replay steps bar by bar, each bar's signals
+    /// traded and settled before the next (market/replay.rs): the same data
+    /// gives the same orders and P&L on any machine and under any load.
+    pub stepped: bool,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     /// Wall-clock moment the replay's first bar starts; components in other
@@ -233,6 +237,10 @@ pub enum Sizing {
     Notional(Decimal),
     /// A fraction of the free funds of the asset spent (quote for BUY, base for SELL).
     Fraction(Decimal),
+    /// Volatility-scaled: a position whose typical one-hour move (the
+    /// signal's `volatility_1h`) is this fraction of equity, at most the
+    /// whole equity.
+    Volatility(Decimal),
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +267,9 @@ pub struct TradingConfig {
     pub concurrency: usize,
     /// Remote paper exchange (HTTP); None = in-process.
     pub paper_url: Option<String>,
+    /// BOTAI_FAULT, for the crash tests only: the step of an order's life
+    /// where the process ends (trading/fault.rs).
+    pub fault: Option<std::sync::Arc<crate::trading::fault::Fault>>,
 }
 
 #[derive(Debug, Clone)]
@@ -413,9 +424,13 @@ impl Config {
             data_path: PathBuf::from(src.string("MARKET_DATA", "data/market/btc-perp-1m-2022-01.csv.gz")),
             live_bybit: src.string("MARKET_DATA", "").eq_ignore_ascii_case("bybit"),
             symbol: src.string("SYMBOL", "BTCUSDT").to_uppercase(),
-            speed: src.parse("REPLAY_SPEED", 3000.0, "a speed-up factor between 1 and 1000000", |v| {
+            speed: src.parse("REPLAY_SPEED", 3000.0, "a speed-up factor between 1 and 1000000, or max", |v| {
+                if v.eq_ignore_ascii_case("max") {
+                    return Some(1_000_000.0);
+                }
                 v.trim_end_matches('x').parse().ok().filter(|s: &f64| (1.0..=1_000_000.0).contains(s))
             })?,
+            stepped: src.string("REPLAY_SPEED", "").eq_ignore_ascii_case("max"),
             from: src.parse("REPLAY_FROM", None, "an RFC 3339 time or a date", |v| timestamp(v).map(Some))?,
             to: src.parse("REPLAY_TO", None, "an RFC 3339 time or a date", |v| timestamp(v).map(Some))?,
             epoch: src.parse("REPLAY_EPOCH", None, "an RFC 3339 time", |v| timestamp(v).map(Some))?,
@@ -428,13 +443,14 @@ impl Config {
         let sizing = src.parse(
             "ORDER_SIZE",
             Sizing::Fraction(Decimal::new(2, 1)),
-            "notional:AMOUNT or fraction:F (0 < F <= 1)",
+            "notional:AMOUNT, fraction:F (0 < F <= 1) or volatility:R (0 < R <= 0.1)",
             |v| {
                 let (kind, amount) = v.split_once(':')?;
                 let amount = decimal_positive(amount.trim())?;
                 match kind.trim() {
                     "notional" => Some(Sizing::Notional(amount)),
                     "fraction" if amount <= Decimal::ONE => Some(Sizing::Fraction(amount)),
+                    "volatility" if amount <= Decimal::new(1, 1) => Some(Sizing::Volatility(amount)),
                     _ => None,
                 }
             },
@@ -461,6 +477,10 @@ impl Config {
                 v.parse().ok().filter(|n| (1..=1024).contains(n))
             })?,
             paper_url,
+            fault: match src.raw("BOTAI_FAULT") {
+                Some(f) => Some(std::sync::Arc::new(crate::trading::fault::Fault::parse(&f)?)),
+                None => None,
+            },
         };
         match trading.exchange.as_str() {
             "paper" | "bybit" | "binance" => {}

@@ -235,10 +235,10 @@ pub async fn write(
 
 fn table(s: &Summary, quote: &str, csv: &Path, svg: Option<&PathBuf>) -> String {
     let mut out = String::new();
-    let line = "─".repeat(52);
+    let line = "─".repeat(60);
     let _ = writeln!(out, "\n{line}\n botai run summary\n{line}");
     let mut row = |k: &str, v: String| {
-        let _ = writeln!(out, " {k:<34}{v:>16}");
+        let _ = writeln!(out, " {k:<42}{v:>16}");
     };
     row("bars replayed", s.bars.to_string());
     row("predictions", s.predictions.to_string());
@@ -274,9 +274,9 @@ fn table(s: &Summary, quote: &str, csv: &Path, svg: Option<&PathBuf>) -> String 
         row("mean exposure (of equity)", format!("{:.1} %", s.exposure * 100.0));
         row("max drawdown", format!("{:.2} %", s.max_drawdown * 100.0));
         row("Sharpe (annualised)", s.sharpe.map_or_else(|| "-".into(), |v| format!("{v:.2}")));
-        let _ = writeln!(out, " {:-<50}", "- buy-and-hold, same prices ");
+        let _ = writeln!(out, " {:-<58}", "- buy-and-hold, same prices ");
         let mut row = |k: &str, v: String| {
-            let _ = writeln!(out, " {k:<34}{v:>16}");
+            let _ = writeln!(out, " {k:<42}{v:>16}");
         };
         if let Some(h) = s.hold_return {
             row("return", format!("{:+.2} %", h * 100.0));

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use rust_decimal::prelude::ToPrimitive;
@@ -116,6 +116,14 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
         if cfg.market.epoch.is_none() && mode != Mode::All {
             warn!("REPLAY_EPOCH is not set: this process replays on its own clock; give every process of a replay the same REPLAY_EPOCH");
         }
+        if cfg.market.stepped
+            && (mode != Mode::All || cfg.trading.exchange != "paper" || cfg.trading.paper_url.is_some())
+        {
+            bail!(
+                "REPLAY_SPEED=max steps the replay in one process: `botai run` (every component) on the in-process \
+                 paper exchange (EXCHANGE=paper, no PAPER_EXCHANGE_URL); give processes of their own a speed and REPLAY_EPOCH"
+            );
+        }
         let r = Replay::load(&cfg.market)?;
         info!(symbol = %r.symbol, bars = r.len(), from = %r.bar(r.first).ts, to = %r.bar(r.last).ts, speed = cfg.market.speed,
               epoch = %r.clock.epoch, "market replay");
@@ -154,6 +162,17 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
         marks: Mutex::new(Vec::new()),
         alerts: Arc::new(alerts::Recent::default()),
     });
+    if let (Some(r), Some(p)) = (replay.as_ref().filter(|r| r.is_stepped()), paper.clone()) {
+        let (marks, replay) = (run.clone(), r.clone());
+        r.on_settled(Box::new(move |i| {
+            if (i - replay.first) % STEPPED_MARK_EVERY == 0 || i == replay.last {
+                let at = replay.bar(i).ts + chrono::TimeDelta::minutes(1);
+                if let Some(m) = mark(&p, at) {
+                    marks.marks.lock().unwrap_or_else(|p| p.into_inner()).push(m);
+                }
+            }
+        }));
+    }
     let pool = db::pool(&cfg.pg, "botai api", 4)?;
     let ml_stop = stop.child_token();
     let mut ml_task = None;
@@ -288,18 +307,12 @@ async fn show_progress(
         let now = Utc::now();
         let done = replay.completed_at(now).map_or(0, |i| i + 1 - replay.first);
         bar.set_position(done as u64);
-        if let Some(p) = &run.paper {
-            if let Some((e, price, held)) = p.mark() {
-                let at = replay.clock.market_time(now);
-                let e = e.to_f64().unwrap_or(0.0);
-                t.equity.set(e);
-                run.equity.lock().unwrap_or_else(|p| p.into_inner()).push((at, e));
-                let mark = report::Mark {
-                    at,
-                    equity: e,
-                    price: price.to_f64().unwrap_or(0.0),
-                    exposure: held.to_f64().unwrap_or(0.0),
-                };
+        if let Some(mark) = run.paper.as_ref().and_then(|p| mark(p, replay.market_time(now))) {
+            t.equity.set(mark.equity);
+            run.equity.lock().unwrap_or_else(|p| p.into_inner()).push((mark.at, mark.equity));
+            // A stepped replay marks its bars itself (the moment a sample
+            // lands on is the wall clock's).
+            if !replay.is_stepped() {
                 run.marks.lock().unwrap_or_else(|p| p.into_inner()).push(mark);
             }
         }
@@ -316,6 +329,21 @@ async fn show_progress(
     bar.finish_and_clear();
 }
 
+/// The paper account's equity, the price and what it holds, at `at`.
+fn mark(p: &PaperExchange, at: chrono::DateTime<Utc>) -> Option<report::Mark> {
+    let (equity, price, held) = p.mark()?;
+    Some(report::Mark {
+        at,
+        equity: equity.to_f64().unwrap_or(0.0),
+        price: price.to_f64().unwrap_or(0.0),
+        exposure: held.to_f64().unwrap_or(0.0),
+    })
+}
+
+/// A stepped replay's report marks every this many bars, each once the bar
+/// is settled.
+const STEPPED_MARK_EVERY: usize = 5;
+
 fn format_equity(e: f64) -> String {
     if e == 0.0 {
         "-".into()
@@ -327,7 +355,7 @@ fn format_equity(e: f64) -> String {
 fn summary_line(t: &Telemetry, replay: &Replay, now: chrono::DateTime<Utc>, quote: &str) -> String {
     format!(
         "market {} | bars {} | predictions {} | signals {} accepted, {} duplicate | orders {} filled, {} skipped, rejects {} (110007 {}, 10006 {}) | equity {:.2} {quote}",
-        replay.clock.market_time(now).format("%Y-%m-%d %H:%M"),
+        replay.market_time(now).format("%Y-%m-%d %H:%M"),
         t.bars.get(),
         t.predictions.get(),
         t.signals_with("accepted"),

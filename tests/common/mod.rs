@@ -413,3 +413,18 @@ pub async fn reconnect_within(within: Duration) -> Client {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Registers `n` operator BUY orders of `qty` BTC of BTCUSDT at `price` at
+/// once (strategies `<prefix>-0` … so none is a duplicate of another).
+pub async fn operator_buys(db: &Client, prefix: &str, n: usize, price: &str, qty: &str) {
+    let now = chrono::Utc::now().to_rfc3339();
+    let orders: Vec<String> = (0..n)
+        .map(|k| {
+            format!(
+                "SELECT botai_register_signal(jsonb_build_object('symbol', 'BTCUSDT', 'direction', 'BUY', \
+                 'strategy', '{prefix}-{k}', 'timestamp', '{now}', 'price', {price}, 'qty', '{qty}'))"
+            )
+        })
+        .collect();
+    db.batch_execute(&orders.join(";")).await.unwrap();
+}

@@ -69,7 +69,7 @@ fn daemon_state(api: &Api) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime": (now - api.run.started_at).num_milliseconds() as f64 / 1e3,
         "replay_progress": api.run.replay.as_ref().map(|r| r.progress(now)),
-        "market_time": api.run.replay.as_ref().map(|r| r.clock.market_time(now)),
+        "market_time": api.run.replay.as_ref().map(|r| r.market_time(now)),
     })
 }
 

@@ -293,6 +293,10 @@ pub trait BotaiSql {
     /// false where another engine took the order over.
     async fn order_settle(&self, engine: &str, settlements: &[Settlement]) -> Result<Vec<bool>>;
     async fn unhandled_signals(&self, lookback: Duration, max_rows: i32) -> Result<Vec<i64>>;
+    /// Whether every one of these signals has a finished order and, where
+    /// it filled, a balance snapshot of its exchange taken after the record
+    /// (what a stepped replay waits for before its next bar).
+    async fn signals_settled(&self, signal_ids: &[i64]) -> Result<bool>;
     /// Orders as botai recorded them, newest first (all, or one signal's,
     /// or one client order id's).
     async fn orders(&self, filter: OrderFilter<'_>, limit: i64) -> Result<Vec<OrderRecord>>;
@@ -728,6 +732,20 @@ impl<C: Sql> BotaiSql for C {
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn signals_settled(&self, signal_ids: &[i64]) -> Result<bool> {
+        let r = self
+            .q_one(
+                "signals_settled",
+                "SELECT count(*) = cardinality($1::bigint[]) FROM botai.orders o \
+                 WHERE o.signal_id = ANY ($1) AND o.status <> 'claimed' \
+                   AND (o.status <> 'filled' OR NOT EXISTS ( \
+                     SELECT 1 FROM botai.balances b WHERE b.exchange = o.exchange AND b.as_of < o.finished_at))",
+                &[&signal_ids],
+            )
+            .await?;
+        Ok(r.get(0))
     }
 
     async fn orders(&self, filter: OrderFilter<'_>, limit: i64) -> Result<Vec<OrderRecord>> {

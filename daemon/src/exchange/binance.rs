@@ -416,6 +416,15 @@ impl Exchange for BinanceClient {
         }
     }
 
+    async fn open_orders(&self, symbol: &str) -> Result<Vec<OrderState>, ExchangeError> {
+        let params = vec![("symbol", symbol.to_owned())];
+        let v = self.call(self.signed(Method::GET, "/fapi/v1/openOrders", params, endpoint::GLOBAL)).await?;
+        let Some(list) = v.as_array() else {
+            return Err(ExchangeError::Transport("openOrders: the answer is not a list".into()));
+        };
+        list.iter().map(parse_order).collect()
+    }
+
     async fn cancel_order(&self, symbol: &str, client_order_id: &str) -> Result<(), ExchangeError> {
         let params = vec![("symbol", symbol.to_owned()), ("origClientOrderId", client_order_id.to_owned())];
         self.call(self.signed(Method::DELETE, "/fapi/v1/order", params, endpoint::ORDER)).await.map(|_| ())

@@ -533,6 +533,37 @@ impl Exchange for BybitClient {
         self.find_order(symbol, client_order_id).await
     }
 
+    async fn open_orders(&self, symbol: &str) -> Result<Vec<OrderState>, ExchangeError> {
+        // Up to 50 a page, the pages linked by a cursor.
+        const MAX_PAGES: usize = 20;
+        let mut orders = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..MAX_PAGES {
+            let mut query = vec![
+                ("category", self.settings.category.as_str().to_owned()),
+                ("symbol", symbol.to_owned()),
+                ("openOnly", "0".to_owned()),
+                ("limit", "50".to_owned()),
+            ];
+            if !cursor.is_empty() {
+                query.push(("cursor", cursor.clone()));
+            }
+            let result = self.call(self.private_get("/v5/order/realtime", endpoint::ORDER_QUERY, query)).await?;
+            for o in result.get("list").and_then(Value::as_array).into_iter().flatten() {
+                let o = parse_order(o, self.settings.category)?;
+                // /realtime lists orders that ended moments ago too.
+                if !o.status.is_final() {
+                    orders.push(o);
+                }
+            }
+            cursor = result.get("nextPageCursor").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if cursor.is_empty() {
+                return Ok(orders);
+            }
+        }
+        Err(ExchangeError::Transport(format!("more than {} open orders of {symbol}", MAX_PAGES * 50)))
+    }
+
     async fn cancel_order(&self, symbol: &str, client_order_id: &str) -> Result<(), ExchangeError> {
         let mut body =
             json!({"category": self.settings.category.as_str(), "symbol": symbol, "orderLinkId": client_order_id});

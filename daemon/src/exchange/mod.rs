@@ -263,6 +263,10 @@ pub trait Exchange: Send + Sync {
     /// The order with this client order id, if the exchange has it.
     async fn order(&self, symbol: &str, client_order_id: &str) -> Result<Option<OrderState>, ExchangeError>;
     async fn cancel_order(&self, symbol: &str, client_order_id: &str) -> Result<(), ExchangeError>;
+    /// Every order of `symbol` still open at the venue (New or
+    /// PartiallyFilled), whoever placed it: what reconciliation compares
+    /// with botai's record.
+    async fn open_orders(&self, symbol: &str) -> Result<Vec<OrderState>, ExchangeError>;
     async fn wallet(&self) -> Result<Wallet, ExchangeError>;
     async fn server_time(&self) -> Result<DateTime<Utc>, ExchangeError>;
     async fn instrument(&self, symbol: &str) -> Result<Instrument, ExchangeError>;

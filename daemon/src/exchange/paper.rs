@@ -168,6 +168,15 @@ impl Exchange for PaperExchange {
         Ok(self.venue.order(None, Some(client_order_id)).as_ref().map(order_state))
     }
 
+    async fn open_orders(&self, symbol: &str) -> Result<Vec<OrderState>, ExchangeError> {
+        self.limits.book("order_query").await?;
+        if let Err(e) = self.admit(LimitClass::OrderQuery) {
+            return Err(self.refused("order_query", e).await);
+        }
+        let orders = self.venue.orders();
+        Ok(orders.iter().filter(|o| o.symbol == symbol && o.status.is_open()).map(order_state).collect())
+    }
+
     async fn cancel_order(&self, _symbol: &str, client_order_id: &str) -> Result<(), ExchangeError> {
         self.limits.book("order").await?;
         self.admit(LimitClass::Order)?;

@@ -6,9 +6,17 @@
 //! current, so an ML manager taking over from a dead one resumes at the
 //! right bar and a paper exchange in another process fills at the right
 //! price, with no coordination beyond the two numbers.
+//!
+//! `REPLAY_SPEED=max` replaces the wall clock with a stepped one, in one
+//! process (`botai run`, everything in it): the feed moves the clock to the
+//! next bar only when the previous bar's signals are traded and settled
+//! (the ML manager waits for that), so orders fill at the close of the
+//! signal's bar plus the paper exchange's slippage, and the same data gives
+//! the same orders and the same P&L on any machine and under any load.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -53,7 +61,23 @@ pub struct Replay {
     pub first: usize,
     pub last: usize,
     pub clock: ReplayClock,
+    /// REPLAY_SPEED=max: the stepped clock (None: the wall clock).
+    stepped: Option<Stepped>,
 }
+
+/// Where a stepped replay is: the bar completed last (`NONE` before the
+/// first), moved only by the feed, and what runs once a bar is settled.
+struct Stepped {
+    completed: AtomicUsize,
+    /// The last bar whose hook ran.
+    hooked: AtomicUsize,
+    on_settled: Mutex<Option<SettledHook>>,
+}
+
+/// Called with a bar's index once its signals are traded and settled.
+pub type SettledHook = Box<dyn Fn(usize) + Send + Sync>;
+
+const NONE: usize = usize::MAX;
 
 impl Replay {
     /// Loads the bars of `cfg.data_path` and sets the clock; the epoch is
@@ -79,7 +103,50 @@ impl Replay {
         // and registering must not eat the first bars.
         let epoch = cfg.epoch.unwrap_or_else(|| Utc::now() + TimeDelta::seconds(2));
         let clock = ReplayClock { epoch, market_start: bars[first].ts, speed: cfg.speed };
-        Ok(Arc::new(Replay { symbol: cfg.symbol.clone(), bars, first, last, clock }))
+        let stepped = cfg.stepped.then(|| Stepped {
+            completed: AtomicUsize::new(NONE),
+            hooked: AtomicUsize::new(NONE),
+            on_settled: Mutex::new(None),
+        });
+        Ok(Arc::new(Replay { symbol: cfg.symbol.clone(), bars, first, last, clock, stepped }))
+    }
+
+    /// Whether the replay is stepped (REPLAY_SPEED=max).
+    pub fn is_stepped(&self) -> bool {
+        self.stepped.is_some()
+    }
+
+    /// What a stepped replay runs once each bar is settled (before the
+    /// clock moves on): the run's equity marks, one per bar.
+    pub fn on_settled(&self, hook: SettledHook) {
+        if let Some(s) = &self.stepped {
+            *s.on_settled.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+        }
+    }
+
+    /// A stepped replay's bar completed last is settled: its hook runs
+    /// (once per bar).
+    fn settled(&self) {
+        let Some(s) = &self.stepped else { return };
+        let i = s.completed.load(Ordering::SeqCst);
+        if i == NONE || s.hooked.swap(i, Ordering::SeqCst) == i {
+            return;
+        }
+        if let Some(hook) = &*s.on_settled.lock().unwrap_or_else(|p| p.into_inner()) {
+            hook(i);
+        }
+    }
+
+    /// Market time at `wall`: the wall clock's mapping, or where the
+    /// stepped clock stands (the close of the bar completed last).
+    pub fn market_time(&self, wall: DateTime<Utc>) -> DateTime<Utc> {
+        match &self.stepped {
+            None => self.clock.market_time(wall),
+            Some(s) => match s.completed.load(Ordering::SeqCst) {
+                NONE => self.bars[self.first].ts,
+                i => self.bars[i].ts + MINUTE,
+            },
+        }
     }
 
     pub fn bars(&self) -> &[Bar] {
@@ -101,6 +168,9 @@ impl Replay {
 
     /// The last bar completed (closed) at wall time `wall`, if any.
     pub fn completed_at(&self, wall: DateTime<Utc>) -> Option<usize> {
+        if let Some(s) = &self.stepped {
+            return Some(s.completed.load(Ordering::SeqCst)).filter(|&i| i != NONE);
+        }
         let market = self.clock.market_time(wall);
         // Bars are sorted by time; a bar is complete once its minute is over.
         let n = self.bars.partition_point(|b| b.ts + MINUTE <= market);
@@ -114,6 +184,9 @@ impl Replay {
 
     /// Whether the replay is over at `wall`.
     pub fn finished(&self, wall: DateTime<Utc>) -> bool {
+        if self.stepped.is_some() {
+            return self.completed_at(wall) == Some(self.last);
+        }
         wall >= self.completes_at(self.last)
     }
 
@@ -134,8 +207,17 @@ impl Replay {
         }
     }
 
-    /// Waits until bar `i` is complete.
+    /// Waits until bar `i` is complete; a stepped replay completes it now
+    /// (its caller has waited for the bar before it to be settled).
     pub async fn wait_for(&self, i: usize) {
+        if let Some(s) = &self.stepped {
+            let previous = s.completed.load(Ordering::SeqCst);
+            if previous == NONE || previous < i {
+                self.settled();
+                s.completed.store(i, Ordering::SeqCst);
+            }
+            return;
+        }
         let due = self.completes_at(i);
         let now = Utc::now();
         if due > now {
@@ -163,7 +245,7 @@ impl PriceSource for Replay {
     }
 
     fn market_now(&self) -> DateTime<Utc> {
-        self.clock.market_time(Utc::now())
+        self.market_time(Utc::now())
     }
 
     fn bars(&self, symbol: &str) -> Option<&[Bar]> {
@@ -190,6 +272,8 @@ impl ReplayFeed {
     /// it (the history a feature window is made from). None at the end.
     pub async fn next(&mut self) -> Option<(usize, &[Bar])> {
         if self.next > self.replay.last {
+            // The last bar is settled too (its caller waited for it).
+            self.replay.settled();
             return None;
         }
         let i = self.next;

@@ -30,7 +30,7 @@ use super::model::{self, Device, ModelOptions, Prediction, SignalModel};
 use crate::config::{Config, MlDevice};
 use crate::db::{BotaiSql, Db};
 use crate::market::replay::{window_is_contiguous, Replay};
-use crate::market::Market;
+use crate::market::{hourly_volatility, Market};
 use crate::telemetry::Telemetry;
 
 const WORKER_TYPE: &str = "ml_manager";
@@ -216,14 +216,43 @@ async fn act(
                 last_bar = Some(bar.ts);
                 handled += 1;
                 telemetry.bars.inc();
-                on_bar(cfg, market.symbol(), &strategy, telemetry, model, lease, i, history).await?;
+                let accepted = on_bar(cfg, market.symbol(), &strategy, telemetry, model, lease, i, history).await?;
+                if market.replay().is_some_and(|r| r.is_stepped()) && !accepted.is_empty() {
+                    // A stepped replay moves on once this bar's trades are settled.
+                    let stepped = until_settled(lease, &accepted);
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(Finished::Stopped),
+                        settled = stepped => settled?,
+                    }
+                }
             }
         }
     }
 }
 
+/// Waits until the signals have finished orders and the balances a fill
+/// changed are synced: then a stepped replay's next bar sees what this one
+/// did. Says so, every 10 s, when no engine settles them.
+async fn until_settled(lease: &Lease, signal_ids: &[i64]) -> Result<()> {
+    let started = tokio::time::Instant::now();
+    let mut told = started;
+    let mut pause = Duration::from_micros(500);
+    while !lease.db.signals_settled(signal_ids).await? {
+        if told.elapsed() >= Duration::from_secs(10) {
+            told = tokio::time::Instant::now();
+            warn!(
+                "REPLAY_SPEED=max: signals {signal_ids:?} are not settled after {:.0} s; the replay waits for an engine",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// Features, one batched model run, signals: for every symbol of the bar
-/// (the shipped data has one).
+/// (the shipped data has one). Returns the ids of the signals accepted.
 #[allow(clippy::too_many_arguments)]
 async fn on_bar(
     cfg: &Config,
@@ -234,7 +263,8 @@ async fn on_bar(
     lease: &Lease,
     i: usize,
     history: &[crate::market::Bar],
-) -> Result<()> {
+) -> Result<Vec<i64>> {
+    let mut accepted = Vec::new();
     let bar = &history[i];
     let bar_close = bar.ts + TimeDelta::minutes(1);
     let start = (i + 1).saturating_sub(RAW_BARS);
@@ -242,14 +272,14 @@ async fn on_bar(
     if let Err(gap) = window_is_contiguous(raw) {
         telemetry.skipped_bars.inc();
         warn!(bar = %bar.ts, "skipping bar: its feature window has a gap in the data at {gap}");
-        return Ok(());
+        return Ok(accepted);
     }
     let window: FeatureWindow = match features::window(raw) {
         Ok(w) => w,
         Err(e) => {
             telemetry.skipped_bars.inc();
             warn!(bar = %bar.ts, "skipping bar: {e}");
-            return Ok(());
+            return Ok(accepted);
         }
     };
     let symbols = [(symbol, bar.close, window)];
@@ -260,9 +290,11 @@ async fn on_bar(
         Err(e) => {
             telemetry.skipped_bars.inc();
             warn!(bar = %bar.ts, "skipping bar: {e}");
-            return Ok(());
+            return Ok(accepted);
         }
     };
+    // The typical move of an hour, for volatility-scaled sizing.
+    let volatility_1h = hourly_volatility(raw, VOLATILITY_BARS.min(raw.len() - 1));
     for ((symbol, close, _), p) in symbols.iter().zip(&predictions) {
         telemetry.predictions.inc();
         let signal = signal_for(p, cfg.ml.threshold, cfg.ml.full_strength);
@@ -297,15 +329,25 @@ async fn on_bar(
                 None => continue,
             },
         };
+        let mut document = document;
+        if let Some(v) = volatility_1h {
+            document["volatility_1h"] = json!(v);
+        }
         let verdict = lease.db.register_signal(&document, Some(bar_close)).await?;
         telemetry.signal(&verdict.reason);
+        if verdict.accepted {
+            accepted.extend(verdict.signal_id);
+        }
         tracing::debug!(
             signal_id = ?verdict.signal_id, fingerprint = %verdict.fingerprint, reason = %verdict.reason,
             "signal {} {symbol}", document["direction"]
         );
     }
-    Ok(())
+    Ok(accepted)
 }
+
+/// One-minute returns the signal's `volatility_1h` is measured over.
+const VOLATILITY_BARS: usize = 60;
 
 /// A position worth less than this (quote currency) is dust, not a position
 /// to close: below every venue's minimum order.

@@ -43,6 +43,10 @@ pub async fn sync_once(exchange: &dyn Exchange, pool: &Pool, snapshot: &Snapshot
     // The adapter books the request with botai's limiter (and passes a
     // refusal on to it).
     let wallet = exchange.wallet().await?;
+    // The engine's own copy first: whoever sees the new balances in botai
+    // (a stepped replay moving to its next bar) finds the engine sizing
+    // from them too.
+    snapshot.store(wallet.clone());
     // A venue on this host has our clock: no skew to allow for.
     let skew = exchange.shares_our_clock().then_some(std::time::Duration::ZERO);
     let conn = db::pooled(pool).await?;
@@ -59,7 +63,6 @@ pub async fn sync_once(exchange: &dyn Exchange, pool: &Pool, snapshot: &Snapshot
             conn.update_balance(exchange.name(), &asset, zero, zero, zero, wallet.as_of, skew).await?;
         }
     }
-    snapshot.store(wallet.clone());
     Ok(wallet)
 }
 

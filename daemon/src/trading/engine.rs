@@ -41,9 +41,10 @@ use tracing::{debug, info, info_span, warn};
 use uuid::Uuid;
 
 use super::balance_sync::{self, Snapshot};
+use super::fault::Step;
 use super::sizing;
 use crate::config::Config;
-use crate::db::{self, Batcher, BotaiSql, ClaimedOrder, Db, OrderReservation, Reserved, Settlement};
+use crate::db::{self, Batcher, BotaiSql, ClaimedOrder, Db, OrderFilter, OrderReservation, Reserved, Settlement};
 use crate::exchange::{limits, Exchange, ExchangeError, Instrument, OrderRequest, OrderState, Side};
 use crate::telemetry::Telemetry;
 
@@ -65,6 +66,12 @@ const BATCHES_IN_FLIGHT: usize = 2;
 const POOL_SIZE: usize = 3 * BATCHES_IN_FLIGHT + 4;
 /// How often the position book is compared with the venue.
 const RECONCILE_EVERY: Duration = Duration::from_secs(300);
+/// How far back a reconciliation pass looks for claims of engines that
+/// died: further than the catch-up (an order whose outcome stayed unknown
+/// for days is still followed to its end).
+const ORPHAN_LOOKBACK: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Every client order id botai makes starts so ('botai-' || fingerprint).
+const CLIENT_ORDER_PREFIX: &str = "botai-";
 /// Fee and slippage allowance reserved on top of a BUY's notional.
 const BUY_BUFFER: Decimal = Decimal::from_parts(5, 0, 0, false, 3);
 
@@ -111,6 +118,8 @@ pub struct Engine {
     last_price: AtomicU64,
     /// Notified on every fill: the balance sync runs at once.
     filled: Arc<tokio::sync::Notify>,
+    /// Open orders at the venue already reported as unexplained.
+    unexplained: Mutex<HashSet<String>>,
 }
 
 /// Runs an engine until `stop`; returns after in-flight orders settled.
@@ -263,14 +272,15 @@ pub async fn run_for(
         stop: stop.clone(),
         last_price: AtomicU64::new(0),
         filled: Arc::new(tokio::sync::Notify::new()),
+        unexplained: Mutex::new(HashSet::new()),
     });
-    // The book against the venue before the first order, then every few minutes.
-    if let Err(e) = engine.reconcile_position().await {
-        warn!("reconciling the position with the venue failed (again in {RECONCILE_EVERY:?}): {e:#}");
-    }
+    let permits = Arc::new(Semaphore::new(cfg.trading.concurrency));
+    // The book and the open orders against the venue before the first
+    // order, then every few minutes.
+    engine.reconcile(only.is_none().then_some(&permits)).await;
     let reconcile_stop = stop.child_token();
     let reconciler = tokio::spawn({
-        let (engine, stop) = (engine.clone(), reconcile_stop.clone());
+        let (engine, stop, permits) = (engine.clone(), reconcile_stop.clone(), permits.clone());
         async move {
             let mut tick = tokio::time::interval(RECONCILE_EVERY);
             tick.tick().await;
@@ -279,9 +289,7 @@ pub async fn run_for(
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                if let Err(e) = engine.reconcile_position().await {
-                    warn!("reconciling the position with the venue failed (again in {RECONCILE_EVERY:?}): {e:#}");
-                }
+                engine.reconcile(only.is_none().then_some(&permits)).await;
             }
         }
     });
@@ -294,7 +302,6 @@ pub async fn run_for(
         engine.filled.clone(),
         sync_stop.clone(),
     ));
-    let permits = Arc::new(Semaphore::new(cfg.trading.concurrency));
     let mut beat = tokio::time::interval(cfg.heartbeat_every());
     let catch_up_stop = stop.child_token();
     let catch_up = match only {
@@ -531,7 +538,12 @@ impl Engine {
                 let exposure = position + pending;
                 let equity = self.snapshot.available(&self.cfg.trading.quote)
                     + self.snapshot.available(&self.cfg.trading.base) * price;
-                let size = sizing::position_size(self.cfg.trading.sizing, equity, price);
+                let volatility = order.payload.get("volatility_1h").and_then(Value::as_f64).and_then(Decimal::from_f64);
+                let Some(size) = sizing::position_size(self.cfg.trading.sizing, equity, price, volatility) else {
+                    let message =
+                        "ORDER_SIZE=volatility:… sizes from the signal's volatility_1h, and this signal has none";
+                    return self.finish(&order, "skipped", json!({"message": message})).await;
+                };
                 let target = match (exit, side) {
                     (true, _) => Decimal::ZERO,
                     (false, Side::Buy) => size,
@@ -546,6 +558,13 @@ impl Engine {
                         return self
                             .finish(&order, "skipped", json!({"message": format!("at_target: already there ({at})")}))
                             .await;
+                    }
+                    sizing::Step::WithinBand(gap) => {
+                        let message = format!(
+                            "within_band: {gap} to the target is less than {} % of it ({at})",
+                            sizing::REBALANCE_BAND * Decimal::ONE_HUNDRED
+                        );
+                        return self.finish(&order, "skipped", json!({"message": message})).await;
                     }
                     sizing::Step::BelowMinimum(gap) => {
                         let message = format!("below_minimum: {gap} to the target is less than one order ({at})");
@@ -639,6 +658,7 @@ impl Engine {
                     attempt += 1;
                 }
             }
+            self.fault(Step::BeforeSend, &request.client_order_id);
             anyhow::Ok(self.exchange.place_order(&request).await)
         }
         .await;
@@ -650,6 +670,7 @@ impl Engine {
         }
         match sent? {
             Ok(placed) => {
+                self.fault(Step::AfterSend, &placed.client_order_id);
                 let placed = self.until_final(placed, updates).await?;
                 self.settle_filled(&order, side, &placed, reservation).await
             }
@@ -710,6 +731,9 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let mut pause = Duration::from_millis(50);
         while !placed.status.is_final() {
+            if !placed.filled_qty.is_zero() {
+                self.fault(Step::MidFill, &placed.client_order_id);
+            }
             if tokio::time::Instant::now() >= deadline {
                 bail!("order {} is still {:?} after a minute", placed.client_order_id, placed.status);
             }
@@ -763,6 +787,7 @@ impl Engine {
         placed: &OrderState,
         reservation: Option<(Uuid, Decimal)>,
     ) -> Result<()> {
+        self.fault(Step::AfterAnswer, &placed.client_order_id);
         if placed.filled_qty.is_zero() {
             // Ended without executing (the venue rejected or cancelled it):
             // nothing was spent.
@@ -811,6 +836,71 @@ impl Engine {
         self.record(order, None, status, details).await
     }
 
+    /// One reconciliation pass, each part on its own (a failure is logged and
+    /// tried again at the next pass): the position, the open orders, and —
+    /// unless the engine trades one signal only — the claims of engines
+    /// that died longer ago than the catch-up looks back.
+    async fn reconcile(self: &Arc<Self>, permits: Option<&Arc<Semaphore>>) {
+        if let Err(e) = self.reconcile_position().await {
+            warn!("reconciling the position with the venue failed (again in {RECONCILE_EVERY:?}): {e:#}");
+        }
+        if let Err(e) = self.reconcile_orders().await {
+            warn!("reconciling the open orders with the venue failed (again in {RECONCILE_EVERY:?}): {e:#}");
+        }
+        let Some(permits) = permits else { return };
+        let orphans = match db::pooled(&self.pool).await {
+            Ok(conn) => conn.unhandled_signals(ORPHAN_LOOKBACK, 1000).await,
+            Err(e) => Err(e),
+        };
+        match orphans {
+            Ok(ids) => ids.into_iter().for_each(|id| self.spawn(id, permits.clone())),
+            Err(e) => warn!("looking for claims of engines that died failed (again in {RECONCILE_EVERY:?}): {e}"),
+        }
+    }
+
+    /// Compares the venue's open orders in this engine's symbol with
+    /// botai's record. An open order botai holds a claim on is on its way —
+    /// or its engine died between the send and the record, and the claim's
+    /// next owner adopts it (finds it by its client order id, follows it to
+    /// its end and records it). Any other open order cannot be explained —
+    /// botai recorded it finished, has no record of it, or did not place it
+    /// (an operator's, another bot's) — and is reported critical (an alert),
+    /// once per engine run; it is never cancelled: it may be someone's.
+    async fn reconcile_orders(&self) -> Result<()> {
+        let open = self.exchange.open_orders(&self.instrument.symbol).await?;
+        if open.is_empty() {
+            return Ok(());
+        }
+        let conn = self.conn().await?;
+        for o in open {
+            let recorded = conn.orders(OrderFilter::ClientOrderId(&o.client_order_id), 1).await?;
+            let why = match recorded.first() {
+                Some(r) if r.status == "claimed" => continue,
+                Some(r) => format!("botai recorded it {}", r.status),
+                None if o.client_order_id.starts_with(CLIENT_ORDER_PREFIX) => "botai has no record of it".to_owned(),
+                None => "botai did not place it".to_owned(),
+            };
+            if !self.unexplained.lock().unwrap_or_else(|p| p.into_inner()).insert(o.client_order_id.clone()) {
+                continue;
+            }
+            let message = format!(
+                "an order open at {} that botai cannot explain: {} {} {} {:?} (filled {}, client order id {:?}, \
+                 venue id {}): {why}",
+                self.exchange.name(),
+                o.side.as_str(),
+                o.qty,
+                o.symbol,
+                o.status,
+                o.filled_qty,
+                o.client_order_id,
+                o.exchange_order_id
+            );
+            warn!("{message}");
+            conn.report_error(&self.component, &message, true).await?;
+        }
+        Ok(())
+    }
+
     /// Compares the book's position in this engine's symbol with the
     /// venue's: a perpetual's position as the venue lists it; on spot,
     /// botai's position cannot be more than the base the account holds, nor
@@ -848,6 +938,13 @@ impl Engine {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Ends the process here when BOTAI_FAULT names this step (crash tests).
+    fn fault(&self, step: Step, client_order_id: &str) {
+        if let Some(fault) = &self.cfg.trading.fault {
+            fault.at(step, client_order_id);
+        }
     }
 
     /// The asset an order of `side` holds funds in: a perpetual's margin is

@@ -4,4 +4,5 @@
 
 pub mod balance_sync;
 pub mod engine;
+pub mod fault;
 pub mod sizing;
