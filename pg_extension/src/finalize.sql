@@ -374,6 +374,14 @@ COMMENT ON VIEW botai.pnl_today IS
     'Per exchange account, the UTC day so far: realised P&L and fees of the day''s fills (quote currency), the open '
     'positions'' unrealised P&L at their last price, and the net the daily loss limit is checked against.';
 
+CREATE VIEW botai.pending_orders AS
+SELECT order_id, exchange, symbol, side, planned_qty, planned_price,
+       CASE WHEN side = 'BUY' THEN planned_qty ELSE -planned_qty END AS pending_qty
+FROM botai.orders WHERE status = 'claimed' AND planned_qty IS NOT NULL;
+COMMENT ON VIEW botai.pending_orders IS
+    'Orders botai_reserve_order reserved and nobody finished yet, with what each will add to its position (signed, '
+    'BUY positive): the one definition of "open orders" the risk checks, the position book and every engine use.';
+
 CREATE VIEW botai.positions_status AS
 SELECT p.exchange, p.symbol, p.qty, p.avg_entry, p.last_price,
        abs(p.qty) * p.last_price AS notional,
@@ -381,10 +389,8 @@ SELECT p.exchange, p.symbol, p.qty, p.avg_entry, p.last_price,
        p.realized_pnl, p.fees, p.trades, coalesce(o.open_orders, 0) AS open_orders,
        coalesce(o.pending_qty, 0) AS pending_qty, p.opened_at, p.updated_at
 FROM botai.positions p
-LEFT JOIN (SELECT exchange, symbol, count(*) AS open_orders,
-                  sum(CASE WHEN side = 'BUY' THEN planned_qty ELSE -planned_qty END) AS pending_qty
-           FROM botai.orders WHERE status = 'claimed' AND planned_qty IS NOT NULL
-           GROUP BY exchange, symbol) o ON o.exchange = p.exchange AND o.symbol = p.symbol;
+LEFT JOIN (SELECT exchange, symbol, count(*) AS open_orders, sum(pending_qty) AS pending_qty
+           FROM botai.pending_orders GROUP BY exchange, symbol) o ON o.exchange = p.exchange AND o.symbol = p.symbol;
 COMMENT ON VIEW botai.positions_status IS
     'The position book with what its open orders (reserved, not finished) will add: what every engine, botai status '
     'and the dashboard show.';

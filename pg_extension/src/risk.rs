@@ -63,10 +63,8 @@ static EXPOSURE: Statement = Statement::new(
       FROM (SELECT 1) one \
       LEFT JOIN botai.risk_limits s ON s.exchange = $1 AND s.symbol = $2 \
       LEFT JOIN botai.risk_limits a ON a.exchange = $1 AND a.symbol = '*'), \
-     open AS (SELECT symbol, sum(CASE WHEN side = 'BUY' THEN planned_qty ELSE -planned_qty END) AS pending, \
-                     count(*) AS n, max(planned_price) AS price \
-              FROM botai.orders WHERE exchange = $1 AND status = 'claimed' AND planned_qty IS NOT NULL \
-                AND order_id <> $3 GROUP BY symbol), \
+     open AS (SELECT symbol, sum(pending_qty) AS pending, count(*) AS n, max(planned_price) AS price \
+              FROM botai.pending_orders WHERE exchange = $1 AND order_id <> $3 GROUP BY symbol), \
      book AS (SELECT coalesce(p.symbol, o.symbol) AS symbol, coalesce(p.qty, 0) AS qty, \
                      coalesce(o.pending, 0) AS pending, coalesce(o.n, 0) AS n, \
                      coalesce(p.last_price, o.price) AS price \
@@ -82,7 +80,7 @@ static EXPOSURE: Statement = Statement::new(
 );
 static BOOK_RATE: Statement = Statement::new(
     "risk.book_rate",
-    "SELECT d, greatest(now(), clock_timestamp() - interval '100 ms') + make_interval(secs => d) \
+    "SELECT greatest(now(), clock_timestamp() - interval '100 ms') + make_interval(secs => d) \
      FROM (SELECT public.botai_rate_acquire($1, $2, NULL) AS d) b",
 );
 static RESERVE: Statement = Statement::new(
@@ -109,9 +107,8 @@ static MARK_PRICE: Statement = Statement::new(
 static PERMIT_ORDER: Statement = Statement::new(
     "risk.permit_order",
     "SELECT o.side, o.planned_qty, coalesce(p.qty, 0), \
-            coalesce((SELECT sum(CASE WHEN x.side = 'BUY' THEN x.planned_qty ELSE -x.planned_qty END) \
-                      FROM botai.orders x WHERE x.exchange = o.exchange AND x.symbol = o.symbol \
-                        AND x.status = 'claimed' AND x.planned_qty IS NOT NULL AND x.order_id <> o.order_id), 0) \
+            coalesce((SELECT sum(x.pending_qty) FROM botai.pending_orders x \
+                      WHERE x.exchange = o.exchange AND x.symbol = o.symbol AND x.order_id <> o.order_id), 0) \
      FROM botai.orders o LEFT JOIN botai.positions p ON p.exchange = o.exchange AND p.symbol = o.symbol \
      WHERE o.order_id = $1",
 );
@@ -495,7 +492,7 @@ fn reserve_order(
             return refuse(format!("funds: free {exchange}/{asset} does not cover {amount}"));
         };
         let booked = BOOK_RATE.run(client, &[exchange.as_str().into(), endpoint.into()])?;
-        let booked_at = booked.first().get::<pgrx::datum::TimestampWithTimeZone>(2)?;
+        let booked_at = booked.first().get::<pgrx::datum::TimestampWithTimeZone>(1)?;
         PLAN.run(client, &[order_id.into(), qty.into(), price.into(), reservation.into()])?;
         Ok((Some(reservation), booked_at, None))
     })

@@ -631,9 +631,8 @@ impl<C: Sql> BotaiSql for C {
             .q_one(
                 "exposure",
                 "SELECT coalesce((SELECT qty FROM botai.positions WHERE exchange = $1 AND symbol = $2), 0), \
-                        coalesce((SELECT sum(CASE WHEN side = 'BUY' THEN planned_qty ELSE -planned_qty END) \
-                                  FROM botai.orders WHERE exchange = $1 AND symbol = $2 AND status = 'claimed' \
-                                    AND planned_qty IS NOT NULL), 0)",
+                        coalesce((SELECT sum(pending_qty) FROM botai.pending_orders \
+                                  WHERE exchange = $1 AND symbol = $2), 0)",
                 &[&exchange, &symbol],
             )
             .await?;
