@@ -97,6 +97,8 @@ async fn main() -> Result<()> {
     for (k, v) in [
         ("PAPER_ORDER_LIMIT", "1000000000/1s"),
         ("PAPER_GLOBAL_LIMIT", "1000000000/1s"),
+        // Bybit's per-address limit (600 / 5 s, then a 10-minute ban) too.
+        ("PAPER_IP_LIMIT", "1000000000/1s"),
         ("PAPER_INITIAL_BALANCE", "USDT=1000000000000,BTC=1000000"),
         ("ORDER_SIZE", "notional:100"),
         ("MAX_SIGNAL_AGE", "600"),
