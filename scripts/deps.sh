@@ -6,8 +6,9 @@ set -euo pipefail
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PGRX_VERSION=0.18.0
+# chromium: the dashboard test loads the page in a real (headless) browser.
 PACKAGES=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 libclang-dev clang pkg-config
-          python3 python3-venv ca-certificates curl)
+          python3 python3-venv ca-certificates curl chromium)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -27,16 +28,17 @@ if [ ${#missing[@]} -gt 0 ]; then
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
 fi
 
-# promtool (Prometheus's reference parser, for the metrics test), unpacked
-# from Debian's prometheus package without installing or starting a server.
+# prometheus and promtool (Prometheus's server and reference checker, for
+# the monitoring tests), unpacked from Debian's prometheus package without
+# installing it: no service is created or started.
 CACHE=$(cd "$(dirname "$0")/.." && pwd)/.cache
-if [ ! -x "$CACHE/bin/promtool" ]; then
-    echo "deps: fetching promtool from Debian's prometheus package"
+if [ ! -x "$CACHE/bin/promtool" ] || [ ! -x "$CACHE/bin/prometheus" ]; then
+    echo "deps: fetching prometheus and promtool from Debian's prometheus package"
     tmp=$(mktemp -d)
     (cd "$tmp" && { apt-get download -qq prometheus 2>/dev/null || { as_root apt-get update -qq && apt-get download -qq prometheus; }; })
     dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
     mkdir -p "$CACHE/bin"
-    cp "$tmp/x/usr/bin/promtool" "$CACHE/bin/promtool"
+    cp "$tmp/x/usr/bin/promtool" "$tmp/x/usr/bin/prometheus" "$CACHE/bin/"
     rm -rf "$tmp"
 fi
 

@@ -233,7 +233,9 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
             // 0.3.0 replaces Binance's placeholders likewise.
             let others = |rows: &str| {
                 rows.lines()
-                    .filter(|l| !l.starts_with("(bybit,") && !l.starts_with("(binance,"))
+                    .filter(|l| {
+                        !l.starts_with("(bybit,") && !l.starts_with("(binance,") && !l.starts_with("(telegram,")
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             };
@@ -241,11 +243,17 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
             continue;
         }
         if table == "botai.alert_rules" {
-            // 0.4.0 adds the daily loss rule; every other row stays as it was.
-            let others =
-                |rows: &str| rows.lines().filter(|l| !l.starts_with("(daily_loss,")).collect::<Vec<_>>().join("\n");
+            // 0.4.0 adds the daily loss rule, 0.5.0 the critical error rule;
+            // every other row stays as it was.
+            let others = |rows: &str| {
+                rows.lines()
+                    .filter(|l| !l.starts_with("(daily_loss,") && !l.starts_with("(critical_error,"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
             assert_eq!(others(was), others(now), "{table}: the upgrade changed rows it must keep");
             assert!(now.contains("(daily_loss,daily_loss,"), "0.4.0 adds the daily_loss rule: {now}");
+            assert!(now.contains("(critical_error,critical_error,"), "0.5.0 adds the critical_error rule: {now}");
             continue;
         }
         assert_eq!(was, now, "{table}: the upgrade changed its rows");
@@ -366,6 +374,27 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
     let open: i64 =
         db.query_one("SELECT count(*) FROM botai.open_alerts WHERE rule = 'up_low_usdt'", &[]).await.unwrap().get(0);
     assert_eq!(open, 1, "the open alert of 0.1.0 is still the one open alert of its rule and subject");
+
+    // 0.5.0: an alert opened before the outbox existed is delivered once it
+    // has an event, to a channel registered on the upgraded database.
+    let new_channel: bool =
+        db.query_one("SELECT botai_alert_channel('webhook', ARRAY['critical_error'])", &[]).await.unwrap().get(0);
+    assert!(new_channel);
+    db.batch_execute(
+        "INSERT INTO botai.alert_events (alert_id, event) SELECT alert_id, 'opened' FROM botai.alerts \
+         WHERE rule = 'up_low_usdt' AND status = 'open'",
+    )
+    .await
+    .unwrap();
+    let claimed =
+        db.query("SELECT event_id, alert FROM botai_alert_claim('webhook', 'upgrade-test')", &[]).await.unwrap();
+    assert_eq!(claimed.len(), 1, "the event is owed to the webhook channel");
+    let alert: serde_json::Value = claimed[0].get(1);
+    assert_eq!(alert["rule"], "up_low_usdt");
+    let event_id: i64 = claimed[0].get(0);
+    let delivered: bool =
+        db.query_one("SELECT botai_alert_delivered($1, 'webhook', 'upgrade-test')", &[&event_id]).await.unwrap().get(0);
+    assert!(delivered);
 
     // --- the upgraded catalog is a fresh install's --------------------------
     let fresh = TestDatabase::create(&[]).await;

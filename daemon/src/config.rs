@@ -62,7 +62,7 @@ impl Source {
         Source { file: BTreeMap::new(), file_path: None }
     }
 
-    fn raw(&self, name: &str) -> Option<String> {
+    pub(crate) fn raw(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.trim().is_empty()).or_else(|| self.file.get(name).cloned())
     }
 
@@ -89,14 +89,14 @@ impl Source {
         self.raw(name).map(|s| s.trim().to_owned()).unwrap_or_else(|| default.to_owned())
     }
 
-    fn seconds(&self, name: &str, default: f64) -> Result<Duration> {
+    pub(crate) fn seconds(&self, name: &str, default: f64) -> Result<Duration> {
         let s = self.parse(name, default, "a positive number of seconds", |v| {
             v.trim_end_matches('s').parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0)
         })?;
         Ok(Duration::from_secs_f64(s))
     }
 
-    fn switch(&self, name: &str, default: bool) -> Result<bool> {
+    pub(crate) fn switch(&self, name: &str, default: bool) -> Result<bool> {
         self.parse(name, default, "on or off", |v| match v.to_lowercase().as_str() {
             "on" | "true" | "yes" | "1" => Some(true),
             "off" | "false" | "no" | "0" => Some(false),
@@ -356,7 +356,8 @@ pub struct Config {
     pub monitor_alert_threshold: Duration,
     pub log_dir: PathBuf,
     pub report_dir: PathBuf,
-    pub alert_webhook: Option<String>,
+    /// Where alerts go (config/alerts.yaml and the environment).
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 fn timestamp(v: &str) -> Option<DateTime<Utc>> {
@@ -662,7 +663,7 @@ impl Config {
             monitor_alert_threshold: src.seconds("MONITOR_ALERT_THRESHOLD", 120.0)?,
             log_dir: PathBuf::from(src.string("LOG_DIR", "data/logs")),
             report_dir: PathBuf::from(src.string("REPORT_DIR", "data/reports")),
-            alert_webhook: src.raw("ALERT_WEBHOOK_URL"),
+            alerts: crate::alerts::AlertsConfig::load(src)?,
         })
     }
 

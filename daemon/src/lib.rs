@@ -2,6 +2,7 @@
 //! botai daemon: the processes around the botai extension. One module per
 //! role; every SQL call goes through `db`.
 
+pub mod alerts;
 pub mod api;
 pub mod cli;
 pub mod config;
@@ -14,5 +15,6 @@ pub mod operator;
 pub mod report;
 pub mod run;
 pub mod status;
+pub mod systemd;
 pub mod telemetry;
 pub mod trading;

@@ -20,7 +20,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::api::{self, alerts, Api, RunState};
+use crate::alerts;
+use crate::api::{self, Api, RunState};
 use crate::cli::Mode;
 use crate::config::Config;
 use crate::db::{self, BotaiSql, Db};
@@ -153,6 +154,11 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
         paper = Some(p.clone());
         Some(p)
     };
+    let pool = db::pool(&cfg.pg, "botai api", 4)?;
+    // Alert channels are built (and their configuration checked) before
+    // anything runs; only a process serving the API delivers them.
+    let delivers_alerts = matches!(mode, Mode::All | Mode::Api);
+    let alert_channels = if delivers_alerts { alerts::channels(&cfg.alerts, &pool)? } else { Vec::new() };
     let run = Arc::new(RunState {
         mode: format!("{mode:?}").to_lowercase(),
         started_at,
@@ -160,7 +166,7 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
         paper: paper.clone(),
         equity: Mutex::new(Vec::new()),
         marks: Mutex::new(Vec::new()),
-        alerts: Arc::new(alerts::Recent::default()),
+        alert_channels: alerts::describe(&alert_channels),
     });
     if let (Some(r), Some(p)) = (replay.as_ref().filter(|r| r.is_stepped()), paper.clone()) {
         let (marks, replay) = (run.clone(), r.clone());
@@ -173,7 +179,6 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
             }
         }));
     }
-    let pool = db::pool(&cfg.pg, "botai api", 4)?;
     let ml_stop = stop.child_token();
     let mut ml_task = None;
     if matches!(mode, Mode::All | Mode::Ml) {
@@ -186,12 +191,18 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
         tasks.spawn(async move { ("trading engine", trading::engine::run(c, x, t, s).await) });
     }
     if matches!(mode, Mode::All | Mode::Api) {
-        let api = Api { pool: pool.clone(), telemetry: telemetry.clone(), run: run.clone() };
+        let live = api::live::Feed::new(stop.clone());
+        let api = Api { pool: pool.clone(), telemetry: telemetry.clone(), run: run.clone(), live };
+        let (feed, pg) = (api.clone(), cfg.pg.clone());
+        tasks.spawn(async move {
+            api::live::run(feed, pg).await;
+            ("dashboard feed", Ok(()))
+        });
         let (listen, s) = (cfg.api_listen, stop.clone());
         tasks.spawn(async move { ("HTTP API", api::serve(api, listen, s).await) });
-        let (pg, hook, recent, s) = (cfg.pg.clone(), cfg.alert_webhook.clone(), run.alerts.clone(), stop.clone());
+        let (a, pg, p, t, s) = (cfg.alerts.clone(), cfg.pg.clone(), pool.clone(), telemetry.clone(), stop.clone());
         tasks.spawn(async move {
-            alerts::deliver(pg, hook, recent, s).await;
+            alerts::deliver(a, pg, p, alert_channels, t, s).await;
             ("alert delivery", Ok(()))
         });
     }
@@ -200,6 +211,9 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
         let quote = cfg.trading.quote.clone();
         tokio::spawn(show_progress(r, t, run, quote, s))
     });
+
+    crate::systemd::ready();
+    let watchdog = tokio::spawn(crate::systemd::watchdog(stop.clone()));
 
     // Wait for the end of the replay, a failure, or Ctrl-C.
     let mut failed: Option<anyhow::Error> = None;
@@ -234,6 +248,8 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
         }
     }
     stop.cancel();
+    crate::systemd::stopping();
+    let _ = watchdog.await;
     if let Some(t) = ml_task {
         if let Ok(Err(e)) = t.await {
             failed.get_or_insert(e.context("ML manager"));

@@ -12,6 +12,19 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// This process's resident memory as a percentage of the machine's, for
+/// component heartbeats (the memory_usage rule reads it); None where /proc
+/// does not say.
+pub fn memory_percent() -> Option<f64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let resident_pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let total_kib: f64 =
+        meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    (total_kib > 0.0).then(|| (100.0 * resident_pages * page / (total_kib * 1024.0) * 1000.0).round() / 1000.0)
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
     pub reason: String,
@@ -20,6 +33,12 @@ pub struct Reason {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Stage {
     pub stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Delivery {
+    pub channel: String,
+    pub outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -48,6 +67,8 @@ pub struct Telemetry {
     pub risk_refusals: Family<Reason, Counter>,
     /// Requests per batched statement, by engine step.
     pub batch_sizes: Family<Stage, Histogram, fn() -> Histogram>,
+    /// Attempts to deliver an alert event, by channel and outcome.
+    pub alert_deliveries: Family<Delivery, Counter>,
 }
 
 impl Default for Telemetry {
@@ -72,6 +93,7 @@ impl Telemetry {
             exchange_clock_offset: Gauge::default(),
             risk_refusals: Family::default(),
             batch_sizes: Family::new_with_constructor(|| Histogram::new(exponential_buckets(1.0, 2.0, 8))),
+            alert_deliveries: Family::default(),
         };
         {
             let mut r = t.registry.lock().expect("fresh registry");
@@ -112,6 +134,11 @@ impl Telemetry {
                 "Requests per batched statement of the trading engine",
                 t.batch_sizes.clone(),
             );
+            r.register(
+                "alert_deliveries",
+                "Attempts to deliver an alert event, by channel and outcome (delivered, failed)",
+                t.alert_deliveries.clone(),
+            );
         }
         t
     }
@@ -126,6 +153,12 @@ impl Telemetry {
     pub fn risk_refusal(&self, why: &str) {
         let name = why.split(':').next().unwrap_or("other").trim();
         self.risk_refusals.get_or_create(&Reason { reason: name.to_owned() }).inc();
+    }
+
+    pub fn alert_delivery(&self, channel: &str, outcome: &str) {
+        self.alert_deliveries
+            .get_or_create(&Delivery { channel: channel.to_owned(), outcome: outcome.to_owned() })
+            .inc();
     }
 
     pub fn signal(&self, reason: &str) {

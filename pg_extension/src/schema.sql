@@ -159,7 +159,10 @@ INSERT INTO botai.rate_limits (exchange, endpoint, max_weight, window_seconds, d
     ('bybit',   'account',      50,   1, 1, 'Bybit V5: /v5/account/wallet-balance and account info, per UID: 50/s (docs/v5/rate-limit, API rate limit table)'),
     ('binance', 'global',     2400,  60, 1, 'Binance USDⓈ-M: request weight of the IP, 2400 per minute (exchangeInfo rateLimits REQUEST_WEIGHT); broken, HTTP 429, persisting, 418 and a ban'),
     ('binance', 'order',       200,  10, 1, 'Binance USDⓈ-M: orders of the account, 300 per 10 s and 1200 per minute (exchangeInfo rateLimits ORDERS); 200 per 10 s keeps both'),
-    ('binance', 'account',    2400,  60, 5, 'Binance USDⓈ-M: balance, account and positions, weight 5 each in the request weight (endpoint docs)');
+    ('binance', 'account',    2400,  60, 5, 'Binance USDⓈ-M: balance, account and positions, weight 5 each in the request weight (endpoint docs)'),
+    ('telegram', 'global',      30,   1, 1, 'Telegram Bot API: about 30 messages per second over all chats (core.telegram.org/bots/faq, "broadcasting to users")'),
+    ('telegram', 'chat',         2,   2, 1, 'Telegram Bot API: about one message per second to one chat; booked at 90 %, one per 2 s (bots/faq)'),
+    ('telegram', 'group',       20,  60, 1, 'Telegram Bot API: at most 20 messages per minute to one group (bots/faq)');
 
 -------------------------------------------------------------------------------
 -- Balances (SQL_API.md §4)
@@ -254,7 +257,7 @@ CREATE TABLE botai.alert_rules (
     rule            text    PRIMARY KEY CHECK (length(rule) BETWEEN 1 AND 64),
     kind            text    NOT NULL CHECK (kind IN ('heartbeat_timeout', 'high_error_rate', 'memory_usage',
                                                      'worker_offline', 'low_balance', 'rate_limit_exceeded',
-                                                     'daily_loss')),
+                                                     'daily_loss', 'critical_error')),
     threshold       float8  NOT NULL,
     window_seconds  float8  NOT NULL DEFAULT 60 CHECK (window_seconds > 0),
     severity        text    NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
@@ -282,7 +285,9 @@ INSERT INTO botai.alert_rules (rule, kind, threshold, window_seconds, severity, 
     ('rate_limit_exceeded', 'rate_limit_exceeded',  30, 60, 'warning',  'notify', '{}',
      'An exchange penalised us (botai_rate_penalize) or the next free slot is more than threshold seconds away'),
     ('daily_loss',          'daily_loss',            0, 60, 'critical', 'halt',   '{}',
-     'An exchange account lost at least its max_daily_loss today (botai.risk_limits, symbol ''*''; UTC day, realised minus fees plus unrealised): trading is halted');
+     'An exchange account lost at least its max_daily_loss today (botai.risk_limits, symbol ''*''; UTC day, realised minus fees plus unrealised): trading is halted'),
+    ('critical_error',      'critical_error',        0, 300, 'critical', 'notify', '{}',
+     'A component reported more than threshold critical errors (botai_report_error(..., true)) within window_seconds');
 
 CREATE TABLE botai.alerts (
     alert_id     bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -298,6 +303,48 @@ CREATE TABLE botai.alerts (
     details      jsonb
 );
 CREATE UNIQUE INDEX alerts_one_open_idx ON botai.alerts (rule, subject) WHERE status = 'open';
+
+-- Delivery of alerts to people (0.5.0): every open and resolve is an event;
+-- each event is owed once to every channel registered when it happened.
+CREATE TABLE botai.alert_events (
+    event_id     bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_id     bigint      NOT NULL REFERENCES botai.alerts ON DELETE CASCADE,
+    event        text        NOT NULL CHECK (event IN ('opened', 'resolved')),
+    occurred_at  timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (alert_id, event)
+);
+COMMENT ON TABLE botai.alert_events IS
+    'Each opening and resolution of an alert, written by the monitor in the statement that opens or resolves it.';
+
+CREATE TABLE botai.alert_channels (
+    channel       text        PRIMARY KEY CHECK (channel ~ '^[a-z][a-z0-9_]{0,31}$'),
+    triggers      text[]      NOT NULL,
+    enabled       boolean     NOT NULL DEFAULT true,
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE botai.alert_channels IS
+    'Where alerts go (telegram, email, webhook), registered by the daemons that deliver them '
+    '(botai_alert_channel): an event is owed to each enabled channel whose triggers match it '
+    '(botai.alert_triggers), from the channel''s registration on.';
+
+CREATE TABLE botai.alert_deliveries (
+    event_id        bigint      NOT NULL REFERENCES botai.alert_events ON DELETE CASCADE,
+    channel         text        NOT NULL REFERENCES botai.alert_channels ON UPDATE CASCADE ON DELETE CASCADE,
+    status          text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered')),
+    attempts        integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    claimed_by      text,
+    claimed_until   timestamptz,
+    last_error      text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    delivered_at    timestamptz,
+    PRIMARY KEY (event_id, channel)
+);
+CREATE INDEX alert_deliveries_due_idx ON botai.alert_deliveries (channel, next_attempt_at) WHERE status = 'pending';
+COMMENT ON TABLE botai.alert_deliveries IS
+    'The delivery outbox: one row per event and channel, created with the event. A deliverer claims due rows '
+    '(SKIP LOCKED, for a lease), sends, and marks them delivered, or failed with the time of the next attempt.';
 
 CREATE TABLE botai.rule_status (
     rule              text        PRIMARY KEY REFERENCES botai.alert_rules ON UPDATE CASCADE ON DELETE CASCADE,

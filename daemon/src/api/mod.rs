@@ -1,10 +1,12 @@
 //! The HTTP API (`--mode=api`, and part of `all`): `GET /health` (the
 //! seed's health document from botai, plus the daemon's own state),
-//! `GET /metrics` (the extension's metrics and the daemon's own, Prometheus
-//! text), a live dashboard at `/` fed by `GET /api/status`, and alert
-//! delivery (alerts.rs).
+//! `GET /health/live` and `GET /health/ready` (probes for systemd and
+//! Kubernetes), `GET /metrics` (the extension's metrics and the daemon's
+//! own, Prometheus text), `GET /api/status` (the dashboard's document), and
+//! the dashboard at `/`, pushed over Server-Sent Events (`GET /api/events`,
+//! live.rs).
 
-pub mod alerts;
+pub mod live;
 
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +20,7 @@ use deadpool_postgres::Pool;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::db::dashboard::DashboardSql;
 use crate::db::{self, BotaiSql};
 use crate::exchange::paper::PaperExchange;
 use crate::market::replay::Replay;
@@ -33,7 +36,8 @@ pub struct RunState {
     pub equity: Mutex<Vec<(DateTime<Utc>, f64)>>,
     /// The account at each sample (for the report: price and exposure too).
     pub marks: Mutex<Vec<crate::report::Mark>>,
-    pub alerts: Arc<alerts::Recent>,
+    /// What this daemon delivers alerts to (described without secrets).
+    pub alert_channels: Value,
 }
 
 #[derive(Clone)]
@@ -41,14 +45,19 @@ pub struct Api {
     pub pool: Pool,
     pub telemetry: Arc<Telemetry>,
     pub run: Arc<RunState>,
+    /// The dashboard document, pushed to every `/api/events` client.
+    pub live: live::Feed,
 }
 
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/", get(dashboard))
         .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
+        .route("/api/events", get(live::events))
         .with_state(api)
 }
 
@@ -93,10 +102,55 @@ async fn health(State(api): State<Api>) -> Response {
     }
 }
 
+/// Liveness: the process answers. A probe that fails this restarts it.
+async fn live(State(api): State<Api>) -> Response {
+    Json(json!({"status": "live", "daemon": daemon_state(&api)})).into_response()
+}
+
+/// Readiness: the database answers, with the botai extension this build
+/// serves, within two seconds. A probe that fails this stops sending work
+/// here; it does not restart the process.
+async fn ready(State(api): State<Api>) -> Response {
+    let check = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let conn = db::pooled(&api.pool).await?;
+        // Every function of the extension refuses (55000) while the
+        // installed SQL is not this library's release.
+        conn.health().await.map(|_| ())
+    })
+    .await;
+    let (code, why) = match check {
+        Ok(Ok(())) => (StatusCode::OK, None),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, Some(e.to_string())),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Some("the database did not answer within 2 s".to_owned())),
+    };
+    let status = if why.is_none() { "ready" } else { "not_ready" };
+    (code, Json(json!({"status": status, "reason": why, "daemon": daemon_state(&api)}))).into_response()
+}
+
 /// The daemon's prometheus-client text (OpenMetrics) as Prometheus 0.0.4
-/// text, so it can follow the extension's exposition in one response.
+/// text, so it can follow the extension's exposition in one response. In
+/// OpenMetrics a counter family `x` has samples `x_total`; in 0.0.4 the
+/// HELP and TYPE lines name the samples, so they become `x_total` too.
 pub fn as_text_format(openmetrics: &str) -> String {
-    openmetrics.lines().filter(|l| *l != "# EOF").map(|l| format!("{l}\n")).collect()
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .filter(|name| !name.ends_with("_total"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 64);
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
@@ -113,51 +167,38 @@ async fn metrics(State(api): State<Api>) -> Response {
     }
 }
 
-async fn status(State(api): State<Api>) -> Response {
-    let result = async {
-        let conn = db::pooled(&api.pool).await?;
-        let health = conn.health().await?;
-        let rows = |sql: &'static str| {
-            let conn = &conn;
-            async move {
-                let rows = conn.query(sql, &[]).await.map_err(|e| crate::db::DbError::from_pg("status", e))?;
-                Ok::<_, crate::db::DbError>(rows.iter().map(|r| r.get::<_, Value>(0)).collect::<Vec<_>>())
-            }
-        };
-        let balances = rows("SELECT to_jsonb(b) FROM botai.balances_status b ORDER BY exchange, asset").await?;
-        let orders = rows(
-            "SELECT to_jsonb(o) FROM (SELECT order_id, signal_id, side, status, qty, price, fee, ret_code, \
-             round(latency_ms::numeric, 1) AS latency_ms, finished_at FROM botai.orders_status \
-             ORDER BY order_id DESC LIMIT 15) o",
-        )
-        .await?;
-        let alerts = rows("SELECT to_jsonb(a) FROM (SELECT rule, subject, severity, opened_at FROM botai.open_alerts ORDER BY opened_at DESC LIMIT 20) a").await?;
-        let t = &api.telemetry;
-        let counters = json!({
-            "bars": t.bars.get(), "predictions": t.predictions.get(), "skipped_bars": t.skipped_bars.get(),
-            "signals": {"accepted": t.signals_with("accepted"), "duplicate": t.signals_with("duplicate"),
-                        "stale": t.signals_with("stale"), "cooldown": t.signals_with("cooldown")},
-            "orders": {"filled": t.orders_with(Some("filled"), None), "rejected": t.orders_with(Some("rejected"), None),
-                       "skipped": t.orders_with(Some("skipped"), None), "rejected_10006": t.orders_with(None, Some(10006)),
-                       "rejected_110007": t.orders_with(None, Some(110007))},
-        });
-        let equity: Vec<Value> = api
-            .run
+/// The dashboard's document: the database's part (db/dashboard.rs) and
+/// this process's own.
+pub async fn status_doc(api: &Api) -> Result<Value, crate::db::DbError> {
+    let conn = db::pooled(&api.pool).await?;
+    let mut doc = conn.dashboard().await?;
+    let t = &api.telemetry;
+    doc["counters"] = json!({
+        "bars": t.bars.get(), "predictions": t.predictions.get(), "skipped_bars": t.skipped_bars.get(),
+        "signals": {"accepted": t.signals_with("accepted"), "duplicate": t.signals_with("duplicate"),
+                    "stale": t.signals_with("stale"), "cooldown": t.signals_with("cooldown")},
+        "orders": {"filled": t.orders_with(Some("filled"), None), "rejected": t.orders_with(Some("rejected"), None),
+                   "skipped": t.orders_with(Some("skipped"), None), "rejected_10006": t.orders_with(None, Some(10006)),
+                   "rejected_110007": t.orders_with(None, Some(110007))},
+    });
+    doc["equity"] = Value::Array(
+        api.run
             .equity
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|(t, e)| json!([t.timestamp_millis(), e]))
-            .collect();
-        Ok::<_, crate::db::DbError>(json!({
-            "health": health, "daemon": daemon_state(&api), "balances": balances, "orders": orders,
-            "alerts": alerts, "delivered_alerts": api.run.alerts.list(), "counters": counters, "equity": equity,
-            "paper": api.run.paper.as_ref().map(|p| json!({"balances": p.balances(), "rejections": {
-                "rate_limit": p.rejections().rate_limit, "balance": p.rejections().balance}})),
-        }))
-    }
-    .await;
-    match result {
+            .collect(),
+    );
+    doc["daemon"] = daemon_state(api);
+    doc["alert_channels"] = api.run.alert_channels.clone();
+    doc["paper"] = json!(api.run.paper.as_ref().map(|p| json!({"balances": p.balances(), "rejections": {
+        "rate_limit": p.rejections().rate_limit, "balance": p.rejections().balance}})));
+    Ok(doc)
+}
+
+async fn status(State(api): State<Api>) -> Response {
+    match status_doc(&api).await {
         Ok(doc) => Json(doc).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e.to_string()}))).into_response(),
     }

@@ -3,8 +3,10 @@
 //! does not spread across the code.
 
 pub mod batch;
+pub mod dashboard;
 pub mod functions;
 pub mod migrate;
+pub mod outbox;
 
 use std::time::Duration;
 
@@ -123,24 +125,6 @@ impl Db {
 
     pub async fn listen(&self, channel: &str) -> Result<()> {
         self.client.batch_execute(&format!("LISTEN {channel}")).await.map_err(|e| DbError::from_pg("LISTEN", e))
-    }
-
-    /// One alert row as JSON (`botai.alerts`), or None when no such alert
-    /// exists. Alert notifications are checked against it: anyone can send
-    /// `NOTIFY botai_alerts`, only the monitor writes the table.
-    pub async fn alert(&self, alert_id: i64) -> Result<Option<serde_json::Value>> {
-        let row = self
-            .client
-            .query_opt(
-                "SELECT jsonb_build_object('alert_id', a.alert_id, 'rule', a.rule, 'subject', a.subject, \
-                   'severity', a.severity, 'action', a.action, 'status', a.status, 'value', a.value, \
-                   'details', a.details, 'opened_at', a.opened_at, 'resolved_at', a.resolved_at) \
-                 FROM botai.alerts a WHERE a.alert_id = $1",
-                &[&alert_id],
-            )
-            .await
-            .map_err(|e| DbError::from_pg("alert", e))?;
-        Ok(row.map(|r| r.get(0)))
     }
 
     pub async fn server_version(&self) -> Result<String> {

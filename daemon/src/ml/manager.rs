@@ -204,7 +204,8 @@ async fn act(
                     Ok(false) => return Ok(Finished::LostLease("the slot is no longer ours".into())),
                     Err(e) => return Ok(Finished::LostLease(format!("heartbeat failed: {e}"))),
                 }
-                let component_meta = json!({"pid": std::process::id(), "worker_id": lease.worker_id, "epoch": lease.epoch});
+                let component_meta = json!({"pid": std::process::id(), "worker_id": lease.worker_id, "epoch": lease.epoch,
+                                            "memory_percent": crate::telemetry::memory_percent()});
                 lease.db.heartbeat(COMPONENT, "healthy", 1, Some(&component_meta)).await?;
             }
             next = feed.next() => {

@@ -343,7 +343,8 @@ pub async fn run_for(
                 }
                 let meta = json!({"pid": std::process::id(), "worker_id": worker_id, "exchange": engine.exchange.name(),
                                   "clock_offset_ms": engine.exchange.clock_offset_ms(),
-                                  "private_stream": engine.exchange.stream_connected()});
+                                  "private_stream": engine.exchange.stream_connected(),
+                                  "memory_percent": crate::telemetry::memory_percent()});
                 if let Err(e) = lock.heartbeat(&component, "healthy", active, Some(&meta)).await {
                     break Err(e.into());
                 }

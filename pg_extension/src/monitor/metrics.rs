@@ -87,6 +87,20 @@ fn botai_metrics() -> String {
     render().or_raise("botai_metrics")
 }
 
+/// The conventional counter name of one of the original design's: the
+/// name with `_total` moved to its end.
+fn conventional(seed: &'static str) -> &'static str {
+    match seed {
+        "signal_deduplicator_total_checks" => "signal_deduplicator_checks_total",
+        "signal_deduplicator_duplicates_found" => "signal_deduplicator_duplicates_found_total",
+        "signal_deduplicator_unique_signals" => "signal_deduplicator_unique_signals_total",
+        "signal_deduplicator_stale_rejected" => "signal_deduplicator_stale_rejected_total",
+        "signal_deduplicator_cooldown_rejected" => "signal_deduplicator_cooldown_rejected_total",
+        "rate_limiter_blocked_requests" => "rate_limiter_blocked_requests_total",
+        other => other,
+    }
+}
+
 fn render() -> Result<String> {
     let mut families = Vec::new();
 
@@ -97,6 +111,16 @@ fn render() -> Result<String> {
          GROUP BY t.worker_type ORDER BY 1",
         1,
     )? {
+        f.add(vec![("type", l[0].clone())], v);
+    }
+    families.push(f);
+
+    let mut f = Family::new(
+        "worker_coordinator_min_workers",
+        "gauge",
+        "Live workers each type must have (botai.worker_types.min_workers); fewer opens worker_offline.",
+    );
+    for (l, v) in rows("SELECT worker_type, min_workers::float8 FROM botai.worker_types ORDER BY 1", 1)? {
         f.add(vec![("type", l[0].clone())], v);
     }
     families.push(f);
@@ -135,7 +159,14 @@ fn render() -> Result<String> {
             read(|s| &s.cooldown_rejected),
         ),
     ] {
-        let mut f = Family::new(name, "counter", help);
+        // The original design's names, kept as they are (dashboards of the
+        // original platform read them); they are counters, but a counter's
+        // name ends in _total, so they are exposed untyped and the same
+        // value follows as a conventional counter.
+        let mut seed = Family::new(name, "untyped", help);
+        seed.add(vec![], value);
+        families.push(seed);
+        let mut f = Family::new(conventional(name), "counter", help);
         f.add(vec![], value);
         families.push(f);
     }
@@ -145,7 +176,7 @@ fn render() -> Result<String> {
         Family::new("rate_limiter_requests_total", "counter", "Requests booked, per exchange and endpoint.");
     let mut blocked = Family::new(
         "rate_limiter_blocked_requests",
-        "counter",
+        "untyped",
         "Requests that had to wait or were refused, per exchange.",
     );
     let mut penalties =
@@ -163,10 +194,45 @@ fn render() -> Result<String> {
             }
         }
     }
+    let mut blocked_total = Family::new(
+        conventional("rate_limiter_blocked_requests"),
+        "counter",
+        "Requests that had to wait or were refused, per exchange.",
+    );
     for (exchange, n) in per_exchange {
-        blocked.add(vec![("exchange", exchange)], n);
+        blocked.add(vec![("exchange", exchange.clone())], n);
+        blocked_total.add(vec![("exchange", exchange)], n);
     }
-    families.extend([requests, blocked, penalties]);
+    families.extend([requests, blocked, blocked_total, penalties]);
+
+    let mut utilization = Family::new(
+        "rate_limiter_utilization",
+        "gauge",
+        "Weight booked in the current window over the effective limit, per exchange and endpoint (1 is full).",
+    );
+    let mut next_free = Family::new(
+        "rate_limiter_next_free_seconds",
+        "gauge",
+        "Seconds until a request of the endpoint's default weight fits its window (0: now).",
+    );
+    Spi::connect(|client| {
+        for row in client.select(
+            "SELECT e.exchange, u.endpoint, u.utilization, coalesce(u.next_free_in, 0) \
+             FROM (SELECT DISTINCT exchange FROM botai.rate_limits) e, LATERAL public.botai_rate_usage(e.exchange) u \
+             ORDER BY 1, 2",
+            None,
+            &[],
+        )? {
+            let labels = vec![
+                ("exchange", row.get::<String>(1)?.unwrap_or_default()),
+                ("endpoint", row.get::<String>(2)?.unwrap_or_default()),
+            ];
+            utilization.add(labels.clone(), row.get::<f64>(3)?.unwrap_or(0.0));
+            next_free.add(labels, row.get::<f64>(4)?.unwrap_or(0.0));
+        }
+        Ok::<_, BotaiError>(())
+    })?;
+    families.extend([utilization, next_free]);
 
     let mut total =
         Family::new("balance_manager_total_balance", "gauge", "Latest total balance, per exchange and asset.");
@@ -210,6 +276,31 @@ fn render() -> Result<String> {
     }
     families.push(health);
 
+    let mut age = Family::new(
+        "process_monitor_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since each component's last heartbeat (components not stopped).",
+    );
+    for (l, v) in rows(
+        "SELECT component, heartbeat_age_seconds FROM botai.components_status WHERE status <> 'stopped' ORDER BY 1",
+        1,
+    )? {
+        age.add(vec![("component", l[0].clone())], v);
+    }
+    let mut memory = Family::new(
+        "process_monitor_memory_percent",
+        "gauge",
+        "memory_percent each component last reported in its heartbeat metadata.",
+    );
+    for (l, v) in rows(
+        "SELECT component, (metadata->>'memory_percent')::float8 FROM botai.components_status \
+         WHERE status <> 'stopped' AND jsonb_typeof(metadata->'memory_percent') = 'number' ORDER BY 1",
+        1,
+    )? {
+        memory.add(vec![("component", l[0].clone())], v);
+    }
+    families.extend([age, memory]);
+
     let mut errors = Family::new("process_monitor_errors_total", "counter", "Errors reported, per component.");
     for (l, v) in rows(
         "SELECT component, errors_total::float8 FROM botai.components \
@@ -230,6 +321,106 @@ fn render() -> Result<String> {
         alerts.add(vec![("rule", l[0].clone()), ("severity", l[1].clone())], v);
     }
     families.push(alerts);
+
+    let mut owed = Family::new(
+        "process_monitor_alert_deliveries_pending",
+        "gauge",
+        "Alert events owed to a channel and not yet accepted by it.",
+    );
+    let mut oldest = Family::new(
+        "process_monitor_alert_delivery_oldest_pending_seconds",
+        "gauge",
+        "Age of the oldest alert event still owed to a channel (0 when none).",
+    );
+    let mut delivered = Family::new(
+        "process_monitor_alert_deliveries_delivered",
+        "gauge",
+        "Alert events a channel accepted that are still on record (pruned with their alerts).",
+    );
+    Spi::connect(|client| {
+        for row in client.select(
+            "SELECT channel, pending::float8, coalesce(oldest_pending_seconds, 0), delivered::float8 \
+             FROM botai.alert_deliveries_status ORDER BY 1",
+            None,
+            &[],
+        )? {
+            let labels = vec![("channel", row.get::<String>(1)?.unwrap_or_default())];
+            owed.add(labels.clone(), row.get::<f64>(2)?.unwrap_or(0.0));
+            oldest.add(labels.clone(), row.get::<f64>(3)?.unwrap_or(0.0));
+            delivered.add(labels, row.get::<f64>(4)?.unwrap_or(0.0));
+        }
+        Ok::<_, BotaiError>(())
+    })?;
+    families.extend([owed, oldest, delivered]);
+
+    let mut state = Family::new(
+        "risk_trading_state",
+        "gauge",
+        "1 for the trading state in force (active, reduce_only or halted), 0 for the others.",
+    );
+    for (l, v) in rows(
+        "SELECT m.mode, (m.mode = t.mode)::int::float8 FROM botai.trading_state t, \
+           unnest(ARRAY['active', 'reduce_only', 'halted']) AS m(mode) ORDER BY 1",
+        1,
+    )? {
+        state.add(vec![("mode", l[0].clone())], v);
+    }
+    let mut qty = Family::new("risk_position_qty", "gauge", "botai's net position, signed base quantity (short < 0).");
+    let mut notional = Family::new(
+        "risk_position_notional",
+        "gauge",
+        "Absolute position times its last price, in the quote currency.",
+    );
+    let mut unrealized =
+        Family::new("risk_position_unrealized_pnl", "gauge", "Unrealised P&L of the position at its last price.");
+    Spi::connect(|client| {
+        let sql = concat!(
+            "SELECT exchange, symbol, ",
+            float8_clamped!("qty"),
+            ", ",
+            float8_clamped!("coalesce(notional, 0)"),
+            ", ",
+            float8_clamped!("coalesce(unrealized_pnl, 0)"),
+            " FROM botai.positions_status ORDER BY 1, 2"
+        );
+        for row in client.select(sql, None, &[])? {
+            let labels = vec![
+                ("exchange", row.get::<String>(1)?.unwrap_or_default()),
+                ("symbol", row.get::<String>(2)?.unwrap_or_default()),
+            ];
+            qty.add(labels.clone(), row.get::<f64>(3)?.unwrap_or(0.0));
+            notional.add(labels.clone(), row.get::<f64>(4)?.unwrap_or(0.0));
+            unrealized.add(labels, row.get::<f64>(5)?.unwrap_or(0.0));
+        }
+        Ok::<_, BotaiError>(())
+    })?;
+    families.extend([state, qty, notional, unrealized]);
+
+    let mut pnl = Family::new(
+        "risk_daily_net_pnl",
+        "gauge",
+        "Net P&L of the UTC day per exchange account: realised minus fees plus unrealised (botai.pnl_today).",
+    );
+    for (l, v) in rows(concat!("SELECT exchange, ", float8_clamped!("net_pnl"), " FROM botai.pnl_today ORDER BY 1"), 1)?
+    {
+        pnl.add(vec![("exchange", l[0].clone())], v);
+    }
+    let mut max_loss = Family::new(
+        "risk_max_daily_loss",
+        "gauge",
+        "The daily loss at which the daily_loss rule halts trading, per exchange account (botai.risk_limits).",
+    );
+    for (l, v) in rows(
+        concat!(
+            "SELECT exchange, ",
+            float8_clamped!("max_daily_loss"),
+            " FROM botai.risk_limits WHERE symbol = '*' AND max_daily_loss IS NOT NULL ORDER BY 1"
+        ),
+        1,
+    )? {
+        max_loss.add(vec![("exchange", l[0].clone())], v);
+    }
+    families.extend([pnl, max_loss]);
 
     let monitor = shmem::monitor_slot(dboid)?;
     let mut rounds =

@@ -101,6 +101,17 @@ fn firing(kind: &str) -> Option<&'static str> {
              FROM public.botai_rate_keys() k \
              WHERE k.penalty_seconds > 0 OR k.next_free_in > $1"
         }
+        // More than `threshold` critical errors (botai_report_error with
+        // is_critical) within `window_seconds`.
+        "critical_error" => {
+            "SELECT e.component AS subject, count(*)::float8 AS value, \
+                    jsonb_build_object('critical_errors', count(*), 'window_seconds', $2, \
+                                       'last_error', (array_agg(e.error ORDER BY e.reported_at DESC))[1], \
+                                       'last_error_at', max(e.reported_at)) AS details \
+             FROM botai.component_errors e \
+             WHERE e.is_critical AND e.reported_at > now() - make_interval(secs => $2) \
+             GROUP BY e.component HAVING count(*) > $1"
+        }
         // An exchange account whose net P&L of the day (UTC: realised minus
         // fees, plus the open positions' unrealised) is a loss of at least
         // its max_daily_loss (botai.risk_limits, symbol '*').
@@ -132,11 +143,20 @@ pub fn trading_mode(action: &str) -> Option<&'static str> {
 /// characters, so it always fits: rule names are at most 64 characters.
 const NOTIFY_PAYLOAD_BYTES: usize = 7000;
 
-/// Opens, refreshes and resolves the alerts of one rule, announcing each
-/// change. Returns (opened, resolved).
-pub fn evaluate(rule: &Rule) -> Result<(usize, usize), pgrx::spi::SpiError> {
+/// What one evaluation of a rule changed.
+#[derive(Default)]
+pub struct Evaluated {
+    /// The subjects of the alerts it opened.
+    pub opened: Vec<String>,
+    pub resolved: usize,
+}
+
+/// Opens, refreshes and resolves the alerts of one rule, recording each
+/// change as an event (botai.alert_events: the delivery outbox owes it to
+/// every channel) and announcing it.
+pub fn evaluate(rule: &Rule) -> Result<Evaluated, pgrx::spi::SpiError> {
     let Some(query) = firing(&rule.kind) else {
-        return Ok((0, 0));
+        return Ok(Evaluated::default());
     };
     // $3 arrives as text; each query reads it as jsonb.
     let query = query.replace("$3", "($3::jsonb)");
@@ -157,14 +177,18 @@ pub fn evaluate(rule: &Rule) -> Result<(usize, usize), pgrx::spi::SpiError> {
            RETURNING a.alert_id, a.subject, a.value, a.details), \
          events AS ( \
            SELECT 'opened' AS event, alert_id, subject, value, details FROM upserted WHERE opened \
-           UNION ALL SELECT 'resolved', alert_id, subject, value, details FROM resolved) \
-         SELECT e.event, pg_catalog.pg_notify('botai_alerts', \
+           UNION ALL SELECT 'resolved', alert_id, subject, value, details FROM resolved), \
+         recorded AS ( \
+           INSERT INTO botai.alert_events (alert_id, event) SELECT alert_id, event FROM events \
+           RETURNING event_id, alert_id, event) \
+         SELECT e.event, e.subject, pg_catalog.pg_notify('botai_alerts', \
                   CASE WHEN octet_length(p.doc::text) <= {NOTIFY_PAYLOAD_BYTES} THEN p.doc::text \
                        ELSE (p.doc - 'details' - 'subject' || jsonb_build_object('details_omitted', true, \
                                'subject', left(e.subject, 256)))::text END) IS NULL \
-         FROM events e CROSS JOIN LATERAL (SELECT jsonb_build_object( \
-                  'event', e.event, 'alert_id', e.alert_id, 'rule', $4, 'subject', e.subject, \
-                  'severity', $5, 'action', $6, 'value', e.value, 'details', e.details) AS doc) p"
+         FROM events e JOIN recorded r ON r.alert_id = e.alert_id AND r.event = e.event \
+         CROSS JOIN LATERAL (SELECT jsonb_build_object( \
+                  'event', e.event, 'event_id', r.event_id, 'alert_id', e.alert_id, 'rule', $4, \
+                  'subject', e.subject, 'severity', $5, 'action', $6, 'value', e.value, 'details', e.details) AS doc) p"
     );
     Spi::connect_mut(|client| {
         let rows = client.update(
@@ -179,15 +203,44 @@ pub fn evaluate(rule: &Rule) -> Result<(usize, usize), pgrx::spi::SpiError> {
                 rule.action.as_str().into(),
             ],
         )?;
-        let mut counts = (0, 0);
+        let mut evaluated = Evaluated::default();
         for row in rows {
             match row.get::<String>(1)?.as_deref() {
-                Some("opened") => counts.0 += 1,
-                _ => counts.1 += 1,
+                Some("opened") => evaluated.opened.push(row.get::<String>(2)?.unwrap_or_default()),
+                _ => evaluated.resolved += 1,
             }
         }
-        Ok(counts)
+        Ok(evaluated)
     })
+}
+
+/// The `restart_component` action: the worker session of the component an
+/// alert opened on (the worker_id its metadata names) is ended, as the
+/// monitor evicts a stale worker: its slot frees at once, a standby takes
+/// it, and the daemon's supervisor starts the component again on a new
+/// session. What was done is kept in the alert's details (`restart`). A
+/// component that names no live worker session is left as it is, and the
+/// details say so.
+const RESTART: &str = "WITH target AS ( \
+       SELECT w.worker_id, w.pid FROM botai.components c \
+       JOIN botai.workers_status w ON w.worker_id = c.metadata->>'worker_id' \
+       WHERE c.component = $1 AND w.state IN ('active', 'stale')), \
+     ended AS ( \
+       UPDATE botai.workers w SET unregistered_at = now(), status = 'stopped', \
+              end_reason = format('restarted by the monitor: alert %s on component %s', $2, $1) \
+       FROM target t WHERE w.worker_id = t.worker_id RETURNING t.worker_id, t.pid), \
+     terminated AS ( \
+       SELECT jsonb_agg(jsonb_build_object('worker_id', e.worker_id, 'backend_pid', e.pid, \
+                                           'terminated', pg_catalog.pg_terminate_backend(e.pid))) AS sessions \
+       FROM ended e) \
+     UPDATE botai.alerts a SET details = coalesce(a.details, '{}'::jsonb) || jsonb_build_object('restart', \
+              CASE WHEN t.sessions IS NULL \
+                   THEN jsonb_build_object('done', false, 'why', 'the component names no live worker session') \
+                   ELSE jsonb_build_object('done', true, 'at', now(), 'sessions', t.sessions) END) \
+     FROM terminated t WHERE a.rule = $2 AND a.subject = $1 AND a.status = 'open'";
+
+pub fn restart(rule: &Rule, subject: &str) -> Result<(), pgrx::spi::SpiError> {
+    Spi::run_with_args(RESTART, &[subject.into(), rule.rule.as_str().into()])
 }
 
 /// Every rule row, in name order.

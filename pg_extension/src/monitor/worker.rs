@@ -303,12 +303,22 @@ fn run_round(slot: &MonitorSlot) -> Option<Round> {
                 // A rule whose action is a trading state (halt, reduce_only)
                 // sets it when one of its alerts opens; an operator's
                 // botai_resume() then stands until the next breach opens.
-                if let (Ok((opened, _)), Some(mode)) = (&outcome, rules::trading_mode(&rule.action)) {
-                    if *opened > 0 {
+                if let (Ok(evaluated), Some(mode)) = (&outcome, rules::trading_mode(&rule.action)) {
+                    if !evaluated.opened.is_empty() {
                         let reason = format!("alert rule {} ({}) fired", rule.rule, rule.kind);
                         failures += u64::from(
                             isolated("halt trading", || {
                                 crate::risk::monitor_halt(mode, &reason).map_err(|e| e.to_string())
+                            })
+                            .is_none(),
+                        );
+                    }
+                }
+                if let (Ok(evaluated), "restart_component") = (&outcome, rule.action.as_str()) {
+                    for subject in &evaluated.opened {
+                        failures += u64::from(
+                            isolated("restart a component", || {
+                                rules::restart(&rule, subject).map_err(|e| e.to_string())
                             })
                             .is_none(),
                         );
@@ -364,8 +374,12 @@ const MAINTENANCE: &[(&str, &str, Horizon)] = &[
                       SELECT error_id FROM botai.component_errors WHERE reported_at < now() - make_interval(secs => $1) \
                       FOR UPDATE SKIP LOCKED)), \
               a AS (DELETE FROM botai.alerts WHERE alert_id IN ( \
-                      SELECT alert_id FROM botai.alerts WHERE status = 'resolved' \
-                        AND resolved_at < now() - make_interval(secs => $1) FOR UPDATE SKIP LOCKED)), \
+                      SELECT a.alert_id FROM botai.alerts a WHERE a.status = 'resolved' \
+                        AND a.resolved_at < now() - make_interval(secs => $1) \
+                        AND NOT EXISTS (SELECT 1 FROM botai.alert_events e \
+                                        JOIN botai.alert_deliveries d ON d.event_id = e.event_id \
+                                        WHERE e.alert_id = a.alert_id AND d.status = 'pending') \
+                      FOR UPDATE OF a SKIP LOCKED)), \
               r AS (DELETE FROM botai.reservations WHERE reservation_id IN ( \
                       SELECT reservation_id FROM botai.reservations WHERE status IN ('released', 'expired', 'retired') \
                         AND counted = 0 AND closed_at < now() - make_interval(secs => $1) FOR UPDATE SKIP LOCKED)), \
