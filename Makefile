@@ -44,6 +44,7 @@ test: cluster daemon onnxruntime test-python ## every test, against the real ser
 	$(TEST_ENV) $(BOTAI) db migrate
 	scripts/cluster.sh credentials
 	$(TEST_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee target/test.log
+	$(TEST_ENV) scripts/test-python-client.sh 2>&1 | tee -a target/test.log
 
 # make run steps the replay bar by bar (deterministic, about 4 minutes for
 # the month); REPLAY_SPEED=3000 make run replays on the wall clock instead.
