@@ -239,6 +239,13 @@ async fn only_critical_errors(db: &Client, window: u32) -> i64 {
     ))
     .await
     .unwrap();
+    // A round already running may have read the rules before the update
+    // (and open, say, worker_offline after it): two more rounds, and the
+    // last has seen them.
+    let rounds = "SELECT (botai_monitor_state()->>'rounds')::bigint";
+    let after_update = count(db, rounds).await;
+    wait_until("two monitor rounds", Duration::from_secs(30), async || count(db, rounds).await >= after_update + 2)
+        .await;
     wait_until("the other rules' alerts resolved", Duration::from_secs(30), async || {
         count(db, "SELECT count(*) FROM botai.alerts WHERE status = 'open' AND rule <> 'critical_error'").await == 0
     })
