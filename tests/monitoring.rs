@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use botai_tests::{free_port, repo_root, Daemon, TestDatabase};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -123,7 +124,7 @@ impl Browser {
 
     async fn screenshot(&mut self, name: &str) {
         let r = self.call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true})).await;
-        let png = base64_decode(r["data"].as_str().unwrap());
+        let png = base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().unwrap()).expect("base64 PNG");
         let path = artifacts().join(name);
         std::fs::write(&path, png).unwrap();
         println!("  screenshot: {}", path.display());
@@ -135,22 +136,6 @@ impl Drop for Browser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,6 +16,11 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
+/// This machine's name, for instance and claimer ids.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+}
+
 /// Loads `.env` from the working directory or the nearest parent; variables
 /// already set in the environment win.
 pub fn load_dotenv() {

@@ -206,7 +206,7 @@ pub async fn deliver(
     telemetry: Arc<Telemetry>,
     stop: CancellationToken,
 ) {
-    let claimer = format!("{}:{}:{:08x}", hostname(), std::process::id(), rand_u32());
+    let claimer = format!("{}:{}:{:08x}", crate::config::hostname(), std::process::id(), rand_u32());
     let wakes: Vec<Arc<Notify>> = channels.iter().map(|_| Arc::new(Notify::new())).collect();
     let mut tasks = tokio::task::JoinSet::new();
     {
@@ -366,10 +366,6 @@ impl ChannelWorker {
         }
         Ok(None)
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
 }
 
 fn rand_u32() -> u32 {

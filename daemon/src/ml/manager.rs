@@ -70,7 +70,7 @@ struct Lease {
 pub async fn run(cfg: Arc<Config>, market: Market, telemetry: Arc<Telemetry>, stop: CancellationToken) -> Result<()> {
     let mut model = load_model(&cfg)?;
     info!(model = %cfg.ml.model_path.display(), device = ?model.device(), threads = cfg.ml.threads, "signal model loaded");
-    let instance = format!("{}:{}", hostname(), std::process::id());
+    let instance = format!("{}:{}", crate::config::hostname(), std::process::id());
     loop {
         let Some(lease) = take_slot(&cfg, &instance, &stop).await? else {
             return Ok(());
@@ -95,10 +95,6 @@ pub async fn run(cfg: Arc<Config>, market: Market, telemetry: Arc<Telemetry>, st
         }
         tokio::time::sleep(TAKEOVER_RETRY).await;
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
 }
 
 /// Waits (as a standby, heartbeating) until this process holds the slot.

@@ -12,6 +12,14 @@ from ._db import jsonb, money, text
 from .errors import from_sqlstate
 
 
+def reservation(what: str, v: Any) -> uuid.UUID:
+    """A reservation id as botai_reserve_balance returned it."""
+    try:
+        return uuid.UUID(text(what, v))
+    except ValueError:
+        raise from_sqlstate("22023", f"{what} {v!r} is not a UUID") from None
+
+
 class BalanceManager:
     def __init__(self, db: _db.Database) -> None:
         self._db = db
@@ -55,11 +63,7 @@ class BalanceManager:
 
     async def release_reservation(self, reservation_id: str) -> bool:
         """True when the reservation held funds and now does not."""
-        text("reservation_id", reservation_id)
-        try:
-            rid = uuid.UUID(reservation_id)
-        except ValueError:
-            raise from_sqlstate("22023", f"reservation_id {reservation_id!r} is not a UUID") from None
+        rid = reservation("reservation_id", reservation_id)
         return bool(await self._db.value("SELECT botai_release_reservation(%s) AS ok", (rid,)))
 
     async def commit_reservation(self, reservation_id: str, amount: Optional[Decimal] = None) -> bool:
@@ -68,10 +72,6 @@ class BalanceManager:
         a balance update newer than the commit shows the spend, so nothing
         is freed twice in the moment between the order and the next sync
         (release_reservation frees them at once, as the original did)."""
-        text("reservation_id", reservation_id)
-        try:
-            rid = uuid.UUID(reservation_id)
-        except ValueError:
-            raise from_sqlstate("22023", f"reservation_id {reservation_id!r} is not a UUID") from None
+        rid = reservation("reservation_id", reservation_id)
         spent = None if amount is None else money("amount", amount)
         return bool(await self._db.value("SELECT botai_commit_reservation(%s, %s) AS ok", (rid, spent)))

@@ -17,7 +17,7 @@ class ProcessMonitor:
 
     async def register_component(self, component_name: str, metadata: Optional[Dict[str, Any]] = None) -> bool:
         """True when the component was not known before."""
-        args = (text("component_name", component_name), jsonb("metadata", metadata) or jsonb("metadata", {}))
+        args = (text("component_name", component_name), jsonb("metadata", {} if metadata is None else metadata))
         return bool(await self._db.value("SELECT botai_register_component(%s, %s) AS new", args))
 
     async def heartbeat(
