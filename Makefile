@@ -10,7 +10,7 @@ DATABASE ?= bot_trading_v3
 ADMIN_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(DATABASE) PGUSER=$$(id -un)
 BOTAI := target/release/botai
 
-.PHONY: test-python sql-release fuzz all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train
+.PHONY: test-failover test-python sql-release fuzz all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train
 
 all: db daemon
 
@@ -45,6 +45,12 @@ test: cluster daemon onnxruntime test-python ## every test, against the real ser
 	scripts/cluster.sh credentials
 	$(TEST_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee target/test.log
 	$(TEST_ENV) scripts/test-python-client.sh 2>&1 | tee -a target/test.log
+
+# The failover drills of tests/failover.rs: make test runs the two on a pair
+# of clusters promoted by hand; this adds the one under Patroni and etcd.
+test-failover: cluster daemon onnxruntime ## failover drills, Patroni's included (installs patroni and etcd-server; not part of make test)
+	scripts/deps.sh patroni etcd-server
+	$(TEST_ENV) cargo test --release -p botai-tests --test failover -- --include-ignored --nocapture 2>&1 | tee target/test-failover.log
 
 # make run steps the replay bar by bar (deterministic, about 4 minutes for
 # the month); REPLAY_SPEED=3000 make run replays on the wall clock instead.

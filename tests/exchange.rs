@@ -14,7 +14,7 @@ use botai_daemon::exchange::limits::{SharedLimits, Unlimited, VenueLimits};
 use botai_daemon::exchange::venue::{Faults, LimitClass, Venue, VenueSettings};
 use botai_daemon::exchange::{double, Category, Exchange, ExchangeError, OrderRequest, OrderStatus, Side};
 use botai_daemon::market::replay::PriceSource;
-use botai_tests::{connect, database, env_or, os_user, repo_root, unique};
+use botai_tests::{connect, database, repo_root, unique};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -121,13 +121,7 @@ fn order(id: &str, side: Side, qty: Decimal, price: Option<Decimal>) -> OrderReq
 }
 
 fn pg() -> PgSettings {
-    PgSettings {
-        host: env_or("PGHOST", "/var/run/postgresql"),
-        port: env_or("PGPORT", "5555").parse().unwrap(),
-        user: env_or("PGUSER", &os_user()),
-        password: None,
-        dbname: database(),
-    }
+    botai_tests::pg_settings(&database())
 }
 
 /// botai's limits for a fresh exchange name, the double's own numbers.

@@ -22,13 +22,7 @@ const EXCHANGE: &str = "risk";
 const PRICE: i64 = 40_000;
 
 fn pg(dbname: &str) -> PgSettings {
-    PgSettings {
-        host: std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into()),
-        port: std::env::var("PGPORT").map_or(5555, |p| p.parse().expect("PGPORT")),
-        user: std::env::var("PGUSER").unwrap_or_else(|_| botai_tests::os_user()),
-        password: None,
-        dbname: dbname.to_owned(),
-    }
+    botai_tests::pg_settings(dbname)
 }
 
 /// A database with an exchange account `risk` (a generous rate limit, a

@@ -347,7 +347,6 @@ async fn status_and_health_show_a_killed_engine_as_down_within_the_alert_thresho
 /// never reserved, so never folded, and skipped every order after it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_claim_reads_the_funds_a_snapshot_freed_before_any_fold() {
-    use botai_daemon::config::PgSettings;
     use botai_daemon::db::{BotaiSql, Db};
     use rust_decimal::Decimal;
 
@@ -382,13 +381,7 @@ async fn a_claim_reads_the_funds_a_snapshot_freed_before_any_fold() {
         .unwrap()
         .get(0);
 
-    let pg = PgSettings {
-        host: std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into()),
-        port: std::env::var("PGPORT").map_or(5555, |p| p.parse().expect("PGPORT")),
-        user: std::env::var("PGUSER").unwrap_or_else(|_| botai_tests::os_user()),
-        password: None,
-        dbname: t.name.clone(),
-    };
+    let pg = botai_tests::pg_settings(&t.name);
     let engine = Db::connect(&pg, "botai-tests engine").await.unwrap();
     let id = engine.register_worker("trading_engine", Some("engine-f"), &serde_json::json!({})).await.unwrap();
     let id = id.expect("a trading_engine slot");
@@ -404,18 +397,11 @@ async fn a_claim_reads_the_funds_a_snapshot_freed_before_any_fold() {
 /// signal_id, only).
 #[tokio::test(flavor = "multi_thread")]
 async fn engines_claiming_one_signal_at_once_get_one_winner_and_no_error() {
-    use botai_daemon::config::PgSettings;
     use botai_daemon::db::{BotaiSql, Db};
 
     let t = TestDatabase::migrated(&[]).await;
     let db = t.connect().await;
-    let pg = PgSettings {
-        host: std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into()),
-        port: std::env::var("PGPORT").map_or(5555, |p| p.parse().expect("PGPORT")),
-        user: std::env::var("PGUSER").unwrap_or_else(|_| botai_tests::os_user()),
-        password: None,
-        dbname: t.name.clone(),
-    };
+    let pg = botai_tests::pg_settings(&t.name);
     let mut engines = Vec::new();
     for i in 0..8 {
         let c = Db::connect(&pg, "botai-tests race").await.unwrap();
@@ -581,13 +567,7 @@ async fn an_asset_the_venue_stops_listing_is_empty_in_botai() {
     )
     .await
     .unwrap();
-    let pg = botai_daemon::config::PgSettings {
-        host: std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".into()),
-        port: std::env::var("PGPORT").map_or(5555, |p| p.parse().expect("PGPORT")),
-        user: std::env::var("PGUSER").unwrap_or_else(|_| botai_tests::os_user()),
-        password: None,
-        dbname: t.name.clone(),
-    };
+    let pg = botai_tests::pg_settings(&t.name);
     let pool = botai_daemon::db::pool(&pg, "botai-tests sync", 2).unwrap();
     sync_once(&UsdtOnly, &pool, &Snapshot::default()).await.unwrap();
     let balances: BTreeMap<(String, String), Decimal> = db

@@ -396,6 +396,12 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
         db.query_one("SELECT botai_alert_delivered($1, 'webhook', 'upgrade-test')", &[&event_id]).await.unwrap().get(0);
     assert!(delivered);
 
+    // 0.6.0: the upgraded database says it is on a primary, and the PL/pgSQL
+    // writers check it (botai_require_primary exists and passes here).
+    let health: serde_json::Value = db.query_one("SELECT botai_health()", &[]).await.unwrap().get(0);
+    assert_eq!(health["standby"], false, "{health}");
+    db.batch_execute("SELECT botai_require_primary('upgrade-test')").await.unwrap();
+
     // --- the upgraded catalog is a fresh install's --------------------------
     let fresh = TestDatabase::create(&[]).await;
     let fresh_db = fresh.connect().await;

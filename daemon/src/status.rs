@@ -20,15 +20,14 @@ pub async fn print(cfg: &Config) -> Result<()> {
     };
     let version = db.server_version().await?;
     let Some(extension) = db.extension_version().await? else {
-        println!("PostgreSQL   {version} on {}:{} database {}", cfg.pg.host, cfg.pg.port, cfg.pg.dbname);
+        println!("PostgreSQL   {version} on {} database {}", cfg.pg.servers(), cfg.pg.dbname);
         anyhow::bail!("the botai extension is not installed; run `make migrate`");
     };
     let health = db.health().await?;
     println!("botai        {} (extension {extension})", health["status"].as_str().unwrap_or("?").to_uppercase());
     println!(
-        "PostgreSQL   {version} on {}:{} database {}, up {:.0} s",
-        cfg.pg.host,
-        cfg.pg.port,
+        "PostgreSQL   {version} on {} database {}, up {:.0} s",
+        cfg.pg.servers(),
         cfg.pg.dbname,
         health["uptime"].as_f64().unwrap_or(0.0)
     );

@@ -36,7 +36,7 @@ use crate::clock;
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::gucs;
 use crate::locks;
-use crate::statements::{with_spi, Statement};
+use crate::statements::{reading, writing, Statement};
 
 /// Longest reservation TTL accepted.
 const MAX_TTL_MICROS: i128 = 24 * 3600 * 1_000_000;
@@ -289,7 +289,7 @@ fn update_balance(
     if as_of_time > clock::to_chrono(clock::transaction_start()) + chrono::Duration::seconds(60) {
         return Err(BotaiError::invalid("as_of", "is more than 60 seconds in the future"));
     }
-    with_spi(|client| {
+    writing(|client| {
         // Snapshots of one balance are stored one at a time (a lock of their
         // own, which reservers never take): the comparison below then sees
         // any snapshot stored concurrently, and an older one returns false
@@ -353,8 +353,9 @@ fn check(exchange: Option<&str>, asset: Option<&str>, value: Option<AnyNumeric>)
     let exchange = names::exchange(required(exchange, "exchange")?)?;
     let asset = names::asset(required(asset, "asset")?)?;
     let value = amount("amount", value, true)?;
-    let free: Option<AnyNumeric> =
-        with_spi(|client| Ok::<_, BotaiError>(FREE.one(client, &[exchange.as_str().into(), asset.as_str().into()])?))?;
+    let free: Option<AnyNumeric> = reading(|client| {
+        Ok::<_, BotaiError>(FREE.read_one(client, &[exchange.as_str().into(), asset.as_str().into()])?)
+    })?;
     let Some(free) = free else {
         return Ok((false, Some(format!("no balance snapshot for {exchange}/{asset}"))));
     };
@@ -414,7 +415,7 @@ fn reserve(
     }
     let needed = value.clone() * (AnyNumeric::from(1) + AnyNumeric::try_from(margin()).unwrap_or_else(|_| 0.into()));
     let id = Uuid::from_bytes(*uuid::Uuid::now_v7().as_bytes());
-    with_spi(|client| {
+    writing(|client| {
         let fast = RESERVE_FAST.run(
             client,
             &[
@@ -485,7 +486,7 @@ fn botai_release_reservation(reservation_id: Option<Uuid>) -> bool {
 
 fn release(reservation_id: Option<Uuid>) -> Result<bool> {
     let id = required(reservation_id, "reservation_id")?;
-    with_spi(|client| {
+    writing(|client| {
         if RELEASE.one::<bool>(client, &[id.into()])?.unwrap_or(false) {
             return Ok(true);
         }
@@ -536,7 +537,7 @@ fn botai_commit_reservation(reservation_id: Option<Uuid>, amount: default!(Optio
 fn commit(reservation_id: Option<Uuid>, used: Option<AnyNumeric>) -> Result<bool> {
     let id = required(reservation_id, "reservation_id")?;
     let used = used.map(|u| amount("amount", Some(u), true)).transpose()?;
-    with_spi(|client| {
+    writing(|client| {
         let state = state(client, id)?;
         if state.expired_by_time {
             // Its time ran out before the order was confirmed: it no longer

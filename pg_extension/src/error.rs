@@ -43,6 +43,12 @@ pub enum BotaiError {
     /// 55000: the library was not preloaded.
     #[error("botai must be loaded at server start: add 'botai' to shared_preload_libraries and restart")]
     NotPreloaded,
+    /// 25006 read_only_sql_transaction: the server is a standby.
+    #[error(
+        "this server ({server}) is a standby in recovery: botai changes nothing here, only on the primary \
+         (clients connect with target_session_attrs=read-write to find it)"
+    )]
+    Standby { server: String },
     /// XX000: an SPI failure; a bug or a broken installation.
     #[error("internal SPI error: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
@@ -68,6 +74,7 @@ impl BotaiError {
             }
             BotaiError::SharedMemoryFull { .. } => ERRCODE_OUT_OF_MEMORY,
             BotaiError::Limit { .. } => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            BotaiError::Standby { .. } => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             BotaiError::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }

@@ -299,6 +299,7 @@ DECLARE
     unknown text[];
     inserted boolean;
 BEGIN
+    PERFORM public.botai_require_primary('botai_alert_channel');
     IF channel IS NULL OR triggers IS NULL OR enabled IS NULL THEN
         RAISE EXCEPTION 'botai_alert_channel: channel, triggers and enabled must not be NULL' USING ERRCODE = '22004';
     END IF;
@@ -331,6 +332,7 @@ CREATE FUNCTION botai_alert_claim(channel text, claimer text, max_events integer
 RETURNS TABLE (event_id bigint, attempts integer, alert jsonb)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM public.botai_require_primary('botai_alert_claim');
     IF channel IS NULL OR claimer IS NULL OR max_events IS NULL OR lease IS NULL THEN
         RAISE EXCEPTION 'botai_alert_claim: arguments must not be NULL' USING ERRCODE = '22004';
     END IF;
@@ -375,6 +377,7 @@ COMMENT ON FUNCTION botai_alert_claim(text, text, integer, interval) IS
 
 CREATE FUNCTION botai_alert_delivered(event_id bigint, channel text, claimer text) RETURNS boolean
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT public.botai_require_primary('botai_alert_delivered');
     WITH done AS (
         UPDATE botai.alert_deliveries d
            SET status = 'delivered', delivered_at = now(), claimed_until = NULL, last_error = NULL
@@ -393,6 +396,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     changed boolean;
 BEGIN
+    PERFORM public.botai_require_primary('botai_alert_failed');
     IF retry_in IS NULL OR retry_in < interval '0' OR retry_in > interval '1 day' THEN
         RAISE EXCEPTION 'botai_alert_failed: retry_in % is not between 0 and 1 day', retry_in USING ERRCODE = '22023';
     END IF;
@@ -496,6 +500,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
             'by_severity', coalesce((SELECT jsonb_object_agg(severity, n) FROM alerts), '{}'::jsonb)),
         'monitor', (SELECT state FROM monitor),
         'uptime', round(extract(epoch FROM now() - pg_postmaster_start_time())::numeric, 1),
+        'standby', pg_is_in_recovery(),
         'version', (SELECT extversion FROM pg_extension WHERE extname = 'botai'),
         'checked_at', now());
 $$;
@@ -512,7 +517,11 @@ COMMENT ON FUNCTION botai_component_health(text) IS 'One component''s effective 
 COMMENT ON FUNCTION botai_health() IS
     'The /health document: status (unhealthy on a down or unhealthy component or an open critical alert, degraded on '
     'a degraded one, an open warning, or a monitor whose last completed round is older than three intervals), '
-    'components, database, alerts, monitor, uptime (seconds), version.';
+    'components, database, alerts, monitor, uptime (seconds), standby (true on a server in recovery, which answers '
+    'reads and refuses every write with 25006), version.';
+COMMENT ON FUNCTION botai_require_primary(text) IS
+    'Raises 25006 naming the function and this server when the server is a standby in recovery; nothing on a '
+    'primary. Every botai function that writes checks it first.';
 COMMENT ON FUNCTION botai_metrics() IS 'Prometheus text exposition (format 0.0.4) of this database.';
 COMMENT ON FUNCTION botai_monitor_start() IS
     'Starts the monitor background worker of this database now (CREATE EXTENSION calls it).';

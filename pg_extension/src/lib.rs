@@ -18,6 +18,7 @@ mod release;
 mod risk;
 mod shmem;
 mod signals;
+mod standby;
 mod statements;
 mod workers;
 

@@ -16,7 +16,7 @@ use crate::json::{self, ClientJson};
 use crate::locks;
 
 use crate::error::{required, BotaiError, OrRaise, Result};
-use crate::statements::{with_spi, Statement};
+use crate::statements::{reading, writing, Statement};
 
 /// Outcomes an engine records (`claimed` is the state before).
 const OUTCOMES: [&str; 5] = ["filled", "rejected", "failed", "skipped", "expired"];
@@ -199,7 +199,7 @@ fn claim(
     let signal_id = required(signal_id, "signal_id")?;
     let engine = names::name("engine", required(engine, "engine")?)?;
     let exchange = names::exchange(required(exchange, "exchange")?)?;
-    with_spi(|client| {
+    writing(|client| {
         let signal = SIGNAL.run(client, &[signal_id.into()])?;
         if signal.is_empty() {
             return Err(BotaiError::NotFound(format!("no signal with signal_id {signal_id}")));
@@ -312,7 +312,7 @@ fn finish(
             }
         }
     }
-    with_spi(|client| {
+    writing(|client| {
         let done =
             FINISH.run(client, &[order_id.into(), engine.into(), status.as_str().into(), JsonB(details).into()])?;
         if !done.is_empty() {
@@ -358,8 +358,8 @@ fn unhandled(lookback: Option<pgrx::datum::Interval>, max_rows: Option<i32>) -> 
     if max_rows <= 0 {
         return Err(BotaiError::invalid("max_rows", format!("must be positive (got {max_rows})")));
     }
-    with_spi(|client| {
-        let rows = UNHANDLED.run(client, &[lookback.into(), i64::from(max_rows).into()])?;
+    reading(|client| {
+        let rows = UNHANDLED.read(client, &[lookback.into(), i64::from(max_rows).into()])?;
         let mut ids = Vec::new();
         for r in rows {
             if let Some(id) = r.get::<i64>(1)? {

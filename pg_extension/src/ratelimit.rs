@@ -44,7 +44,7 @@ use crate::clock;
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::gucs;
 use crate::shmem::{Limiter, RateKey, NAME_BYTES};
-use crate::statements::{with_spi, Statement};
+use crate::statements::{reading, Statement};
 
 /// The endpoint whose limit covers every request of an exchange.
 const GLOBAL: &str = "global";
@@ -133,8 +133,8 @@ fn limits_of(exchange: &str) -> Result<Rc<[LimitRow]>> {
     if let Some(rows) = LIMITS.with(|l| l.borrow().get(exchange).cloned()) {
         return Ok(rows);
     }
-    let (rows, relid) = with_spi(|client| {
-        let table = LOAD_LIMITS.run(client, &[exchange.into()])?;
+    let (rows, relid) = reading(|client| {
+        let table = LOAD_LIMITS.read(client, &[exchange.into()])?;
         let mut rows = Vec::new();
         let mut relid = None;
         for r in table {
@@ -276,8 +276,11 @@ fn key_index(limiter: &Limiter, exchange: &str, wanted: &PlanKey, base: i64) -> 
             // Unknown bookings before a crash: the window counts as full at
             // the moment the server started (ratelimit_state.rs).
             let window = wanted.window;
-            let started = limiter.header.initialized_at;
-            if limiter.header.state_known == 0 && base < started + window.length_us && window.limit > 0 {
+            let started = limiter.header.unknown_from.load(Ordering::Acquire);
+            if limiter.header.state_known.load(Ordering::Acquire) == 0
+                && base < started + window.length_us
+                && window.limit > 0
+            {
                 SlidingLog::new(&mut key.log, buf).book(started, window.limit as u32).expect("an empty log has room");
             }
             free
@@ -285,6 +288,52 @@ fn key_index(limiter: &Limiter, exchange: &str, wanted: &PlanKey, base: i64) -> 
     };
     KEY_INDEX.with(|k| k.borrow_mut().insert(wanted.cache_key.clone(), index));
     Ok(index)
+}
+
+/// The limiter, locked to book, penalize or observe: refused on a standby
+/// (its shared memory is not the primary's, and nothing here is
+/// replicated), and the first writer after a promotion starts the period in
+/// which every window counts as full.
+fn lock_to_write() -> Result<Limiter> {
+    crate::standby::ensure_primary()?;
+    let limiter = Limiter::lock(true)?;
+    notice_promotion_locked(&limiter);
+    Ok(limiter)
+}
+
+/// Promotion. A server that started in recovery never saw what its primary
+/// booked: the primary may have handed out bookings up to
+/// `botai.rate_limit_max_wait` past its last moment, and the venue counts
+/// requests sent just before the failover. So, as after a crash, from the
+/// moment the promotion is noticed (no earlier than the promotion itself:
+/// the monitor looks every round, every booking looks first) every key
+/// counts as full for the furthest booking plus one window length. The
+/// standby must run with the primary's botai.rate_limit_* settings.
+fn notice_promotion_locked(limiter: &Limiter) {
+    let header = limiter.header;
+    if header.awaiting_promotion.load(Ordering::Acquire) == 0 || crate::standby::in_recovery() {
+        return;
+    }
+    let at = clock::wall().max(header.limiter_clock.load(Ordering::Acquire));
+    header.unknown_from.store(at, Ordering::Release);
+    header.state_known.store(0, Ordering::Release);
+    header.awaiting_promotion.store(0, Ordering::Release);
+    let max_ahead_s = (header.max_wait_us + i64::from(gucs::RATE_LIMIT_SEND_JITTER.get()) * 1000) as f64 / 1e6;
+    log!(
+        "botai: this server was promoted; what the former primary booked is unknown, so every rate-limit window \
+         counts as full until {max_ahead_s:.1} s plus its own length from now"
+    );
+}
+
+/// Called by the monitor every round: notices a promotion even when no
+/// session books.
+pub fn notice_promotion() -> Result<()> {
+    let header = crate::shmem::header()?;
+    if header.awaiting_promotion.load(Ordering::Acquire) == 0 || crate::standby::in_recovery() {
+        return Ok(());
+    }
+    notice_promotion_locked(&Limiter::lock(true)?);
+    Ok(())
 }
 
 /// Books `plan` at the earliest moment it fits (with `only_if_now`, only if
@@ -295,7 +344,7 @@ fn book(plan: &Plan, only_if_now: bool) -> Result<(i64, bool, Now)> {
     // send-jitter allowance every window carries (a window as long as the
     // maximum wait still books its next request).
     let max_ahead_us = i64::from(gucs::RATE_LIMIT_SEND_JITTER.get()) * 1000;
-    let limiter = Limiter::lock(true)?;
+    let limiter = lock_to_write()?;
     let max_ahead_us = limiter.header.max_wait_us + max_ahead_us;
     let now = now(&limiter);
     let mut indexes = [(0usize, Window { limit: 0, length_us: 1 }); 2];
@@ -308,11 +357,12 @@ fn book(plan: &Plan, only_if_now: bool) -> Result<(i64, bool, Now)> {
         let (k, buf) = limiter.key_mut(i);
         SlidingLog::new(&mut k.log, buf).prune(now.base - key.window.length_us);
         from = from.max(k.penalty_until);
-        if limiter.header.state_known == 0 {
+        if limiter.header.state_known.load(Ordering::Acquire) == 0 {
             // What was booked before a crash is unknown, and may reach up to
             // max_wait past the start: a request shares no window with it
             // only from one window length after that.
-            let unknown_until = limiter.header.initialized_at + max_ahead_us + key.window.length_us;
+            let unknown_until =
+                limiter.header.unknown_from.load(Ordering::Acquire) + max_ahead_us + key.window.length_us;
             from = from.max(unknown_until);
             cap_from = cap_from.max(unknown_until);
         }
@@ -386,6 +436,7 @@ fn botai_rate_acquire(
     endpoint: default!(Option<&str>, "'default'"),
     weight: default!(Option<i32>, "NULL"),
 ) -> f64 {
+    crate::standby::ensure_primary().or_raise("botai_rate_acquire");
     let plan = plan(exchange, endpoint, weight).or_raise("botai_rate_acquire");
     let (at, _, now) = book(&plan, false).or_raise("botai_rate_acquire");
     (at - now.reference) as f64 / 1e6
@@ -399,6 +450,7 @@ fn botai_rate_try_acquire(
     endpoint: default!(Option<&str>, "'default'"),
     weight: default!(Option<i32>, "NULL"),
 ) -> f64 {
+    crate::standby::ensure_primary().or_raise("botai_rate_try_acquire");
     let plan = plan(exchange, endpoint, weight).or_raise("botai_rate_try_acquire");
     let (at, booked, now) = book(&plan, true).or_raise("botai_rate_try_acquire");
     if booked {
@@ -416,6 +468,7 @@ fn botai_rate_penalize(exchange: Option<&str>, endpoint: Option<&str>, seconds: 
 }
 
 fn penalize(exchange: Option<&str>, endpoint: Option<&str>, seconds: Option<f64>) -> Result<()> {
+    crate::standby::ensure_primary()?;
     let seconds = required(seconds, "seconds")?;
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err(BotaiError::invalid("seconds", format!("must be a positive number of seconds (got {seconds})")));
@@ -424,7 +477,7 @@ fn penalize(exchange: Option<&str>, endpoint: Option<&str>, seconds: Option<f64>
         return Err(BotaiError::OutOfRange(format!("seconds: {seconds} is more than a day")));
     }
     let plan = plan(exchange, endpoint, Some(1))?;
-    let limiter = Limiter::lock(true)?;
+    let limiter = lock_to_write()?;
     let now = now(&limiter);
     let i = key_index(&limiter, &plan.exchange, &plan.keys[0], now.base)?;
     let (key, _) = limiter.key_mut(i);
@@ -461,6 +514,7 @@ fn observe(
     venue_limit: Option<i32>,
     reset_at: Option<TimestampWithTimeZone>,
 ) -> Result<i32> {
+    crate::standby::ensure_primary()?;
     let remaining = required(remaining, "remaining")?;
     let venue_limit = required(venue_limit, "venue_limit")?;
     if venue_limit <= 0 {
@@ -475,7 +529,7 @@ fn observe(
     let reset_at = reset_at.map(|t| clock::finite("reset_at", t).map(clock::from_chrono)).transpose()?;
     let plan = plan(exchange, endpoint, Some(1))?;
     let key = &plan.keys[0];
-    let limiter = Limiter::lock(true)?;
+    let limiter = lock_to_write()?;
     let now = now(&limiter);
     let i = key_index(&limiter, &plan.exchange, key, now.base)?;
     let (k, buf) = limiter.key_mut(i);
@@ -532,6 +586,7 @@ fn usage(exchange: Option<&str>) -> Result<Vec<UsageRow>> {
     for row in rows.iter() {
         let plan = plan(Some(&exchange), Some(&row.endpoint), None)?;
         let limiter = Limiter::lock(true)?;
+        notice_promotion_locked(&limiter);
         let now = now(&limiter);
         let mut views_idx = Vec::new();
         let mut from = now.base;

@@ -23,7 +23,7 @@ use pgrx::{AnyNumeric, Uuid};
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::gucs;
 use crate::locks;
-use crate::statements::{with_spi, Statement};
+use crate::statements::{writing, Statement};
 
 static STATE: Statement = Statement::new("risk.state", "SELECT mode, coalesce(reason, '') FROM botai.trading_state");
 static SET_STATE: Statement = Statement::new(
@@ -169,7 +169,7 @@ fn halt(reason: Option<&str>, mode: Option<&str>) -> Result<String> {
     }
     // Halts queue here; from now on no permit is granted.
     locks::xact_lock(locks::HALT_INTENT_NS, 0);
-    with_spi(|client| {
+    writing(|client| {
         let was = SET_STATE.one::<String>(client, &[mode.as_str().into(), reason.as_str().into()])?;
         // How long to wait for the sends already permitted to be answered
         // before committing anyway (a kill switch must never fail); the
@@ -211,7 +211,7 @@ fn botai_resume(reason: default!(Option<&str>, "'resumed by an operator'")) -> S
 
 fn resume(reason: Option<&str>) -> Result<String> {
     let reason = reason_arg(reason)?;
-    with_spi(|client| {
+    writing(|client| {
         let was = SET_STATE.one::<String>(client, &["active".into(), reason.as_str().into()])?;
         Ok(format!("active (was {})", was.unwrap_or_default()))
     })
@@ -262,6 +262,7 @@ fn botai_send_permit(order_id: Option<i64>) -> Option<String> {
 }
 
 fn permit(order_id: Option<i64>) -> Result<Option<String>> {
+    crate::standby::ensure_primary()?;
     let order_id = required(order_id, "order_id")?;
     // A halt holds its intent from its first statement to its commit.
     if !locks::try_share(locks::HALT_INTENT_NS, 0, false) {
@@ -271,7 +272,7 @@ fn permit(order_id: Option<i64>) -> Result<Option<String>> {
     if !locks::try_share(locks::SEND_GATE_NS, 0, true) {
         return Ok(Some("halting: an operator's halt is being committed".into()));
     }
-    let verdict = with_spi(|client| {
+    let verdict = writing(|client| {
         let (mode, reason) = trading_state(client)?;
         match mode.as_str() {
             "halted" => return Ok(Some(format!("halted: {reason}"))),
@@ -384,7 +385,7 @@ fn reserve_order(
         }
     }
     let refuse = |why: String| Ok((None, None, Some(why)));
-    with_spi(|client| {
+    writing(|client| {
         let order = ORDER.run(client, &[order_id.into(), engine.into()])?;
         if order.is_empty() {
             return match ORDER_EXISTS.one::<String>(client, &[order_id.into()])? {
@@ -592,7 +593,7 @@ fn reconcile(
         }
     }
     locks::xact_lock(locks::RISK_NS, locks::name_key(&[exchange.as_str()]));
-    with_spi(|client| {
+    writing(|client| {
         let args = [exchange.as_str().into(), symbol.into()];
         if OPEN_ORDERS.one::<i64>(client, &args)?.unwrap_or(0) > 0 {
             return Ok(None);

@@ -43,8 +43,15 @@ pub struct Header {
     pub limiter_clock: AtomicI64,
     pub locks: AtomicPtr<pg_sys::LWLockPadded>,
     /// 1 when what was booked before this start is known (restored, or
-    /// botai never ran here); 0 after a crash (ratelimit_state.rs).
-    pub state_known: u32,
+    /// botai never ran here); 0 after a crash (ratelimit_state.rs) and
+    /// from a promotion on.
+    pub state_known: AtomicU32,
+    /// When what was booked elsewhere stopped being known: this block's
+    /// creation, or the moment a promotion was noticed (ratelimit.rs).
+    pub unknown_from: AtomicI64,
+    /// 1 while a server that started in recovery (standby.signal or
+    /// recovery.signal) has not been seen promoted.
+    pub awaiting_promotion: AtomicU32,
     /// botai.rate_limit_max_wait at start, µs: how far ahead any booking
     /// of this server's life can reach.
     pub max_wait_us: i64,
@@ -207,7 +214,12 @@ unsafe extern "C-unwind" fn startup() {
             let known = crate::ratelimit_state::restore(&limiter)
                 && !after_crash
                 && crate::ratelimit_state::last_shutdown_was_clean();
-            (*header).state_known = u32::from(known);
+            (*header).state_known.store(u32::from(known), Ordering::Release);
+            (*header).unknown_from.store((*header).initialized_at, Ordering::Release);
+            // The startup process has not read the signal files yet; the
+            // postmaster runs this in the data directory.
+            let standby = ["standby.signal", "recovery.signal"].iter().any(|f| std::path::Path::new(f).exists());
+            (*header).awaiting_promotion.store(u32::from(standby), Ordering::Release);
         }
         HEADER.store(base.cast(), Ordering::Release);
         pg_sys::LWLockRelease(init_lock);

@@ -23,7 +23,7 @@ use crate::error::{required, OrRaise, Result};
 use crate::gucs;
 use crate::locks;
 use crate::shmem;
-use crate::statements::{with_spi, Statement};
+use crate::statements::{writing, Statement};
 
 /// The verdict on one registration.
 pub struct Verdict {
@@ -117,6 +117,8 @@ fn announce(payload: &str) {
 /// statement's start unless the caller declares its own, as a replay or a
 /// backtest of past data does. The fingerprint never depends on it.
 fn register(signal: Option<ClientJson>, now: Option<TimestampWithTimeZone>) -> Result<Verdict> {
+    // Not even counted on a standby: its counters are not the primary's.
+    crate::standby::ensure_primary()?;
     let signal = json::arg(signal, "signal")?;
     let JsonB(doc) = required(signal, "signal")?;
     let parsed = SignalDocument::parse(&doc)?;
@@ -146,7 +148,7 @@ fn register(signal: Option<ClientJson>, now: Option<TimestampWithTimeZone>) -> R
     let c = &parsed.canonical;
     let ts = clock::timestamptz(clock::from_chrono(parsed.timestamp));
     let cooldown = gucs::SIGNAL_COOLDOWN.get();
-    with_spi(|client| {
+    writing(|client| {
         if cooldown > 0 {
             // Two different minutes of the same signal have different
             // fingerprints; this lock makes the check-then-insert atomic.

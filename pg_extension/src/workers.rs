@@ -18,7 +18,7 @@ use crate::json::{self, ClientJson};
 use crate::clock;
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::locks::{self, WORKER_SLOT_NS};
-use crate::statements::{with_spi, Statement};
+use crate::statements::{writing, Statement};
 
 /// Slots per worker type (the lock key is type_id * SLOTS_PER_TYPE + slot).
 const SLOTS_PER_TYPE: i32 = 1024;
@@ -178,7 +178,7 @@ fn register(
     let wanted_id = worker_id.map(|id| names::name("worker_id", id).map(str::to_owned)).transpose()?;
     let metadata = metadata_object("metadata", metadata)?.unwrap_or_else(|| serde_json::json!({}));
 
-    with_spi(|client| {
+    writing(|client| {
         ENSURE_TYPE.run(client, &[worker_type.as_str().into()])?;
         // Calling again from the same session returns the same registration.
         let mine =
@@ -296,7 +296,7 @@ fn heartbeat(
         return Err(BotaiError::invalid("active_tasks", format!("must not be negative (got {active_tasks})")));
     }
     let metadata = metadata_object("metadata", metadata)?;
-    with_spi(|client| {
+    writing(|client| {
         if mine(client, worker_id)?.is_none() {
             return Ok(false);
         }
@@ -318,7 +318,7 @@ fn botai_unregister_worker(worker_id: Option<&str>) -> bool {
 
 fn unregister(worker_id: Option<&str>) -> Result<bool> {
     let worker_id = names::name("worker_id", required(worker_id, "worker_id")?)?;
-    with_spi(|client| {
+    writing(|client| {
         let Some((key, _)) = mine(client, worker_id)? else {
             return Ok(false);
         };
@@ -392,7 +392,7 @@ fn enqueue(worker_type: Option<&str>, payload: Option<ClientJson>, dedup_key: Op
     let worker_type = names::name("worker_type", required(worker_type, "worker_type")?)?;
     let payload = required(payload, "payload")?;
     let dedup_key = dedup_key.map(|k| names::name("dedup_key", k)).transpose()?;
-    with_spi(|client| {
+    writing(|client| {
         // A pending task with the key may finish between the two statements;
         // then the insert succeeds on the next round.
         for _ in 0..3 {
@@ -423,7 +423,7 @@ fn botai_claim_task(worker_id: Option<&str>) -> TableIterator<'static, (name!(ta
 
 fn claim(worker_id: Option<&str>) -> Result<Option<(i64, JsonB)>> {
     let worker_id = names::name("worker_id", required(worker_id, "worker_id")?)?;
-    with_spi(|client| {
+    writing(|client| {
         let Some((_, worker_type)) = mine(client, worker_id)? else {
             return Err(BotaiError::WrongState(format!(
                 "worker \"{worker_id}\" is not registered by this session (register it first, on this connection)"
@@ -454,7 +454,7 @@ fn complete(task_id: Option<i64>, ok: Option<bool>, result: Option<ClientJson>) 
     let result = json::arg(result, "result")?;
     let task_id = required(task_id, "task_id")?;
     let ok = required(ok, "ok")?;
-    with_spi(|client| {
+    writing(|client| {
         let done = COMPLETE
             .run(client, &[task_id.into(), ok.into(), result.into(), my_pid().into(), my_backend_start().into()])?;
         if !done.is_empty() {

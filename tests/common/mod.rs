@@ -40,6 +40,18 @@ pub fn config_for(dbname: &str) -> Config {
     c
 }
 
+/// The daemon's connection settings for `dbname` on the test server.
+pub fn pg_settings(dbname: &str) -> botai_daemon::config::PgSettings {
+    botai_daemon::config::PgSettings {
+        hosts: vec![env_or("PGHOST", "/var/run/postgresql")],
+        ports: vec![env_or("PGPORT", "5555").parse().expect("PGPORT")],
+        target_session_attrs: tokio_postgres::config::TargetSessionAttrs::ReadWrite,
+        user: env_or("PGUSER", &os_user()),
+        password: None,
+        dbname: dbname.to_owned(),
+    }
+}
+
 pub async fn connect() -> Client {
     connect_to(&database()).await
 }

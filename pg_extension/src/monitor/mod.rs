@@ -39,7 +39,7 @@ use crate::json::{self, ClientJson};
 use serde_json::Value;
 
 use crate::error::{required, BotaiError, OrRaise, Result};
-use crate::statements::{with_spi, Statement};
+use crate::statements::{writing, Statement};
 
 pub const COMPONENT_STATUSES: [&str; 4] = ["healthy", "degraded", "unhealthy", "stopped"];
 /// Longest error text kept; longer ones are cut (and say so).
@@ -99,7 +99,7 @@ fn register_component(component: Option<&str>, meta: Option<ClientJson>) -> Resu
     let meta = json::arg(meta, "metadata")?;
     let component = names::name("component", required(component, "component")?)?;
     let meta = self::metadata("metadata", meta)?.unwrap_or_else(|| serde_json::json!({}));
-    with_spi(|client| {
+    writing(|client| {
         let rows = REGISTER.run(client, &[component.into(), JsonB(meta).into()])?;
         let previous: Option<String> = rows.first().get(1)?;
         if previous.as_deref() != Some("healthy") {
@@ -154,7 +154,7 @@ fn heartbeat(
         return Err(BotaiError::invalid("active_tasks", format!("must not be negative (got {active_tasks})")));
     }
     let meta = self::metadata("metadata", meta)?;
-    with_spi(|client| {
+    writing(|client| {
         let rows = HEARTBEAT
             .run(client, &[component.into(), status.as_str().into(), active_tasks.into(), meta.map(JsonB).into()])?;
         if rows.is_empty() {
@@ -198,7 +198,7 @@ fn report_error(component: Option<&str>, error: Option<&str>, is_critical: Optio
         error.to_owned()
     };
     let is_critical = required(is_critical, "is_critical")?;
-    with_spi(|client| {
+    writing(|client| {
         REPORT_ERROR.run(client, &[component.into(), error.as_str().into(), is_critical.into()])?;
         Ok(())
     })
@@ -243,6 +243,7 @@ fn botai_monitor_state() -> JsonB {
                 "interval_seconds": crate::gucs::MONITOR_INTERVAL.get(),
                 "last_round_age_seconds": (last_round_age_seconds(s) * 1000.0).round() / 1000.0,
                 "stale": stalled(s),
+                "standby": crate::standby::in_recovery(),
             })
         }
     };

@@ -20,7 +20,7 @@ use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 
@@ -43,6 +43,9 @@ pub fn register_launcher() {
         .set_library("botai")
         .set_function("botai_monitor_launcher_main")
         .enable_spi_access()
+        // On a hot standby too (from a consistent state): the monitors it
+        // starts idle until the server is promoted.
+        .set_start_time(BgWorkerStartTime::ConsistentState)
         .set_restart_time(Some(Duration::from_secs(10)))
         .load();
 }
@@ -68,6 +71,7 @@ fn start_monitor(dboid: pg_sys::Oid, slot: &MonitorSlot) -> bool {
         .set_function("botai_monitor_main")
         .set_argument(Some(pg_sys::Datum::from(dboid.to_u32())))
         .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::ConsistentState)
         .load_dynamic();
     if started.is_err() {
         slot.starting_at.store(0, Ordering::Release);
@@ -278,6 +282,16 @@ fn run_round(slot: &MonitorSlot) -> Option<Round> {
         return Some(Round::Done);
     }
     STALE_SQL_REPORTED.with(|r| r.set(false));
+    if crate::standby::in_recovery() {
+        // A standby writes nothing: its tables are the primary's, replayed.
+        // The round counts as done so that health does not call the monitor
+        // stale; the first round after the promotion does the work.
+        slot.last_round_at.store(clock::wall(), Ordering::Release);
+        return Some(Round::Done);
+    }
+    if let Err(e) = crate::ratelimit::notice_promotion() {
+        warning!("botai monitor: {e}");
+    }
     // Bounded waits for every step of this round's transaction.
     let _ = Spi::run(&format!("SELECT pg_catalog.set_config('lock_timeout', '{STEP_LOCK_TIMEOUT}', true)"));
     let mut failures = 0u64;

@@ -5,7 +5,9 @@ methods the original called without `await`.
 
 Settings come from the original environment (PGHOST, PGPORT=5555, PGUSER,
 PGPASSWORD, PGDATABASE=bot_trading_v3, SIGNAL_DEDUP_WINDOW,
-WORKER_HEARTBEAT_TIMEOUT), or from `botai.connect(dsn)`.
+WORKER_HEARTBEAT_TIMEOUT), or from `botai.connect(dsn)`. PGHOST and PGPORT
+may list a primary and its standbys (`a,b`); PGTARGETSESSIONATTRS defaults
+to read-write, so a connection after a failover finds the new primary.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def _conninfo_from_env() -> str:
         "port": os.environ.get("PGPORT", "5555"),
         "dbname": os.environ.get("PGDATABASE", "bot_trading_v3"),
         "application_name": "botai python",
+        # Several hosts (PGHOST=a,b) are tried in order; a standby refuses
+        # every botai write (25006), so by default only a primary will do.
+        "target_session_attrs": os.environ.get("PGTARGETSESSIONATTRS", "read-write"),
     }
     if os.environ.get("PGUSER"):
         parts["user"] = os.environ["PGUSER"]
