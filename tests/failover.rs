@@ -582,8 +582,6 @@ async fn placements(exchange_url: &str) -> Vec<(String, i64)> {
 }
 
 struct Outcome {
-    trading_again_after: Duration,
-    engine_back_after: Duration,
     lost_signals: usize,
     lost_reservations: usize,
     orders_without_row: usize,
@@ -760,7 +758,7 @@ async fn failover_drill(tag: &str, servers: &mut dyn Servers) -> Outcome {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!(
-        "  {tag}: the failover step (the kill, and a promotion by hand) took {:.2} s; the engine held its slot again {:.2} s and traded again {:.2} s \
+        "  {tag}: the failover step (the kill, and a promotion by hand) took {:.2} s; the engine started again (after its first balance sync, which waits out the full windows) {:.2} s and traded again {:.2} s \
          after it; {} placements ({placed_before} before the kill), 0 refused for the rate limit, \
          {duplicate_attempts} client order ids sent more than once; acknowledged {signals} signals and {reserved} \
          reservations (failed calls during the switch: {errors:?}); lost: {lost_signals} signals, \
@@ -771,8 +769,6 @@ async fn failover_drill(tag: &str, servers: &mut dyn Servers) -> Outcome {
         placements.len(),
     );
     Outcome {
-        trading_again_after,
-        engine_back_after,
         lost_signals,
         lost_reservations,
         orders_without_row,
@@ -786,7 +782,7 @@ fn assert_nothing_acknowledged_lost(o: &Outcome) {
     assert_eq!(o.lost_reservations, 0, "remote_apply: no acknowledged reservation lost");
     assert_eq!(o.orders_without_row, 0, "remote_apply: every order at the exchange has its row");
     assert_eq!(o.duplicate_attempts, 0, "no order sent twice");
-    assert!(o.placed > 100 && o.engine_back_after <= o.trading_again_after);
+    assert!(o.placed > 100, "{} orders placed", o.placed);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -807,7 +803,7 @@ async fn failover_with_asynchronous_replication_reports_what_it_lost() {
     let o = failover_drill("asynchronous", &mut servers).await;
     // Whatever was lost, the venue refused no order for the rate and took
     // none twice (asserted in the drill); the losses are printed there.
-    assert!(o.placed > 100 && o.engine_back_after <= o.trading_again_after);
+    assert!(o.placed > 100, "{} orders placed", o.placed);
 }
 
 // ---------------------------------------------------------------------------

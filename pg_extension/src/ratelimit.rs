@@ -273,8 +273,9 @@ fn key_index(limiter: &Limiter, exchange: &str, wanted: &PlanKey, base: i64) -> 
             key.dboid = dboid;
             key.exchange_len = write_name(&mut key.exchange, exchange);
             key.endpoint_len = write_name(&mut key.endpoint, endpoint);
-            // Unknown bookings before a crash: the window counts as full at
-            // the moment the server started (ratelimit_state.rs).
+            // Unknown bookings before a crash or a promotion: the window
+            // counts as full at the moment they became unknown (the
+            // server's start, ratelimit_state.rs, or the promotion).
             let window = wanted.window;
             let started = limiter.header.unknown_from.load(Ordering::Acquire);
             if limiter.header.state_known.load(Ordering::Acquire) == 0
@@ -290,12 +291,11 @@ fn key_index(limiter: &Limiter, exchange: &str, wanted: &PlanKey, base: i64) -> 
     Ok(index)
 }
 
-/// The limiter, locked to book, penalize or observe: refused on a standby
-/// (its shared memory is not the primary's, and nothing here is
-/// replicated), and the first writer after a promotion starts the period in
-/// which every window counts as full.
+/// The limiter, locked to book, penalize or observe (whose SQL functions
+/// refuse on a standby before anything: its shared memory is not the
+/// primary's, and nothing here is replicated); the first writer after a
+/// promotion starts the period in which every window counts as full.
 fn lock_to_write() -> Result<Limiter> {
-    crate::standby::ensure_primary()?;
     let limiter = Limiter::lock(true)?;
     notice_promotion_locked(&limiter);
     Ok(limiter)
@@ -311,7 +311,7 @@ fn lock_to_write() -> Result<Limiter> {
 /// standby must run with the primary's botai.rate_limit_* settings.
 fn notice_promotion_locked(limiter: &Limiter) {
     let header = limiter.header;
-    if header.awaiting_promotion.load(Ordering::Acquire) == 0 || crate::standby::in_recovery() {
+    if !promotion_unnoticed(header) {
         return;
     }
     let at = clock::wall().max(header.limiter_clock.load(Ordering::Acquire));
@@ -328,12 +328,15 @@ fn notice_promotion_locked(limiter: &Limiter) {
 /// Called by the monitor every round: notices a promotion even when no
 /// session books.
 pub fn notice_promotion() -> Result<()> {
-    let header = crate::shmem::header()?;
-    if header.awaiting_promotion.load(Ordering::Acquire) == 0 || crate::standby::in_recovery() {
-        return Ok(());
+    if promotion_unnoticed(crate::shmem::header()?) {
+        notice_promotion_locked(&Limiter::lock(true)?);
     }
-    notice_promotion_locked(&Limiter::lock(true)?);
     Ok(())
+}
+
+/// A server that started in recovery is out of it, and no one noticed yet.
+fn promotion_unnoticed(header: &crate::shmem::Header) -> bool {
+    header.awaiting_promotion.load(Ordering::Acquire) != 0 && !crate::standby::in_recovery()
 }
 
 /// Books `plan` at the earliest moment it fits (with `only_if_now`, only if
