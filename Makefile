@@ -10,7 +10,7 @@ DATABASE ?= bot_trading_v3
 ADMIN_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(DATABASE) PGUSER=$$(id -un)
 BOTAI := target/release/botai
 
-.PHONY: test-failover test-python sql-release fuzz all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train
+.PHONY: test-failover test-python sql-release fuzz all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train evaluate
 
 all: db daemon
 
@@ -84,6 +84,11 @@ train:           ## retrain the signal model (PyTorch, CPU, ~11 min); writes mod
 	test -x .cache/train-venv/bin/python || python3 -m venv .cache/train-venv
 	.cache/train-venv/bin/pip install --quiet --disable-pip-version-check -r ml/requirements-train.txt
 	.cache/train-venv/bin/python ml/train.py
+
+evaluate:        ## walk-forward evaluation over 8 years of Binance bars (CPU, about an hour on 2 cores; never downloads): models/evaluation.json, EVALUATION.md, evaluation.png
+	test -x .cache/train-venv/bin/python || python3 -m venv .cache/train-venv
+	.cache/train-venv/bin/pip install --quiet --disable-pip-version-check -r ml/requirements-train.txt
+	.cache/train-venv/bin/python ml/evaluate.py
 
 status:
 	$(BOTAI) status

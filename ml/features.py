@@ -46,8 +46,14 @@ RAW_BARS_PER_WINDOW = N_BARS + 1
 CSV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
 
+BINANCE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "quote_volume", "trades")
+
+
 def load_csv(path: str) -> dict:
-    """Load a bar CSV (plain or .gz) with header timestamp,open,high,low,close,volume.
+    """Load a bar CSV (plain or .gz) with header timestamp,open,high,low,close,volume (volume
+    in the quote currency), or Binance's archive layout timestamp,open,high,low,close,volume,
+    quote_volume,trades, whose quote_volume becomes the bars' volume (the catalogue's unit;
+    Binance's `volume` is in the base coin). The daemon's reader (market/csv.rs) does the same.
 
     Returns {"timestamp": list[str], "open"/"high"/"low"/"close"/"volume": float64 arrays}.
     Values are parsed with Python float() (correctly rounded decimal -> float64).
@@ -56,16 +62,21 @@ def load_csv(path: str) -> dict:
     with opener(path, "rt", newline="") as f:
         reader = csv.reader(f)
         header = next(reader)
-        header = [h.strip() for h in header]
-        if tuple(header) != CSV_COLUMNS:
-            raise ValueError(f"unexpected CSV header {header}, want {list(CSV_COLUMNS)}")
+        header = tuple(h.strip() for h in header)
+        if header == CSV_COLUMNS:
+            volume_col = 5
+        elif header == BINANCE_COLUMNS:
+            volume_col = 6
+        else:
+            raise ValueError(f"unexpected CSV header {list(header)}, want {list(CSV_COLUMNS)} or {list(BINANCE_COLUMNS)}")
         ts, cols = [], [[] for _ in range(5)]
         for row in reader:
             if not row:
                 continue
             ts.append(row[0])
-            for j in range(5):
+            for j in range(4):
                 cols[j].append(float(row[j + 1]))
+            cols[4].append(float(row[volume_col]))
     out = {"timestamp": ts}
     for name, values in zip(CSV_COLUMNS[1:], cols):
         out[name] = np.asarray(values, dtype=np.float64)
@@ -91,61 +102,112 @@ def _clv(h, l, c):
     return out
 
 
-def window_features(open_, high, low, close, volume) -> np.ndarray:
-    """Features of ONE window from N_BARS + 1 raw bars (oldest -> newest).
+# ----------------------------------------------------------------------------- catalogue
+# name -> (bars of history before a window row it needs, formula). ml/FEATURES.md is the
+# contract; the daemon (daemon/src/ml/features.rs) computes the same numbers.
+CATALOGUE = {
+    "ret": (1, "ln(close[t] / close[t-1])"),
+    "ret_15": (15, "ln(close[t] / close[t-15])"),
+    "range": (0, "ln(high[t] / low[t])"),
+    "body": (0, "ln(close[t] / open[t])"),
+    "clv": (0, "((2*close[t] - high[t]) - low[t]) / (high[t] - low[t]), 0 when high[t] - low[t] <= 0"),
+    "vol_z": (0, "clip((lv[t] - mean(lv)) / (std(lv) + 1e-6), -5, 5), lv = ln(1 + quote volume), over the window"),
+}
 
-    Returns float32 [N_BARS, N_CHANNELS]. Raises ValueError on invalid input.
-    """
+
+def lookback(names) -> int:
+    """Extra raw bars before the first window row that the named features need."""
+    unknown = [n for n in names if n not in CATALOGUE]
+    if unknown:
+        raise ValueError(f"features not in the catalogue: {unknown}")
+    return max(CATALOGUE[n][0] for n in names)
+
+
+def _per_bar(name, o, h, l, c, lb):
+    """Feature `name` for bars lb .. end of the given raw arrays (one value per bar)."""
+    if name == "ret":
+        return np.log(c[lb:] / c[lb - 1:-1])
+    if name == "ret_15":
+        return np.log(c[lb:] / c[lb - 15:len(c) - 15])
+    if name == "range":
+        return np.log(h[lb:] / l[lb:])
+    if name == "body":
+        return np.log(c[lb:] / o[lb:])
+    if name == "clv":
+        return _clv(h[lb:], l[lb:], c[lb:])
+    raise ValueError(name)
+
+
+def _vol_z(lv):
+    """vol_z over the last axis (the window's bars); population std."""
+    n = lv.shape[-1]
+    mean = lv.sum(axis=-1, keepdims=True) / n
+    std = np.sqrt(((lv - mean) ** 2).sum(axis=-1, keepdims=True) / n)
+    return np.clip((lv - mean) / (std + VOL_EPS), -VOL_CLIP, VOL_CLIP)
+
+
+def window_features(open_, high, low, close, volume, window: int = N_BARS, names=CHANNELS) -> np.ndarray:
+    """Features of ONE window from window + lookback(names) raw bars (oldest -> newest).
+
+    Returns float32 [window, len(names)]. Raises ValueError on invalid input."""
+    lb = lookback(names)
+    raw = window + lb
     arrs = [np.asarray(x, dtype=np.float64) for x in (open_, high, low, close, volume)]
     for x in arrs:
-        if x.shape != (RAW_BARS_PER_WINDOW,):
-            raise ValueError(f"need exactly {RAW_BARS_PER_WINDOW} bars, got shape {x.shape}")
+        if x.shape != (raw,):
+            raise ValueError(f"need exactly {raw} bars, got shape {x.shape}")
     o, h, l, c, v = arrs
     _check(o, h, l, c, v)
-    ret = np.log(c[1:] / c[:-1])
-    rng = np.log(h[1:] / l[1:])
-    clv = _clv(h[1:], l[1:], c[1:])
-    lv = np.log1p(v[1:])
-    mean = lv.sum() / N_BARS
-    std = np.sqrt(((lv - mean) ** 2).sum() / N_BARS)
-    vz = np.clip((lv - mean) / (std + VOL_EPS), -VOL_CLIP, VOL_CLIP)
-    return np.stack([ret, rng, clv, vz], axis=1).astype(np.float32)
+    cols = [(_vol_z(np.log1p(v[lb:])) if n == "vol_z" else _per_bar(n, o, h, l, c, lb)) for n in names]
+    return np.stack(cols, axis=1).astype(np.float32)
 
 
-def windows_from_bars(bars: dict, end_indices) -> np.ndarray:
+def windows_from_bars(bars: dict, end_indices, window: int = N_BARS, names=CHANNELS) -> np.ndarray:
     """Feature windows whose last bar is each row in end_indices (vectorised).
 
-    Same numbers as window_features() on bars[I-N_BARS : I+1] (up to float64 summation
-    order). Returns float32 [len(end_indices), N_BARS, N_CHANNELS].
-    """
+    Same numbers as window_features() on the window's raw bars (up to float64 summation
+    order). Returns float32 [len(end_indices), window, len(names)]."""
+    lb = lookback(names)
+    raw = window + lb
     end = np.asarray(end_indices, dtype=np.int64)
     n = len(bars["close"])
-    if end.size and (end.min() < N_BARS or end.max() >= n):
+    if end.size and (end.min() < raw - 1 or end.max() >= n):
         raise ValueError(
-            f"end index out of range: need {N_BARS} <= I < {n} (a window needs {RAW_BARS_PER_WINDOW} bars)"
+            f"end index out of range: need {raw - 1} <= I < {n} (a window needs {raw} bars)"
         )
     o, h, l, c, v = (np.asarray(bars[k], dtype=np.float64) for k in CSV_COLUMNS[1:])
+    # Per-bar quantities depend on one bar (and earlier closes) only: computed once per bar
+    # series and kept with it (the walk-forward evaluation asks for millions of windows).
+    cache = bars.setdefault("_features_cache", {})
+    if "bad" not in cache:
+        with np.errstate(invalid="ignore"):
+            cache["bad"] = (~np.isfinite(o) | (o <= 0) | ~np.isfinite(h) | (h <= 0) | ~np.isfinite(l) | (l <= 0)
+                            | ~np.isfinite(c) | (c <= 0) | ~np.isfinite(v) | (v < 0))
     # validate every raw bar any requested window touches
-    touched = np.zeros(n, dtype=bool)
-    for i in end:
-        touched[i - N_BARS : i + 1] = True
-    try:
-        _check(o[touched], h[touched], l[touched], c[touched], v[touched])
-    except ValueError as e:
-        raise ValueError(f"invalid bar inside a requested window: {e} (among touched rows)") from None
-    # per-bar quantities (bar t uses only bar t, and close_{t-1})
-    ret = np.full(n, np.nan)
-    ret[1:] = np.log(c[1:] / c[:-1])
-    rng = np.log(h / l)
-    clv = _clv(h, l, c)
-    lv = np.log1p(v)
-    idx = end[:, None] + np.arange(-N_BARS + 1, 1)[None, :]  # [K, N] rows of the N feature bars
-    lvw = lv[idx]
-    mean = lvw.sum(axis=1, keepdims=True) / N_BARS
-    std = np.sqrt(((lvw - mean) ** 2).sum(axis=1, keepdims=True) / N_BARS)
-    vz = np.clip((lvw - mean) / (std + VOL_EPS), -VOL_CLIP, VOL_CLIP)
-    out = np.stack([ret[idx], rng[idx], clv[idx], vz], axis=2)
-    return out.astype(np.float32)
+    first = end - (raw - 1)
+    cover = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(cover, first, 1)
+    np.add.at(cover, end + 1, -1)
+    touched = np.cumsum(cover[:n]) > 0
+    if (touched & cache["bad"]).any():
+        try:
+            _check(o[touched], h[touched], l[touched], c[touched], v[touched])
+        except ValueError as e:
+            raise ValueError(f"invalid bar inside a requested window: {e} (among touched rows)") from None
+    idx = end[:, None] + np.arange(-window + 1, 1)[None, :]  # [K, window] rows of the feature bars
+    cols = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name in names:
+            key = "log1p_volume" if name == "vol_z" else name
+            if key not in cache:
+                if name == "vol_z":
+                    cache[key] = np.log1p(v)
+                else:
+                    per = np.full(n, np.nan)
+                    per[CATALOGUE[name][0]:] = _per_bar(name, o, h, l, c, CATALOGUE[name][0])
+                    cache[key] = per
+            cols.append(_vol_z(cache[key][idx]) if name == "vol_z" else cache[key][idx])
+    return np.stack(cols, axis=2).astype(np.float32)
 
 
 def main(argv=None) -> int:
@@ -154,27 +216,36 @@ def main(argv=None) -> int:
     ap.add_argument("--end-index", type=int, required=True,
                     help="0-based data row (header excluded) of the last bar of the first window")
     ap.add_argument("--count", type=int, default=1, help="number of consecutive windows (default 1)")
+    ap.add_argument("--window", type=int, default=N_BARS, help=f"bars per window (default {N_BARS})")
+    ap.add_argument("--features", default=",".join(CHANNELS),
+                    help=f"comma-separated names from the catalogue (default {','.join(CHANNELS)})")
     args = ap.parse_args(argv)
     if args.count < 1:
         ap.error("--count must be >= 1")
+    names = tuple(args.features.split(","))
+    try:
+        raw = args.window + lookback(names)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     bars = load_csv(args.csv)
     n = len(bars["close"])
     first, last = args.end_index, args.end_index + args.count - 1
-    if first < N_BARS or last >= n:
-        print(f"error: windows need {N_BARS} <= end index and end index + count - 1 < {n} rows",
+    if first < raw - 1 or last >= n:
+        print(f"error: windows need {raw - 1} <= end index and end index + count - 1 < {n} rows",
               file=sys.stderr)
         return 2
     wins = []
     for i in range(first, last + 1):
-        sl = slice(i - N_BARS, i + 1)
+        sl = slice(i - raw + 1, i + 1)
         try:
             w = window_features(bars["open"][sl], bars["high"][sl], bars["low"][sl],
-                                bars["close"][sl], bars["volume"][sl])
+                                bars["close"][sl], bars["volume"][sl], args.window, names)
         except ValueError as e:
             print(f"error: window ending at row {i}: {e}", file=sys.stderr)
             return 1
         wins.append(w.tolist())  # float32 -> exact Python floats
-    json.dump({"n_bars": N_BARS, "channels": N_CHANNELS, "windows": wins}, sys.stdout)
+    json.dump({"n_bars": args.window, "channels": len(names), "windows": wins}, sys.stdout)
     sys.stdout.write("\n")
     return 0
 

@@ -608,6 +608,9 @@ async fn failover_drill(tag: &str, servers: &mut dyn Servers) -> Outcome {
         ("MAX_SIGNAL_AGE", "900".into()),
         ("ORDER_SIZE", "fraction:0.0001".into()),
         ("HOLD_FOR", "300".into()),
+        // The engine is under test, not the model's economics: the old fixed
+        // threshold, below the round trip cost, so that it trades.
+        ("SIGNAL_THRESHOLD", "0.0004".into()),
         ("BALANCE_UPDATE_INTERVAL", "2".into()),
         ("WORKER_HEARTBEAT_TIMEOUT", "4".into()),
         ("PAPER_INITIAL_BALANCE", "USDT=1000000".into()),
@@ -768,13 +771,7 @@ async fn failover_drill(tag: &str, servers: &mut dyn Servers) -> Outcome {
         trading_again_after.as_secs_f64(),
         placements.len(),
     );
-    Outcome {
-        lost_signals,
-        lost_reservations,
-        orders_without_row,
-        duplicate_attempts,
-        placed: placements.len(),
-    }
+    Outcome { lost_signals, lost_reservations, orders_without_row, duplicate_attempts, placed: placements.len() }
 }
 
 fn assert_nothing_acknowledged_lost(o: &Outcome) {

@@ -44,6 +44,9 @@ async fn run(venue: &str, speed: u32, ccxt_rate: f64) -> Run {
         // Positions held a minute of market time after their last signal:
         // many open and close over the six hours.
         ("HOLD_FOR", "60".into()),
+        // The engine is under test, not the model's economics: the old fixed
+        // threshold, below the round trip cost, so that it trades.
+        ("SIGNAL_THRESHOLD", "0.0004".into()),
         ("BALANCE_UPDATE_INTERVAL", "2".into()),
         ("WORKER_HEARTBEAT_TIMEOUT", "4".into()),
     ];
@@ -308,6 +311,8 @@ async fn the_ml_manager_on_live_bybit_klines_signals_as_on_the_replay() {
         ("REPLAY_SPEED", "240".into()),
         ("REPLAY_EPOCH", epoch.to_rfc3339()),
         ("WORKER_HEARTBEAT_TIMEOUT", "4".into()),
+        // The same signals on both feeds is under test: a threshold they pass.
+        ("SIGNAL_THRESHOLD", "0.0004".into()),
     ];
     let mut double_env = replay.clone();
     double_env.push(("PAPER_LISTEN", format!("127.0.0.1:{port}")));

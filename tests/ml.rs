@@ -13,13 +13,17 @@ use std::sync::OnceLock;
 
 use botai_daemon::market::csv::load_bars;
 use botai_daemon::market::Bar;
-use botai_daemon::ml::features::{self, BarField, FeatureError, FeatureWindow, CHANNELS, RAW_BARS, WINDOW};
+use botai_daemon::ml::contract::ContractError;
+use botai_daemon::ml::features::{self, BarField, Feature, FeatureError, FeatureSpec, FeatureWindow, RAW_BARS, WINDOW};
+use botai_daemon::ml::manager::{predict_symbols, BarPredictions, Skipped, SymbolBars};
 use botai_daemon::ml::model::{self, Device, ModelError, ModelOptions, Prediction, SignalModel};
 use chrono::{NaiveDateTime, Utc};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 const BARS: &str = "data/market/btc-perp-1m-2022-01.csv.gz";
 const MODEL: &str = "models/patchtst.onnx";
+const SECOND_MODEL: &str = "tests/fixtures/second_model.onnx";
 const DYLIB: &str = ".cache/onnxruntime/libonnxruntime.so";
 const PYTHON: &str = ".cache/venv/bin/python";
 const FEATURE_TOLERANCE: f64 = 1e-6;
@@ -93,21 +97,41 @@ fn python(args: &[&str], stdin: Option<&Value>) -> Value {
 }
 
 /// The windows `ml/features.py` computes from `csv` for rows `end .. end + count`.
-fn python_windows(csv: &str, end: usize, count: usize) -> Vec<Vec<[f64; CHANNELS]>> {
-    let doc =
-        python(&["ml/features.py", "--csv", csv, "--end-index", &end.to_string(), "--count", &count.to_string()], None);
+fn python_windows(csv: &str, end: usize, count: usize) -> Vec<Vec<Vec<f64>>> {
+    python_windows_for(csv, end, count, &FeatureSpec::patchtst())
+}
+
+/// The same for any window length and features of the catalogue.
+fn python_windows_for(csv: &str, end: usize, count: usize, spec: &FeatureSpec) -> Vec<Vec<Vec<f64>>> {
+    let names = spec.features().iter().map(|f| f.name()).collect::<Vec<_>>().join(",");
+    let (end, count, window) = (end.to_string(), count.to_string(), spec.window().to_string());
+    let doc = python(
+        &[
+            "ml/features.py",
+            "--csv",
+            csv,
+            "--end-index",
+            &end,
+            "--count",
+            &count,
+            "--window",
+            &window,
+            "--features",
+            &names,
+        ],
+        None,
+    );
     let windows = doc["windows"].as_array().expect("windows");
-    assert_eq!(windows.len(), count);
     windows
         .iter()
         .map(|w| {
             let rows = w.as_array().unwrap();
-            assert_eq!(rows.len(), WINDOW);
+            assert_eq!(rows.len(), spec.window());
             rows.iter()
                 .map(|row| {
                     let row = row.as_array().unwrap();
-                    assert_eq!(row.len(), CHANNELS);
-                    std::array::from_fn(|c| row[c].as_f64().unwrap())
+                    assert_eq!(row.len(), spec.channels());
+                    row.iter().map(|v| v.as_f64().unwrap()).collect()
                 })
                 .collect()
         })
@@ -115,20 +139,18 @@ fn python_windows(csv: &str, end: usize, count: usize) -> Vec<Vec<[f64; CHANNELS
 }
 
 /// What `ml/predict.py` (onnxruntime in Python) returns for one batch.
-fn python_predictions(windows: &[FeatureWindow]) -> Vec<[f64; 3]> {
+fn python_predictions(windows: &[FeatureWindow]) -> Vec<Vec<f64>> {
+    python_predictions_of(MODEL, windows)
+}
+
+fn python_predictions_of(model: &str, windows: &[FeatureWindow]) -> Vec<Vec<f64>> {
     // As f64: an f32 written as the shortest f64 text reads back exactly in
     // Python, and numpy's cast to float32 then gives the same f32.
     let batch: Vec<Vec<Vec<f64>>> =
-        windows.iter().map(|w| w.iter().map(|row| row.iter().map(|&x| f64::from(x)).collect()).collect()).collect();
-    let doc = python(&["ml/predict.py", "--model", MODEL, "--input", "-"], Some(&json!({ "features": batch })));
+        windows.iter().map(|w| w.rows().map(|row| row.iter().map(|&x| f64::from(x)).collect()).collect()).collect();
+    let doc = python(&["ml/predict.py", "--model", model, "--input", "-"], Some(&json!({ "features": batch })));
     let rows = doc["returns"].as_array().expect("returns");
-    rows.iter()
-        .map(|row| {
-            let row = row.as_array().unwrap();
-            assert_eq!(row.len(), 3);
-            std::array::from_fn(|h| row[h].as_f64().unwrap())
-        })
-        .collect()
+    rows.iter().map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()).collect()
 }
 
 /// A number the reference printed, as the f32 it was. Both scripts print
@@ -139,8 +161,8 @@ fn reference_f32(printed: f64) -> f32 {
     printed as f32
 }
 
-fn as_array(p: &Prediction) -> [f64; 3] {
-    [p.returns_5m, p.returns_15m, p.returns_60m].map(f64::from)
+fn as_array(p: &Prediction) -> Vec<f64> {
+    p.returns.iter().map(|&r| f64::from(r)).collect()
 }
 
 /// A file of the test's own in the temporary directory.
@@ -148,6 +170,26 @@ fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
     let path = std::env::temp_dir().join(format!("botai-ml-test-{}-{name}", std::process::id()));
     std::fs::File::create(&path).and_then(|mut f| f.write_all(bytes)).unwrap();
     path
+}
+
+/// An ONNX file of the test's own with a manifest beside it: the shipped
+/// model's manifest with the file's own name and checksum, then `edit`.
+fn scratch_model(name: &str, onnx: &[u8], edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("botai-ml-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, onnx).unwrap();
+    let shipped = std::fs::read_to_string(root().join("models/patchtst.json")).expect("models/patchtst.json");
+    let mut manifest: Value = serde_json::from_str(&shipped).unwrap();
+    manifest["onnx"] = json!(format!("{name}.onnx"));
+    manifest["sha256"] = json!(Sha256::digest(onnx).iter().map(|b| format!("{b:02x}")).collect::<String>());
+    edit(&mut manifest);
+    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    path
+}
+
+fn shipped_bytes() -> Vec<u8> {
+    std::fs::read(root().join(MODEL)).unwrap()
 }
 
 // ---------------------------------------------------------------- parity
@@ -230,19 +272,31 @@ struct Parity {
 }
 
 impl Parity {
-    fn compare(&mut self, what: &str, expected: &[[f64; CHANNELS]], actual: &FeatureWindow) {
-        for (j, (want_row, got_row)) in expected.iter().zip(actual).enumerate() {
-            for c in 0..CHANNELS {
-                let (want, got) = (reference_f32(want_row[c]), got_row[c]);
+    fn compare(&mut self, what: &str, expected: &[Vec<f64>], actual: &FeatureWindow) {
+        self.compare_spec(what, &FeatureSpec::patchtst(), expected, actual)
+    }
+
+    fn compare_spec(&mut self, what: &str, spec: &FeatureSpec, expected: &[Vec<f64>], actual: &FeatureWindow) {
+        let channel = |f: Feature| spec.features().iter().position(|&g| g == f);
+        assert_eq!(expected.len(), actual.window(), "{what}: rows");
+        for (j, (want_row, got_row)) in expected.iter().zip(actual.rows()).enumerate() {
+            assert_eq!(want_row.len(), got_row.len(), "{what}: channels");
+            for (c, (&want, &got)) in want_row.iter().zip(got_row).enumerate() {
+                let want = reference_f32(want);
                 let diff = (f64::from(want) - f64::from(got)).abs();
-                assert!(diff <= FEATURE_TOLERANCE, "{what}, row {j}, channel {c}: Rust {got} vs Python {want}");
+                let name = spec.features()[c];
+                assert!(diff <= FEATURE_TOLERANCE, "{what}, row {j}, {name}: Rust {got} vs Python {want}");
                 self.max_diff = self.max_diff.max(diff);
                 self.values += 1;
                 self.identical += usize::from(want.to_bits() == got.to_bits());
             }
-            self.max_vol_z = self.max_vol_z.max(got_row[3].abs());
-            self.clipped += usize::from(got_row[3].abs() == 5.0);
-            self.flat += usize::from(got_row[1] == 0.0);
+            if let Some(v) = channel(Feature::VolZ) {
+                self.max_vol_z = self.max_vol_z.max(got_row[v].abs());
+                self.clipped += usize::from(got_row[v].abs() == 5.0);
+            }
+            if let Some(r) = channel(Feature::Range) {
+                self.flat += usize::from(got_row[r] == 0.0);
+            }
         }
         self.windows += 1;
     }
@@ -282,7 +336,8 @@ fn rust_predictions_equal_python_onnxruntime_for_batches_of_1_8_and_32() {
         assert_eq!(reference.len(), windows.len());
         let (mut batch_max, mut identical) = (0.0f64, 0usize);
         for ((end, got), want) in ends.iter().zip(&rust).zip(&reference) {
-            for (h, (g, w)) in as_array(got).into_iter().zip(*want).enumerate() {
+            assert_eq!(want.len(), 3);
+            for (h, (g, &w)) in as_array(got).into_iter().zip(want).enumerate() {
                 let w = reference_f32(w);
                 let diff = (g - f64::from(w)).abs();
                 assert!(
@@ -328,7 +383,10 @@ fn intra_op_threads_are_configurable_and_zero_is_refused() {
     let path = root().join(MODEL);
     let mut two = load(&path, &ModelOptions { intra_threads: 2, ..ModelOptions::default() }).unwrap();
     let window = rust_window(row_at("2022-01-21 22:49"));
-    let (a, b) = (two.predict(&[window]).unwrap()[0], signal_model().predict(&[window]).unwrap()[0]);
+    let (a, b) = (
+        two.predict(std::slice::from_ref(&window)).unwrap().remove(0),
+        signal_model().predict(&[window]).unwrap().remove(0),
+    );
     for (x, y) in as_array(&a).into_iter().zip(as_array(&b)) {
         assert!((x - y).abs() <= 1e-7);
     }
@@ -371,19 +429,19 @@ fn random_bytes_are_refused_as_a_corrupt_model_with_ort_message() {
             state as u8
         })
         .collect();
-    let path = scratch_file("random.onnx", &bytes);
+    let path = scratch_model("random", &bytes, |_| {});
     let err = load(&path, &ModelOptions::default()).unwrap_err();
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     assert!(matches!(&err, ModelError::ModelCorrupt { reason, .. } if !reason.is_empty()), "{err:?}");
     println!("random bytes: {err}");
 }
 
 #[test]
 fn truncated_model_is_refused_as_corrupt() {
-    let bytes = std::fs::read(root().join(MODEL)).unwrap();
-    let path = scratch_file("truncated.onnx", &bytes[..bytes.len() / 2]);
+    let bytes = shipped_bytes();
+    let path = scratch_model("truncated", &bytes[..bytes.len() / 2], |_| {});
     let err = load(&path, &ModelOptions::default()).unwrap_err();
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     assert!(matches!(&err, ModelError::ModelCorrupt { reason, .. } if !reason.is_empty()), "{err:?}");
     println!("truncated model: {err}");
 }
@@ -414,17 +472,175 @@ fn model_with_two_outputs_per_window_is_refused() {
 fn non_finite_model_output_is_an_error_not_a_prediction() {
     let mut model = load(&root().join("tests/fixtures/nonfinite_output.onnx"), &ModelOptions::default()).unwrap();
     let window = rust_window(row_at("2022-01-10 12:00"));
-    let err = model.predict(&[window, window]).unwrap_err();
+    let err = model.predict(&[window.clone(), window]).unwrap_err();
     assert!(matches!(err, ModelError::NonFiniteOutput { index: 0, .. }), "{err:?}");
 }
 
 #[test]
 fn non_finite_feature_is_refused_before_inference() {
     let mut window = rust_window(row_at("2022-01-10 12:00"));
-    window[WINDOW - 1][0] = f32::NAN;
+    window.values_mut()[(WINDOW - 1) * 4] = f32::NAN;
     let good = rust_window(row_at("2022-01-10 12:01"));
     let err = signal_model().predict(&[good, window]).unwrap_err();
     assert!(matches!(err, ModelError::NonFiniteInput { index: 1 }), "{err:?}");
+}
+
+// ---------------------------------------------------------------- the model contract
+
+#[test]
+fn a_model_without_a_manifest_is_refused_saying_how_to_make_one() {
+    let path = scratch_file("no-manifest.onnx", &shipped_bytes());
+    let err = load(&path, &ModelOptions::default()).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(err, ModelError::Contract(ContractError::Missing { .. })), "{err:?}");
+    assert!(err.to_string().contains("no-manifest.json") && err.to_string().contains("ml/contract.py"), "{err}");
+    println!("no manifest: {err}");
+}
+
+#[test]
+fn a_manifest_for_another_file_is_refused_by_its_checksum() {
+    let second = std::fs::read(root().join(SECOND_MODEL)).unwrap();
+    let path = scratch_model("checksum", &shipped_bytes(), |m| {
+        m["sha256"] = json!(Sha256::digest(&second).iter().map(|b| format!("{b:02x}")).collect::<String>())
+    });
+    let err = load(&path, &ModelOptions::default()).unwrap_err();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    assert!(matches!(err, ModelError::Contract(ContractError::Checksum { .. })), "{err:?}");
+    println!("checksum: {err}");
+}
+
+#[test]
+fn a_manifest_naming_a_feature_outside_the_catalogue_is_refused() {
+    let path = scratch_model("unknown-feature", &shipped_bytes(), |m| {
+        m["features"] = json!(["ret", "range", "rsi_14", "vol_z"])
+    });
+    let err = load(&path, &ModelOptions::default()).unwrap_err();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    let ModelError::Contract(ContractError::UnknownFeature { name, known, .. }) = &err else {
+        panic!("expected UnknownFeature, got {err:?}")
+    };
+    assert_eq!(name, "rsi_14");
+    assert!(known.contains("vol_z") && known.contains("ret_15"), "{known}");
+    assert!(!err.to_string().contains('\n'), "one line: {err}");
+    println!("unknown feature: {err}");
+}
+
+#[test]
+fn a_manifest_missing_a_feature_the_model_reads_is_refused() {
+    // The model reads 4 channels; the manifest names 3.
+    let path = scratch_model("missing-feature", &shipped_bytes(), |m| m["features"] = json!(["ret", "range", "clv"]));
+    let err = load(&path, &ModelOptions::default()).unwrap_err();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    let ModelError::WrongInput { expected, found, .. } = &err else { panic!("expected WrongInput, got {err:?}") };
+    assert!(expected.contains("120, 3") && expected.contains("ret,range,clv"), "{expected}");
+    assert!(found.contains("120, 4"), "{found}");
+    assert!(!err.to_string().contains('\n'), "one line: {err}");
+    println!("missing feature: {err}");
+}
+
+#[test]
+fn a_manifest_with_the_wrong_window_is_refused() {
+    let path = scratch_model("wrong-window", &shipped_bytes(), |m| m["window"] = json!(60));
+    let err = load(&path, &ModelOptions::default()).unwrap_err();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    let ModelError::WrongInput { expected, found, .. } = &err else { panic!("expected WrongInput, got {err:?}") };
+    assert!(expected.contains("60, 4") && found.contains("120, 4"), "{err}");
+    println!("wrong window: {err}");
+}
+
+#[test]
+fn a_manifest_with_a_misspelt_key_or_another_volume_unit_is_refused() {
+    for (what, edit) in [
+        (
+            "unknown field `horizon_minutes`",
+            Box::new(|m: &mut Value| m["horizon_minutes"] = json!([15])) as Box<dyn Fn(&mut Value)>,
+        ),
+        ("volume_unit", Box::new(|m: &mut Value| m["volume_unit"] = json!("base"))),
+        ("trade_horizon_minutes", Box::new(|m: &mut Value| m["trade_horizon_minutes"] = json!(30))),
+    ] {
+        let path = scratch_model("misspelt", &shipped_bytes(), edit);
+        let err = load(&path, &ModelOptions::default()).unwrap_err();
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        assert!(matches!(err, ModelError::Contract(ContractError::Invalid { .. })), "{err:?}");
+        assert!(err.to_string().contains(what), "{what}: {err}");
+    }
+}
+
+#[test]
+fn the_manifest_itself_can_be_the_model_path() {
+    let mut model = load(&root().join("models/patchtst.json"), &ModelOptions::default()).unwrap();
+    assert_eq!(model.path(), root().join(MODEL));
+    assert_eq!(model.manifest().horizons, [5, 15, 60]);
+    assert_eq!(model.predict(&[rust_window(row_at("2022-01-10 12:00"))]).unwrap()[0].returns.len(), 3);
+}
+
+/// Every feature of the catalogue, 60 bars: the second fixture's spec and more.
+fn catalogue_spec() -> FeatureSpec {
+    FeatureSpec::new(60, Feature::ALL.to_vec()).unwrap()
+}
+
+#[test]
+fn every_catalogue_feature_equals_the_python_reference() {
+    let spec = catalogue_spec();
+    assert_eq!(spec.raw_bars(), 75);
+    let mut parity = Parity::default();
+    for (first, count) in [(spec.raw_bars() - 1, 40), (row_at("2022-01-21 21:30"), 80), (bars().len() - 30, 30)] {
+        let reference = python_windows_for(BARS, first, count, &spec);
+        assert_eq!(reference.len(), count);
+        for (k, expected) in reference.iter().enumerate() {
+            let end = first + k;
+            let actual = spec.compute(&bars()[..=end]).unwrap();
+            parity.compare_spec(&format!("catalogue window ending at row {end}"), &spec, expected, &actual);
+        }
+    }
+    parity.print("all six catalogue features, 60 bars");
+}
+
+#[test]
+fn a_differently_shaped_model_runs_and_predicts_like_python_onnxruntime() {
+    let mut model = load(&root().join(SECOND_MODEL), &ModelOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let spec = model.spec().clone();
+    assert_eq!((spec.window(), spec.channels(), spec.raw_bars()), (60, 3, 75));
+    assert_eq!((model.manifest().horizons.as_slice(), model.manifest().trade_output()), (&[10, 30][..], 1));
+    let ends: Vec<usize> = (0..16).map(|k| row_at("2022-01-21 21:30") + 5 * k).collect();
+    let windows: Vec<FeatureWindow> = ends.iter().map(|&e| spec.compute(&bars()[..=e]).unwrap()).collect();
+    let reference = python_windows_for(BARS, ends[0], 1, &spec);
+    Parity::default().compare_spec("second model's first window", &spec, &reference[0], &windows[0]);
+    let rust = model.predict(&windows).unwrap();
+    let python = python_predictions_of(SECOND_MODEL, &windows);
+    for (got, want) in rust.iter().zip(&python) {
+        assert_eq!(got.returns.len(), 2);
+        for (g, w) in got.returns.iter().zip(want) {
+            assert!((f64::from(*g) - w).abs() <= PREDICTION_TOLERANCE, "Rust {g} vs Python {w}");
+        }
+    }
+    // The shipped model's windows are not this model's.
+    let err = model.predict(&[rust_window(ends[0])]).unwrap_err();
+    assert!(matches!(err, ModelError::WrongWindow { index: 0, .. }), "{err:?}");
+}
+
+#[test]
+fn several_symbols_are_predicted_in_one_batch_and_a_gappy_one_is_skipped() {
+    let mut model = signal_model();
+    let end = row_at("2022-01-24 10:50");
+    let a = &bars()[..=end];
+    let b = &bars()[..=end - 500];
+    let mut gappy = bars()[end - 300..=end].to_vec();
+    gappy.remove(250);
+    let symbols = [
+        SymbolBars { symbol: "BTCUSDT", bars: a },
+        SymbolBars { symbol: "GAPPY", bars: &gappy },
+        SymbolBars { symbol: "ETHUSDT", bars: b },
+    ];
+    let BarPredictions { predicted, skipped } = predict_symbols(&mut model, &symbols).unwrap();
+    assert_eq!(predicted.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [0, 2]);
+    assert!(matches!(skipped.as_slice(), [(1, Skipped::Gap(_))]), "{skipped:?}");
+    for (k, p) in &predicted {
+        let alone = model.predict(&[features::window(symbols[*k].bars).unwrap()]).unwrap().remove(0);
+        for (x, y) in as_array(p).into_iter().zip(as_array(&alone)) {
+            assert!((x - y).abs() <= 1e-7, "{}: batched {x} vs alone {y}", symbols[*k].symbol);
+        }
+    }
 }
 
 // ---------------------------------------------------------------- bad data
@@ -495,7 +711,10 @@ fn cuda_device_without_a_cuda_runtime_is_a_clear_error_never_a_cpu_fallback() {
         Ok(mut model) => {
             assert!(gpu_build, "a CPU-only ONNX Runtime ({}) accepted Device::Cuda", dylib.display());
             let window = rust_window(row_at("2022-01-10 12:00"));
-            let (gpu, cpu) = (model.predict(&[window]).unwrap()[0], signal_model().predict(&[window]).unwrap()[0]);
+            let (gpu, cpu) = (
+                model.predict(std::slice::from_ref(&window)).unwrap().remove(0),
+                signal_model().predict(&[window]).unwrap().remove(0),
+            );
             for (g, c) in as_array(&gpu).into_iter().zip(as_array(&cpu)) {
                 assert!((g - c).abs() <= 1e-4, "CUDA {g} vs CPU {c}");
             }

@@ -104,17 +104,24 @@ async fn a_missing_corrupt_or_wrong_model_is_a_clear_error() {
     let t = TestDatabase::migrated(&[]).await;
     let dir = repo_root().join("target/test-daemons");
     std::fs::create_dir_all(&dir).unwrap();
-    let corrupt = dir.join("corrupt.onnx");
-    std::fs::write(&corrupt, b"\x08\x01garbage that is not a protobuf model \xff\xfe").unwrap();
+    let corrupt = with_manifest(&dir, "corrupt", b"\x08\x01garbage that is not a protobuf model \xff\xfe", |_| {});
+    let unknown_feature = with_manifest(&dir, "unknown-feature", &shipped_model(), |m| {
+        m["features"] = serde_json::json!(["ret", "range", "clv", "rsi_14"]);
+    });
+    let no_manifest = dir.join("no-manifest.onnx");
+    std::fs::write(&no_manifest, shipped_model()).unwrap();
     let cases = [
-        ("missing", repo_root().join("models/no-such-model.onnx")),
-        ("corrupt", corrupt),
-        ("wrong input shape", repo_root().join("tests/fixtures/wrong_window.onnx")),
+        ("missing", repo_root().join("models/no-such-model.onnx"), "not found"),
+        ("corrupt", corrupt, "not a valid ONNX model"),
+        ("wrong input shape", repo_root().join("tests/fixtures/wrong_window.onnx"), "wrong input"),
+        ("no manifest", no_manifest, "no-manifest.json not found"),
+        ("unknown feature", unknown_feature, "`rsi_14`, which is not in the catalogue"),
     ];
-    for (what, path) in cases {
+    for (what, path, says) in cases {
         let out = run_ml_expecting_failure(&t, vec![("MODEL_PATH", path.display().to_string())]);
         let line =
             out.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{what}: no error line:\n{out}"));
+        assert!(line.contains(says), "{what}: {line}");
         println!("  {what}: {line}");
     }
     let out = run_ml_expecting_failure(&t, vec![("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so".into())]);
@@ -170,6 +177,101 @@ async fn gaps_and_nans_in_the_data_skip_bars_with_a_log_line_never_a_garbage_sig
     }
     // Windows end at 120..=398 (279), 199 skipped: at most 80 signals.
     assert!(!rows.is_empty() && rows.len() <= 279 - 199, "{} signals", rows.len());
+}
+
+fn shipped_model() -> Vec<u8> {
+    std::fs::read(repo_root().join("models/patchtst.onnx")).unwrap()
+}
+
+/// `onnx` written as `<name>.onnx` in `dir` with the shipped model's
+/// manifest beside it, renamed, with the file's checksum, then `edit`ed.
+fn with_manifest(dir: &std::path::Path, name: &str, onnx: &[u8], edit: impl FnOnce(&mut Value)) -> std::path::PathBuf {
+    use sha2::{Digest, Sha256};
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, onnx).unwrap();
+    let mut m: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("models/patchtst.json")).unwrap()).unwrap();
+    m["onnx"] = format!("{name}.onnx").into();
+    m["sha256"] = Sha256::digest(onnx).iter().map(|b| format!("{b:02x}")).collect::<String>().into();
+    edit(&mut m);
+    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    path
+}
+
+/// Three hours of the sell-off, replayed at 100 bars a second, to the end.
+fn sell_off_env(model: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("MODEL_PATH", model.display().to_string()),
+        ("REPLAY_FROM", "2022-01-21T20:00:00Z".into()),
+        ("REPLAY_TO", "2022-01-21T23:00:00Z".into()),
+        ("REPLAY_SPEED", "6000".into()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_differently_shaped_model_runs_unchanged_through_the_ml_manager() {
+    // tests/fixtures/second_model: 60 bars of body, ret_15, vol_z; outputs at
+    // 10 and 30 minutes; trades the 30-minute one; margin 0 on fee 0.0006 +
+    // slippage 0.0001 per side: a signal needs |prediction| > 0.0014.
+    let t = TestDatabase::migrated(&[]).await;
+    let d = Daemon::start(
+        "ml-second",
+        &t.name,
+        &["run", "--mode=ml"],
+        &sell_off_env(&repo_root().join("tests/fixtures/second_model.onnx")),
+    );
+    let (status, output) = d.wait(Duration::from_secs(60));
+    assert!(status.success(), "the manager ran the replay with the second model:\n{output}");
+    assert!(output.contains("signal rule: a signal when |predicted return| > 0.00140"), "{output}");
+    let db = t.connect().await;
+    let rows = db.query("SELECT payload FROM botai.signals ORDER BY signal_id", &[]).await.unwrap();
+    let mut entries: Vec<&Value> = Vec::new();
+    let payloads: Vec<Value> = rows.iter().map(|r| r.get(0)).collect();
+    for p in &payloads {
+        assert_eq!(p["model"], "second_model", "{p}");
+        assert_eq!(p["trade_horizon_minutes"], 30, "{p}");
+        assert!(p["returns_10m"].as_f64().is_some() && p["returns_30m"].as_f64().is_some(), "{p}");
+        assert!(p.get("returns_15m").is_none(), "only the model's own horizons: {p}");
+        if p.get("intent").is_none() {
+            entries.push(p);
+        }
+    }
+    for p in &entries {
+        let r = p["predicted_return"].as_f64().unwrap();
+        assert!(r.abs() > 0.0014, "an entry signal below the round trip cost: {p}");
+        assert_eq!(p["direction"], if r > 0.0 { "BUY" } else { "SELL" });
+    }
+    println!("  second model: {} signals ({} entries) over 180 bars of the sell-off", payloads.len(), entries.len());
+    assert!(
+        !entries.is_empty() && entries.len() < 180,
+        "{} entries: the rule must pass some bars and hold back others",
+        entries.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_that_cannot_clear_its_costs_emits_nothing_and_says_so() {
+    let t = TestDatabase::migrated(&[]).await;
+    let dir = repo_root().join("target/test-daemons");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The second model with no margin that paid on validation.
+    let onnx = std::fs::read(repo_root().join("tests/fixtures/second_model.onnx")).unwrap();
+    let second: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("tests/fixtures/second_model.json")).unwrap())
+            .unwrap();
+    let silent = with_manifest(&dir, &botai_tests::unique("silent"), &onnx, |m| {
+        for k in ["window", "features", "horizons_minutes", "trade_horizon_minutes"] {
+            m[k] = second[k].clone();
+        }
+        m["signal"]["margin"] = Value::Null;
+    });
+    let d = Daemon::start("ml-silent", &t.name, &["run", "--mode=ml"], &sell_off_env(&silent));
+    let (status, output) = d.wait(Duration::from_secs(60));
+    assert!(status.success(), "{output}");
+    assert!(output.contains("signal rule: no signals"), "says why it is silent:\n{output}");
+    let db = t.connect().await;
+    let n: i64 = db.query_one("SELECT count(*) FROM botai.signals", &[]).await.unwrap().get(0);
+    assert_eq!(n, 0, "a model that cannot clear its costs emits nothing");
 }
 
 fn flate2_read(path: &std::path::Path) -> impl std::io::Read {

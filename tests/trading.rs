@@ -31,6 +31,9 @@ fn short_replay(speed: u32) -> Vec<(&'static str, String)> {
         ("ORDER_SIZE", "fraction:0.05".into()),
         // Positions held 5 minutes of market time: more of them in 12 hours.
         ("HOLD_FOR", "300".into()),
+        // The engine is under test, not the model's economics: the old fixed
+        // threshold, below the round trip cost, so that it trades.
+        ("SIGNAL_THRESHOLD", "0.0004".into()),
         ("BALANCE_UPDATE_INTERVAL", "2".into()),
         ("WORKER_HEARTBEAT_TIMEOUT", "4".into()),
     ]

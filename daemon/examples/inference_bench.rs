@@ -67,7 +67,7 @@ fn main() -> Result<()> {
         .collect::<Result<Vec<FeatureWindow>>>()?;
 
     for &batch in &args.batches {
-        let windows: Vec<FeatureWindow> = (0..batch).map(|k| pool[k % POOL]).collect();
+        let windows: Vec<FeatureWindow> = (0..batch).map(|k| pool[k % POOL].clone()).collect();
         for _ in 0..args.warmup {
             model.predict(&windows)?;
         }
@@ -79,7 +79,7 @@ fn main() -> Result<()> {
             micros.push(start.elapsed().as_secs_f64() * 1e6);
             // Same sum as the Python side: shows both ran the same model on
             // the same windows, and keeps the result observably used.
-            checksum = predictions.iter().map(|p| f64::from(p.returns_15m)).sum();
+            checksum = predictions.iter().map(|p| f64::from(p.returns[1])).sum();
         }
         micros.sort_by(f64::total_cmp);
         let line = serde_json::json!({

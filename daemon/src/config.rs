@@ -252,13 +252,19 @@ pub struct MlConfig {
     pub device: MlDevice,
     pub threads: usize,
     pub strategy: String,
-    /// Minimum |returns_15m| for a signal.
-    pub threshold: f64,
-    /// |returns_15m| at which signal_strength reaches 1.
+    /// SIGNAL_THRESHOLD: a fixed minimum |predicted return| for a signal,
+    /// replacing the cost rule (round trip + the model's margin). None: the
+    /// cost rule.
+    pub threshold: Option<f64>,
+    /// SIGNAL_FEE, SIGNAL_SLIPPAGE: the venue's costs per side for the cost
+    /// rule; None: the costs the model's manifest was tuned for.
+    pub fee: Option<f64>,
+    pub slippage: Option<f64>,
+    /// |predicted return| at which signal_strength reaches 1.
     pub full_strength: f64,
-    /// How long a position is held after the last signal in its direction
-    /// (the model's horizon); then the ML manager signals its exit.
-    pub hold_for: Duration,
+    /// How long a position is held after the last signal in its direction;
+    /// then the ML manager signals its exit. None: the model's trade horizon.
+    pub hold_for: Option<Duration>,
     /// Loss from the average entry (a fraction) at which the ML manager
     /// signals an exit; None: no stop.
     pub stop_loss: Option<f64>,
@@ -458,13 +464,22 @@ impl Config {
                 v.parse().ok().filter(|n| (1..=64).contains(n))
             })?,
             strategy: src.string("STRATEGY", "patchtst"),
-            threshold: src.parse("SIGNAL_THRESHOLD", 0.0004, "a return magnitude between 0 and 0.1", |v| {
-                v.parse().ok().filter(|t: &f64| (0.0..0.1).contains(t))
+            threshold: src.parse("SIGNAL_THRESHOLD", None, "a return magnitude between 0 and 0.1", |v| {
+                v.parse().ok().filter(|t: &f64| (0.0..0.1).contains(t)).map(Some)
+            })?,
+            fee: src.parse("SIGNAL_FEE", None, "a fee rate per side between 0 and 0.01", |v| {
+                v.parse().ok().filter(|t: &f64| (0.0..=0.01).contains(t)).map(Some)
+            })?,
+            slippage: src.parse("SIGNAL_SLIPPAGE", None, "a slippage per side between 0 and 0.01", |v| {
+                v.parse().ok().filter(|t: &f64| (0.0..=0.01).contains(t)).map(Some)
             })?,
             full_strength: src.parse("SIGNAL_FULL_STRENGTH", 0.003, "a positive return magnitude", |v| {
                 v.parse().ok().filter(|t: &f64| *t > 0.0 && t.is_finite())
             })?,
-            hold_for: src.seconds("HOLD_FOR", 15.0 * 60.0)?,
+            hold_for: match src.raw("HOLD_FOR") {
+                None => None,
+                Some(_) => Some(src.seconds("HOLD_FOR", 0.0)?),
+            },
             stop_loss: src.parse(
                 "STOP_LOSS",
                 None,

@@ -1,6 +1,11 @@
 //! Bar files: a CSV of one-minute bars (plain `.csv` or gzip `.csv.gz`) with
 //! the header `timestamp,open,high,low,close,volume`, as shipped in
-//! `data/market/`, read into `Bar`s oldest first.
+//! `data/market/` (volume = quote-currency notional), or Binance's kline
+//! archive layout `timestamp,open,high,low,close,volume,quote_volume,trades`
+//! (volume in the base coin, `quote_volume` in the quote currency), read into
+//! `Bar`s oldest first. A bar's volume is always the quote currency's, the
+//! unit the feature catalogue defines `vol_z` on: from a Binance file that is
+//! `quote_volume`, never the base-coin `volume`.
 //!
 //! Only parsing happens here. Values are not range-checked: a NaN or a zero
 //! price is kept as is, and the consumers that care (the feature windows of
@@ -15,8 +20,36 @@ use flate2::read::MultiGzDecoder;
 
 use super::Bar;
 
-/// The header every bar file starts with, in this order.
+/// The header of a bar file whose `volume` is quote-currency notional.
 pub const HEADER: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"];
+/// The header of a Binance kline archive file: `volume` is in the base coin,
+/// `quote_volume` in the quote currency (the bar's volume).
+pub const BINANCE_HEADER: [&str; 8] = ["timestamp", "open", "high", "low", "close", "volume", "quote_volume", "trades"];
+
+/// Which layout a file has, from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `HEADER`: volume in column 5.
+    Quote,
+    /// `BINANCE_HEADER`: the quote volume in column 6.
+    Binance,
+}
+
+impl Layout {
+    fn fields(self) -> usize {
+        match self {
+            Layout::Quote => HEADER.len(),
+            Layout::Binance => BINANCE_HEADER.len(),
+        }
+    }
+
+    fn volume_column(self) -> usize {
+        match self {
+            Layout::Quote => 5,
+            Layout::Binance => 6,
+        }
+    }
+}
 
 /// `2021-12-31 23:01:00.000000`, always UTC; the fraction may be absent.
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
@@ -38,10 +71,13 @@ pub enum CsvError {
         #[source]
         source: csv::Error,
     },
-    #[error("{path}: line {line}: header is {found:?}, expected \"timestamp,open,high,low,close,volume\"")]
+    #[error(
+        "{path}: line {line}: header is {found:?}, expected \"timestamp,open,high,low,close,volume\" (volume in the \
+         quote currency) or Binance's \"timestamp,open,high,low,close,volume,quote_volume,trades\""
+    )]
     Header { path: PathBuf, line: u64, found: String },
-    #[error("{path}: line {line}: {found} fields, expected 6 (timestamp,open,high,low,close,volume)")]
-    FieldCount { path: PathBuf, line: u64, found: usize },
+    #[error("{path}: line {line}: {found} fields, expected {expected} as in the header")]
+    FieldCount { path: PathBuf, line: u64, found: usize, expected: usize },
     #[error("{path}: line {line}: {field} {value:?} is not a number")]
     Number { path: PathBuf, line: u64, field: &'static str, value: String },
     #[error("{path}: line {line}: timestamp {value:?} is not a UTC time like \"2021-12-31 23:01:00.000000\"")]
@@ -83,29 +119,38 @@ pub fn read_bars(reader: impl Read, path: &Path) -> Result<Vec<Bar>, CsvError> {
     if let Some(pos) = record.position() {
         line = pos.line();
     }
-    if !has_header || record.iter().ne(HEADER) {
-        let found = record.iter().collect::<Vec<_>>().join(",");
-        return Err(CsvError::Header { path: path.to_path_buf(), line, found });
-    }
+    let layout = match () {
+        _ if has_header && record.iter().eq(HEADER) => Layout::Quote,
+        _ if has_header && record.iter().eq(BINANCE_HEADER) => Layout::Binance,
+        _ => {
+            let found = record.iter().collect::<Vec<_>>().join(",");
+            return Err(CsvError::Header { path: path.to_path_buf(), line, found });
+        }
+    };
 
     let mut bars = Vec::new();
     while csv.read_record(&mut record).map_err(|e| at(line + 1, e))? {
         line = record.position().map_or(line + 1, |p| p.line());
-        bars.push(parse_bar(&record, path, line)?);
+        bars.push(parse_bar(&record, layout, path, line)?);
     }
     Ok(bars)
 }
 
-fn parse_bar(record: &csv::StringRecord, path: &Path, line: u64) -> Result<Bar, CsvError> {
-    if record.len() != HEADER.len() {
-        return Err(CsvError::FieldCount { path: path.to_path_buf(), line, found: record.len() });
+fn parse_bar(record: &csv::StringRecord, layout: Layout, path: &Path, line: u64) -> Result<Bar, CsvError> {
+    if record.len() != layout.fields() {
+        return Err(CsvError::FieldCount {
+            path: path.to_path_buf(),
+            line,
+            found: record.len(),
+            expected: layout.fields(),
+        });
     }
     let number = |index: usize| {
         let value = &record[index];
         value.parse::<f64>().map_err(|_| CsvError::Number {
             path: path.to_path_buf(),
             line,
-            field: HEADER[index],
+            field: BINANCE_HEADER[index],
             value: value.to_string(),
         })
     };
@@ -119,7 +164,7 @@ fn parse_bar(record: &csv::StringRecord, path: &Path, line: u64) -> Result<Bar, 
         high: number(2)?,
         low: number(3)?,
         close: number(4)?,
-        volume: number(5)?,
+        volume: number(layout.volume_column())?,
     })
 }
 
@@ -209,6 +254,20 @@ mod tests {
         let text = GOOD.to_string() + "2021-13-31 23:03:00.000000,1,2,1,2,3\n";
         let err = read(&text).unwrap_err();
         assert!(matches!(&err, CsvError::Timestamp { line: 4, value, .. } if value == "2021-13-31 23:03:00.000000"));
+    }
+
+    #[test]
+    fn a_binance_archive_file_gives_bars_with_the_quote_volume() {
+        // Two rows of the shared data's binance-btcusdt-1m-2018.csv.gz.
+        let text = "timestamp,open,high,low,close,volume,quote_volume,trades\n\
+                    2018-01-01 00:00:00,13715.65,13715.65,13681,13707.92,2.844266,38931.00441306,32\n\
+                    2018-01-01 00:01:00,13707.91,13707.91,13666.11,13694.92,2.113138,28910.98250103,29\n";
+        let bars = read(text).unwrap();
+        assert_eq!(bars.len(), 2);
+        assert_eq!((bars[0].close, bars[0].volume), (13707.92, 38931.00441306), "USDT, not 2.844266 BTC");
+        assert_eq!(bars[1].ts, Utc.with_ymd_and_hms(2018, 1, 1, 0, 1, 0).unwrap());
+        let short = "timestamp,open,high,low,close,volume,quote_volume,trades\n2018-01-01 00:00:00,1,1,1,1,2\n";
+        assert!(matches!(read(short).unwrap_err(), CsvError::FieldCount { found: 6, expected: 8, .. }));
     }
 
     #[test]

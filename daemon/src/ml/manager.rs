@@ -9,11 +9,13 @@
 //! gone (a heartbeat returns false) or its lock connection fails: it never
 //! registers a signal it is not entitled to.
 //!
-//! For each completed bar it computes the feature windows of every symbol,
-//! runs them through the model in one batch, turns each `returns_15m` into a
-//! signal (direction from the sign, strength from the magnitude, nothing
-//! below the threshold) and registers it with botai; each signal carries
-//! the manager's worker id and fencing epoch.
+//! For each completed bar it computes the feature windows of every symbol
+//! (the features and window the model's manifest names), runs them through
+//! the model in one batch, turns each prediction at the manifest's trade
+//! horizon into a signal (direction from the sign, strength from the
+//! magnitude, nothing that does not clear the round trip cost plus the
+//! model's margin: [`SignalRule`]) and registers it with botai; each signal
+//! carries the manager's worker id and fencing epoch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +27,10 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::features::{self, FeatureWindow, RAW_BARS};
-use super::model::{self, Device, ModelOptions, Prediction, SignalModel};
-use crate::config::{Config, MlDevice};
+use super::contract::Manifest;
+use super::features::{FeatureError, FeatureWindow};
+use super::model::{self, Device, ModelError, ModelOptions, Prediction, SignalModel};
+use crate::config::{Config, MlConfig, MlDevice};
 use crate::db::{BotaiSql, Db};
 use crate::market::replay::{window_is_contiguous, Replay};
 use crate::market::{hourly_volatility, Market};
@@ -49,14 +52,121 @@ pub fn load_model(cfg: &Config) -> Result<SignalModel> {
     Ok(SignalModel::load(&cfg.ml.model_path, &options)?)
 }
 
-/// A signal the model's prediction calls for, if any.
-pub fn signal_for(prediction: &Prediction, threshold: f64, full_strength: f64) -> Option<(&'static str, f64)> {
-    let r = f64::from(prediction.returns_15m);
+/// When a prediction becomes a signal.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SignalRule {
+    /// |predicted return| must exceed the round trip cost plus the margin
+    /// the model's validation chose (its manifest).
+    CostAware { round_trip: f64, margin: f64 },
+    /// No margin made money on the model's validation: it emits nothing.
+    Silent { round_trip: f64 },
+    /// `SIGNAL_THRESHOLD`, set by the operator, replaces the cost rule.
+    Fixed { threshold: f64, round_trip: f64 },
+}
+
+impl SignalRule {
+    /// The rule for `manifest` with the venue costs of `cfg` (`SIGNAL_FEE`,
+    /// `SIGNAL_SLIPPAGE`; the manifest's when unset).
+    pub fn new(manifest: &Manifest, cfg: &MlConfig) -> SignalRule {
+        let fee = cfg.fee.unwrap_or(manifest.costs.fee);
+        let slippage = cfg.slippage.unwrap_or(manifest.costs.slippage);
+        let round_trip = 2.0 * (fee + slippage);
+        match (cfg.threshold, manifest.margin) {
+            (Some(threshold), _) => SignalRule::Fixed { threshold, round_trip },
+            (None, Some(margin)) => SignalRule::CostAware { round_trip, margin },
+            (None, None) => SignalRule::Silent { round_trip },
+        }
+    }
+
+    /// The smallest |predicted return| that is a signal; None: none is.
+    pub fn threshold(&self) -> Option<f64> {
+        match *self {
+            SignalRule::CostAware { round_trip, margin } => Some(round_trip + margin),
+            SignalRule::Silent { .. } => None,
+            SignalRule::Fixed { threshold, .. } => Some(threshold),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match *self {
+            SignalRule::CostAware { round_trip, margin } => format!(
+                "a signal when |predicted return| > {:.5} (round trip cost {round_trip:.5} + margin {margin:.5})",
+                round_trip + margin
+            ),
+            SignalRule::Silent { round_trip } => format!(
+                "no signals: no margin above the round trip cost ({round_trip:.5}) made money on the model's \
+                 validation (its manifest's signal.margin is null); SIGNAL_THRESHOLD overrides"
+            ),
+            SignalRule::Fixed { threshold, round_trip } if threshold < round_trip => format!(
+                "a signal when |predicted return| > {threshold:.5} (SIGNAL_THRESHOLD), BELOW the round trip cost \
+                 {round_trip:.5}: every trade the model expects to make loses money after costs"
+            ),
+            SignalRule::Fixed { threshold, round_trip } => {
+                format!(
+                    "a signal when |predicted return| > {threshold:.5} (SIGNAL_THRESHOLD; round trip {round_trip:.5})"
+                )
+            }
+        }
+    }
+}
+
+/// A signal the predicted return `r` (at the trade horizon) calls for, if any.
+pub fn signal_for(r: f32, rule: &SignalRule, full_strength: f64) -> Option<(&'static str, f64)> {
+    let r = f64::from(r);
+    let threshold = rule.threshold()?;
     if !r.is_finite() || r.abs() < threshold || r == 0.0 {
         return None;
     }
     let direction = if r > 0.0 { "BUY" } else { "SELL" };
     Some((direction, (r.abs() / full_strength).min(1.0)))
+}
+
+/// One symbol's bars up to the bar being predicted (its last).
+#[derive(Debug, Clone, Copy)]
+pub struct SymbolBars<'a> {
+    pub symbol: &'a str,
+    pub bars: &'a [crate::market::Bar],
+}
+
+/// Why a symbol got no prediction for a bar.
+#[derive(Debug, thiserror::Error)]
+pub enum Skipped {
+    #[error("its feature window has a gap in the data at {0}")]
+    Gap(DateTime<Utc>),
+    #[error(transparent)]
+    Features(#[from] FeatureError),
+}
+
+/// What one bar's batched run gave: a prediction per symbol that had a
+/// window (its index among the symbols), and why the others had none.
+#[derive(Debug)]
+pub struct BarPredictions {
+    pub predicted: Vec<(usize, Prediction)>,
+    pub skipped: Vec<(usize, Skipped)>,
+}
+
+/// The windows of every symbol for its newest bar, predicted in ONE run of
+/// the model. Symbols whose window cannot be built are skipped (each says
+/// why); the others keep their order.
+pub fn predict_symbols(model: &mut SignalModel, symbols: &[SymbolBars<'_>]) -> Result<BarPredictions, ModelError> {
+    let spec = model.spec().clone();
+    let (mut ready, mut windows, mut skipped) = (Vec::new(), Vec::<FeatureWindow>::new(), Vec::new());
+    for (k, s) in symbols.iter().enumerate() {
+        let raw = &s.bars[s.bars.len().saturating_sub(spec.raw_bars())..];
+        if let Err(gap) = window_is_contiguous(raw) {
+            skipped.push((k, Skipped::Gap(gap)));
+            continue;
+        }
+        match spec.compute(raw) {
+            Ok(w) => {
+                ready.push(k);
+                windows.push(w);
+            }
+            Err(e) => skipped.push((k, e.into())),
+        }
+    }
+    let predictions = model.predict(&windows)?;
+    Ok(BarPredictions { predicted: ready.into_iter().zip(predictions).collect(), skipped })
 }
 
 /// The manager's lease: the slot, its epoch and the connection holding it.
@@ -69,13 +179,23 @@ struct Lease {
 /// Runs the ML manager until `stop` is cancelled or the replay ends.
 pub async fn run(cfg: Arc<Config>, market: Market, telemetry: Arc<Telemetry>, stop: CancellationToken) -> Result<()> {
     let mut model = load_model(&cfg)?;
-    info!(model = %cfg.ml.model_path.display(), device = ?model.device(), threads = cfg.ml.threads, "signal model loaded");
+    let rule = SignalRule::new(model.manifest(), &cfg.ml);
+    let manifest = model.manifest();
+    info!(
+        model = %manifest.name, file = %model.path().display(), device = ?model.device(), threads = cfg.ml.threads,
+        window = manifest.spec.window(), features = manifest.spec.features().len(), horizons = ?manifest.horizons,
+        trade_horizon = manifest.trade_horizon, "signal model loaded"
+    );
+    match rule {
+        SignalRule::CostAware { .. } => info!("signal rule: {}", rule.describe()),
+        _ => warn!("signal rule: {}", rule.describe()),
+    }
     let instance = format!("{}:{}", crate::config::hostname(), std::process::id());
     loop {
         let Some(lease) = take_slot(&cfg, &instance, &stop).await? else {
             return Ok(());
         };
-        match act(&cfg, &market, &telemetry, &mut model, &lease, &stop).await {
+        match act(&cfg, &market, &telemetry, &mut model, &rule, &lease, &stop).await {
             Ok(Finished::Stopped) | Ok(Finished::ReplayOver) => {
                 if !lease.db.is_closed() {
                     let _ = lease.db.unregister_worker(&lease.worker_id).await;
@@ -179,6 +299,7 @@ async fn act(
     market: &Market,
     telemetry: &Telemetry,
     model: &mut SignalModel,
+    rule: &SignalRule,
     lease: &Lease,
     stop: &CancellationToken,
 ) -> Result<Finished> {
@@ -213,7 +334,7 @@ async fn act(
                 last_bar = Some(bar.ts);
                 handled += 1;
                 telemetry.bars.inc();
-                let accepted = on_bar(cfg, market.symbol(), &strategy, telemetry, model, lease, i, history).await?;
+                let accepted = on_bar(cfg, market.symbol(), &strategy, telemetry, model, rule, lease, i, history).await?;
                 if market.replay().is_some_and(|r| r.is_stepped()) && !accepted.is_empty() {
                     // A stepped replay moves on once this bar's trades are settled.
                     let stepped = until_settled(lease, &accepted);
@@ -257,6 +378,7 @@ async fn on_bar(
     strategy: &str,
     telemetry: &Telemetry,
     model: &mut SignalModel,
+    rule: &SignalRule,
     lease: &Lease,
     i: usize,
     history: &[crate::market::Bar],
@@ -264,25 +386,9 @@ async fn on_bar(
     let mut accepted = Vec::new();
     let bar = &history[i];
     let bar_close = bar.ts + TimeDelta::minutes(1);
-    let start = (i + 1).saturating_sub(RAW_BARS);
-    let raw = &history[start..=i];
-    if let Err(gap) = window_is_contiguous(raw) {
-        telemetry.skipped_bars.inc();
-        warn!(bar = %bar.ts, "skipping bar: its feature window has a gap in the data at {gap}");
-        return Ok(accepted);
-    }
-    let window: FeatureWindow = match features::window(raw) {
-        Ok(w) => w,
-        Err(e) => {
-            telemetry.skipped_bars.inc();
-            warn!(bar = %bar.ts, "skipping bar: {e}");
-            return Ok(accepted);
-        }
-    };
-    let symbols = [(symbol, bar.close, window)];
-    let windows: Vec<FeatureWindow> = symbols.iter().map(|s| s.2).collect();
+    let symbols = [SymbolBars { symbol, bars: &history[..=i] }];
     // Inference is CPU work: keep it off the threads the engine's timers run on.
-    let predictions = match tokio::task::block_in_place(|| model.predict(&windows)) {
+    let BarPredictions { predicted, skipped } = match tokio::task::block_in_place(|| predict_symbols(model, &symbols)) {
         Ok(p) => p,
         Err(e) => {
             telemetry.skipped_bars.inc();
@@ -290,31 +396,38 @@ async fn on_bar(
             return Ok(accepted);
         }
     };
-    // The typical move of an hour, for volatility-scaled sizing.
-    let volatility_1h = hourly_volatility(raw, VOLATILITY_BARS.min(raw.len() - 1));
-    for ((symbol, close, _), p) in symbols.iter().zip(&predictions) {
+    for (k, why) in skipped {
+        telemetry.skipped_bars.inc();
+        warn!(bar = %bar.ts, symbol = symbols[k].symbol, "skipping bar: {why}");
+    }
+    let manifest = model.manifest();
+    let trade = manifest.trade_output();
+    for (k, p) in &predicted {
+        let SymbolBars { symbol, bars } = symbols[*k];
+        let close = bars[bars.len() - 1].close;
         telemetry.predictions.inc();
-        let signal = signal_for(p, cfg.ml.threshold, cfg.ml.full_strength);
+        let signal = signal_for(p.returns[trade], rule, cfg.ml.full_strength);
         tracing::info!(
             target: "botai_daemon::ml::predictions",
-            bar = %bar.ts, symbol, returns_5m = p.returns_5m, returns_15m = p.returns_15m, returns_60m = p.returns_60m,
+            bar = %bar.ts, symbol, returns = ?p.returns, trade_horizon = manifest.trade_horizon,
             signal = signal.map_or("none", |s| s.0),
             "prediction"
         );
         let document = match signal {
-            Some((direction, strength)) => {
-                signal_document(cfg, strategy, lease, symbol, direction, strength, *close, bar.ts, bar_close, p)
-            }
-            None => match exit_for(cfg, lease, strategy, symbol, *close, bar_close).await? {
+            Some((direction, strength)) => signal_document(
+                cfg, manifest, strategy, lease, symbol, direction, strength, close, bar.ts, bar_close, p,
+            ),
+            None => match exit_for(cfg, manifest, lease, strategy, symbol, close, bar_close).await? {
                 Some((direction, reason)) => {
                     let mut d = signal_document(
                         cfg,
+                        manifest,
                         &format!("{strategy}:exit"),
                         lease,
                         symbol,
                         direction,
                         1.0,
-                        *close,
+                        close,
                         bar.ts,
                         bar_close,
                         p,
@@ -327,7 +440,9 @@ async fn on_bar(
             },
         };
         let mut document = document;
-        if let Some(v) = volatility_1h {
+        // The typical move of an hour, for volatility-scaled sizing.
+        let raw = &bars[bars.len().saturating_sub(VOLATILITY_BARS + 1)..];
+        if let Some(v) = hourly_volatility(raw, VOLATILITY_BARS.min(raw.len() - 1)) {
             document["volatility_1h"] = json!(v);
         }
         let verdict = lease.db.register_signal(&document, Some(bar_close)).await?;
@@ -361,6 +476,7 @@ const EXIT_AGAIN_AFTER: TimeDelta = TimeDelta::minutes(5);
 /// standby that takes over knows as much as the manager before it.
 async fn exit_for(
     cfg: &Config,
+    manifest: &Manifest,
     lease: &Lease,
     strategy: &str,
     symbol: &str,
@@ -397,7 +513,13 @@ async fn exit_for(
         return Ok(Some((exit, "stop")));
     }
     let held_for = (bar_close - last).to_std().unwrap_or_default();
-    Ok((held_for >= cfg.ml.hold_for).then_some((exit, "holding period")))
+    Ok((held_for >= hold_for(cfg, manifest)).then_some((exit, "holding period")))
+}
+
+/// How long a position is held after its last signal: `HOLD_FOR`, else the
+/// model's trade horizon.
+pub fn hold_for(cfg: &Config, manifest: &Manifest) -> Duration {
+    cfg.ml.hold_for.unwrap_or(Duration::from_secs(u64::from(manifest.trade_horizon) * 60))
 }
 
 /// The strategy a replay's signals carry: the configured name and the replay
@@ -411,6 +533,7 @@ pub fn replay_strategy(strategy: &str, replay: &Replay) -> String {
 #[allow(clippy::too_many_arguments)]
 fn signal_document(
     cfg: &Config,
+    manifest: &Manifest,
     strategy: &str,
     lease: &Lease,
     symbol: &str,
@@ -421,7 +544,7 @@ fn signal_document(
     bar_close: DateTime<Utc>,
     p: &Prediction,
 ) -> Value {
-    json!({
+    let mut document = json!({
         "symbol": symbol,
         "direction": direction,
         "strategy": strategy,
@@ -430,29 +553,45 @@ fn signal_document(
         "exchange": cfg.trading.exchange,
         "price": close,
         "bar_time": bar_open.to_rfc3339(),
-        "returns_5m": p.returns_5m,
-        "returns_15m": p.returns_15m,
-        "returns_60m": p.returns_60m,
+        "model": manifest.name,
+        "predicted_return": p.returns[manifest.trade_output()],
+        "trade_horizon_minutes": manifest.trade_horizon,
         "worker_id": lease.worker_id,
         "epoch": lease.epoch,
-    })
+    });
+    // One `returns_<h>m` per output, as the shipped model's signals always had.
+    for (h, r) in manifest.horizons.iter().zip(&p.returns) {
+        document[format!("returns_{h}m")] = json!(r);
+    }
+    document
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn p(r15: f32) -> Prediction {
-        Prediction { returns_5m: 0.0, returns_15m: r15, returns_60m: 0.0 }
-    }
+    const ROUND_TRIP: f64 = 0.0014;
 
     #[test]
     fn direction_from_sign_strength_from_magnitude() {
-        let (direction, strength) = signal_for(&p(0.0015), 0.0004, 0.003).unwrap();
+        let rule = SignalRule::Fixed { threshold: 0.0004, round_trip: ROUND_TRIP };
+        let (direction, strength) = signal_for(0.0015, &rule, 0.003).unwrap();
         assert_eq!(direction, "BUY");
         assert!((strength - 0.5).abs() < 1e-6, "{strength}");
-        assert_eq!(signal_for(&p(-0.006), 0.0004, 0.003), Some(("SELL", 1.0)));
-        assert_eq!(signal_for(&p(0.0003), 0.0004, 0.003), None, "below the threshold");
-        assert_eq!(signal_for(&p(f32::NAN), 0.0, 0.003), None, "never a signal from garbage");
+        assert_eq!(signal_for(-0.006, &rule, 0.003), Some(("SELL", 1.0)));
+        assert_eq!(signal_for(0.0003, &rule, 0.003), None, "below the threshold");
+        let zero = SignalRule::Fixed { threshold: 0.0, round_trip: ROUND_TRIP };
+        assert_eq!(signal_for(f32::NAN, &zero, 0.003), None, "never a signal from garbage");
+    }
+
+    #[test]
+    fn a_cost_aware_rule_signals_only_above_round_trip_plus_margin() {
+        let rule = SignalRule::CostAware { round_trip: ROUND_TRIP, margin: 0.001 };
+        assert_eq!(signal_for(0.0023, &rule, 0.003), None, "clears the costs but not the margin");
+        assert_eq!(signal_for(-0.0025, &rule, 0.003).map(|s| s.0), Some("SELL"));
+        let silent = SignalRule::Silent { round_trip: ROUND_TRIP };
+        assert_eq!(signal_for(0.05, &silent, 0.003), None, "a model that cannot clear its costs emits nothing");
+        assert!(silent.describe().contains("no signals"));
+        assert!(SignalRule::Fixed { threshold: 0.0004, round_trip: ROUND_TRIP }.describe().contains("BELOW"));
     }
 }

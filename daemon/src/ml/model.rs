@@ -1,7 +1,7 @@
-//! The signal model (`models/patchtst.onnx`) behind a small typed API: load
-//! ONNX Runtime once per process, load a model and check that it is the
-//! signal model, and predict the three horizons for every window of a bar in
-//! one batched run. No ort type leaks out of this module.
+//! A signal model behind a small typed API: load ONNX Runtime once per
+//! process, load a model with its manifest (`contract.rs`) and check the
+//! ONNX signature against it, and predict every horizon for every window of a
+//! bar (all symbols) in one batched run. No ort type leaks out of this module.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -12,14 +12,8 @@ use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 use ort::value::{Outlet, TensorElementType, TensorRef, ValueType};
 
-use super::features::{FeatureWindow, CHANNELS, WINDOW};
-
-/// Name of the model input: float32 `[batch, WINDOW, CHANNELS]`.
-pub const INPUT: &str = "features";
-/// Name of the model output: float32 `[batch, HORIZONS]`.
-pub const OUTPUT: &str = "returns";
-/// Outputs per window: log returns at 5, 15 and 60 minutes.
-pub const HORIZONS: usize = 3;
+use super::contract::{ContractError, Manifest};
+use super::features::{FeatureSpec, FeatureWindow};
 
 /// Where inference runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,12 +41,10 @@ impl Default for ModelOptions {
 }
 
 /// Predicted log returns `ln(close[t + h] / close[t])`, `t` = the window's
-/// newest bar. Trading uses `returns_15m`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// newest bar, one per horizon of the manifest, in its order.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
-    pub returns_5m: f32,
-    pub returns_15m: f32,
-    pub returns_60m: f32,
+    pub returns: Vec<f32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +61,8 @@ pub enum ModelError {
     RuntimeNotLoaded,
     #[error("model file {path} not found")]
     ModelMissing { path: PathBuf },
+    #[error(transparent)]
+    Contract(#[from] ContractError),
     #[error("model file {path} is unreadable or not a valid ONNX model: {reason}")]
     ModelCorrupt { path: PathBuf, reason: String },
     #[error("model {path} has the wrong input: expected {expected}, found {found}")]
@@ -87,10 +81,12 @@ pub enum ModelError {
     Session(String),
     #[error("feature window {index} of the batch has a non-finite value")]
     NonFiniteInput { index: usize },
+    #[error("feature window {index} of the batch is {found}, the model reads {expected}")]
+    WrongWindow { index: usize, expected: String, found: String },
     #[error("inference failed: {0}")]
     Inference(String),
     #[error("model output for window {index} of the batch is not finite: {values:?}")]
-    NonFiniteOutput { index: usize, values: [f32; HORIZONS] },
+    NonFiniteOutput { index: usize, values: Vec<f32> },
 }
 
 /// The loaded library and its environment. ONNX Runtime allows one of each
@@ -140,39 +136,42 @@ pub fn init_runtime(dylib: &Path) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// The signal model, checked against the contract of `ml/FEATURES.md` and
-/// `models/MODEL_CARD.md` when loaded.
+/// A signal model, checked against its manifest when loaded.
 pub struct SignalModel {
     session: Session,
+    manifest: Manifest,
     path: PathBuf,
     device: Device,
 }
 
 impl std::fmt::Debug for SignalModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignalModel").field("path", &self.path).field("device", &self.device).finish_non_exhaustive()
+        f.debug_struct("SignalModel")
+            .field("path", &self.path)
+            .field("name", &self.manifest.name)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
     }
 }
 
 impl SignalModel {
-    /// Loads the model at `path` and checks its input and output; a model
-    /// that is not the signal model is refused here, not at the first bar.
+    /// Loads the model at `path` (its ONNX file or its manifest) and checks
+    /// the manifest and then the ONNX input and output against it; a model
+    /// that does not keep its contract is refused here, not at the first bar.
     pub fn load(path: &Path, options: &ModelOptions) -> Result<SignalModel, ModelError> {
         let runtime = RUNTIME.get().ok_or(ModelError::RuntimeNotLoaded)?;
         if options.intra_threads == 0 {
             // ONNX Runtime reads 0 as "one thread per core": say it explicitly.
             return Err(ModelError::InvalidOptions("intra_threads must be at least 1".into()));
         }
-        match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ModelError::ModelMissing { path: path.to_path_buf() })
-            }
-            Err(e) => return Err(ModelError::ModelCorrupt { path: path.to_path_buf(), reason: e.to_string() }),
-            Ok(meta) if !meta.is_file() => {
-                return Err(ModelError::ModelCorrupt { path: path.to_path_buf(), reason: "not a regular file".into() })
-            }
-            Ok(_) => {}
+        let onnx = if path.extension().is_some_and(|e| e == "json") { None } else { Some(path) };
+        if let Some(onnx) = onnx {
+            check_file(onnx)?;
         }
+        let manifest = Manifest::load(path)?;
+        let path = manifest.onnx.clone();
+        let path = path.as_path();
+        check_file(path)?;
 
         let session_error = |e: ort::Error<SessionBuilder>| ModelError::Session(e.to_string());
         let mut builder = Session::builder(&runtime.environment)
@@ -196,12 +195,21 @@ impl SignalModel {
                 _ => ModelError::ModelCorrupt { path: path.to_path_buf(), reason },
             }
         })?;
-        check_signature(&session, path)?;
-        Ok(SignalModel { session, path: path.to_path_buf(), device: options.device })
+        check_signature(&session, path, &manifest)?;
+        Ok(SignalModel { session, manifest, path: path.to_path_buf(), device: options.device })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// What the model reads: the windows `predict` takes.
+    pub fn spec(&self) -> &FeatureSpec {
+        &self.manifest.spec
     }
 
     pub fn device(&self) -> Device {
@@ -209,41 +217,69 @@ impl SignalModel {
     }
 
     /// Predicts every window in ONE run of the model (a batch of
-    /// `windows.len()`), in the order given. An empty slice does not run the
-    /// model. A non-finite output is an error, never a prediction.
+    /// `windows.len()`: every symbol of a bar), in the order given. An empty
+    /// slice does not run the model. A non-finite output is an error, never a
+    /// prediction.
     pub fn predict(&mut self, windows: &[FeatureWindow]) -> Result<Vec<Prediction>, ModelError> {
         if windows.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(index) = windows.iter().position(|w| !w.as_flattened().iter().all(|x| x.is_finite())) {
-            return Err(ModelError::NonFiniteInput { index });
+        let (rows, channels) = (self.manifest.spec.window(), self.manifest.spec.channels());
+        for (index, w) in windows.iter().enumerate() {
+            if (w.window(), w.channels()) != (rows, channels) {
+                return Err(ModelError::WrongWindow {
+                    index,
+                    expected: format!("{rows} x {channels}"),
+                    found: format!("{} x {}", w.window(), w.channels()),
+                });
+            }
+            if !w.values().iter().all(|x| x.is_finite()) {
+                return Err(ModelError::NonFiniteInput { index });
+            }
         }
         let batch = windows.len();
-        // `[[[f32; 4]; 120]]` is already the row-major `[batch, 120, 4]`
-        // layout: the tensor borrows it, no copy.
-        let input = TensorRef::from_array_view(([batch, WINDOW, CHANNELS], windows.as_flattened().as_flattened()))
+        let mut flat = Vec::with_capacity(batch * rows * channels);
+        for w in windows {
+            flat.extend_from_slice(w.values());
+        }
+        let input = TensorRef::from_array_view(([batch, rows, channels], flat.as_slice()))
             .map_err(|e| ModelError::Inference(e.to_string()))?;
+        let (input_name, output_name) = (self.manifest.input.as_str(), self.manifest.output.as_str());
         let outputs =
-            self.session.run(ort::inputs![INPUT => input]).map_err(|e| ModelError::Inference(e.to_string()))?;
-        let output = outputs.get(OUTPUT).ok_or_else(|| ModelError::Inference(format!("no output `{OUTPUT}`")))?;
+            self.session.run(ort::inputs![input_name => input]).map_err(|e| ModelError::Inference(e.to_string()))?;
+        let output =
+            outputs.get(output_name).ok_or_else(|| ModelError::Inference(format!("no output `{output_name}`")))?;
         let (shape, values) = output.try_extract_tensor::<f32>().map_err(|e| ModelError::Inference(e.to_string()))?;
-        if **shape != [batch as i64, HORIZONS as i64] {
+        let horizons = self.manifest.horizons.len();
+        if **shape != [batch as i64, horizons as i64] {
             return Err(ModelError::Inference(format!(
-                "output `{OUTPUT}` has shape {shape} for a batch of {batch}, expected [{batch}, {HORIZONS}]"
+                "output `{output_name}` has shape {shape} for a batch of {batch}, expected [{batch}, {horizons}]"
             )));
         }
         values
-            .chunks_exact(HORIZONS)
+            .chunks_exact(horizons)
             .enumerate()
             .map(|(index, row)| {
-                let values = [row[0], row[1], row[2]];
-                if values.iter().all(|v| v.is_finite()) {
-                    Ok(Prediction { returns_5m: values[0], returns_15m: values[1], returns_60m: values[2] })
+                if row.iter().all(|v| v.is_finite()) {
+                    Ok(Prediction { returns: row.to_vec() })
                 } else {
-                    Err(ModelError::NonFiniteOutput { index, values })
+                    Err(ModelError::NonFiniteOutput { index, values: row.to_vec() })
                 }
             })
             .collect()
+    }
+}
+
+fn check_file(path: &Path) -> Result<(), ModelError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ModelError::ModelMissing { path: path.to_path_buf() })
+        }
+        Err(e) => Err(ModelError::ModelCorrupt { path: path.to_path_buf(), reason: e.to_string() }),
+        Ok(meta) if !meta.is_file() => {
+            Err(ModelError::ModelCorrupt { path: path.to_path_buf(), reason: "not a regular file".into() })
+        }
+        Ok(_) => Ok(()),
     }
 }
 
@@ -269,19 +305,33 @@ fn with_cuda(builder: SessionBuilder, device_id: i32, dylib: &Path) -> Result<Se
         .map_err(|e| unavailable(e.to_string()))
 }
 
-fn check_signature(session: &Session, path: &Path) -> Result<(), ModelError> {
-    let input_dims = [WINDOW as i64, CHANNELS as i64];
-    if !matches!(session.inputs(), [input] if is_batched_f32(input, INPUT, &input_dims)) {
+/// The ONNX signature against the manifest: one input `[batch, window,
+/// features]`, one output `[batch, horizons]`, float32, batch dynamic.
+fn check_signature(session: &Session, path: &Path, manifest: &Manifest) -> Result<(), ModelError> {
+    let (window, channels, horizons) = (manifest.spec.window(), manifest.spec.channels(), manifest.horizons.len());
+    let input_dims = [window as i64, channels as i64];
+    if !matches!(session.inputs(), [input] if is_batched_f32(input, &manifest.input, &input_dims)) {
         return Err(ModelError::WrongInput {
             path: path.to_path_buf(),
-            expected: format!("one input `{INPUT}`: Tensor<f32>(batch, {WINDOW}, {CHANNELS}), batch dynamic"),
+            expected: format!(
+                "one input `{}`: Tensor<f32>(batch, {window}, {channels}), batch dynamic (manifest {}: window {window}, \
+                 features {})",
+                manifest.input,
+                manifest.path.display(),
+                manifest.spec.features().iter().map(|f| f.name()).collect::<Vec<_>>().join(",")
+            ),
             found: describe(session.inputs()),
         });
     }
-    if !matches!(session.outputs(), [output] if is_batched_f32(output, OUTPUT, &[HORIZONS as i64])) {
+    if !matches!(session.outputs(), [output] if is_batched_f32(output, &manifest.output, &[horizons as i64])) {
         return Err(ModelError::WrongOutput {
             path: path.to_path_buf(),
-            expected: format!("one output `{OUTPUT}`: Tensor<f32>(batch, {HORIZONS}), batch dynamic"),
+            expected: format!(
+                "one output `{}`: Tensor<f32>(batch, {horizons}), batch dynamic (manifest {}: horizons {:?} minutes)",
+                manifest.output,
+                manifest.path.display(),
+                manifest.horizons
+            ),
             found: describe(session.outputs()),
         });
     }
