@@ -541,7 +541,6 @@ def main():
 
     own_week = shipped_own_week(costs, args.hold, rng, so) if not args.no_shipped else None
 
-    import torch as _t
     report = {
         "generated_by": "ml/evaluate.py (make evaluate)",
         "data": {"source": os.path.relpath(args.data_dir, REPO), "bars": int(data.n),
@@ -560,7 +559,7 @@ def main():
         "overall": overall,
         "shipped_own_week": own_week,
         "seconds": round(time.time() - T0),
-        "versions": {"python": platform.python_version(), "torch": _t.__version__, "numpy": np.__version__,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "onnxruntime": ort.__version__},
         "machine": {"cpus": os.cpu_count(), "threads": args.threads},
     }
