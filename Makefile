@@ -80,12 +80,12 @@ fuzz: cluster daemon ## sqlsmith against the extension as botai_service (not par
 onnxruntime: deps ## ONNX Runtime 1.31.1 (the onnxruntime wheel) in .cache: the library the daemon loads, the Python reference for tests
 	scripts/onnxruntime.sh
 
-train:           ## retrain the signal model (PyTorch, CPU, ~11 min); writes models/patchtst.onnx, metrics.json
+train:           ## retrain the signal model (PyTorch, CPU, ~11 min); writes models/patchtst.onnx, patchtst.json, metrics.json
 	test -x .cache/train-venv/bin/python || python3 -m venv .cache/train-venv
 	.cache/train-venv/bin/pip install --quiet --disable-pip-version-check -r ml/requirements-train.txt
 	.cache/train-venv/bin/python ml/train.py
 
-evaluate:        ## walk-forward evaluation over 8 years of Binance bars (CPU, about an hour on 2 cores; never downloads): models/evaluation.json, EVALUATION.md, evaluation.png
+evaluate:        ## walk-forward evaluation over 8 years of Binance bars (CPU, about an hour on 2 cores; never downloads): models/evaluation.json, EVALUATION.md, evaluation.png, MODEL_CARD.md
 	test -x .cache/train-venv/bin/python || python3 -m venv .cache/train-venv
 	.cache/train-venv/bin/pip install --quiet --disable-pip-version-check -r ml/requirements-train.txt
 	.cache/train-venv/bin/python ml/evaluate.py

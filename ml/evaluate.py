@@ -56,6 +56,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import contract  # noqa: E402
 import features as feat  # noqa: E402
+import model_card  # noqa: E402
+from model_card import LABELS, fmt_ic, pct  # noqa: E402
+from signal_rule import DEFAULT_COSTS, MARGINS, choose_threshold, costs_of, trade  # noqa: E402
 
 REPO = os.path.dirname(HERE)
 DEFAULT_DATA = os.environ.get(
@@ -72,21 +75,11 @@ VAL_DAYS = 28
 N_TRAIN = 48_000
 FIRST_PERIOD = (2018, 1)
 SEED = 20180101
-MARGINS = (0.0, 0.0005, 0.001, 0.002, 0.004, 0.008)  # above the round trip cost
 OLD_THRESHOLD = 0.0004  # the daemon's fixed threshold before costs were part of the rule
 BOOT = 200
 BLOCK = 1440  # one day of one-minute samples per bootstrap block
 
 PREDICTORS = ("model", "ridge", "shipped", "momentum", "mean_reversion")
-LABELS = {
-    "model": "walk-forward PatchTST",
-    "ridge": "ridge (same inputs)",
-    "shipped": "shipped patchtst.onnx",
-    "momentum": "momentum (last 15m)",
-    "mean_reversion": "mean reversion",
-    "buy_and_hold": "buy-and-hold",
-    "no_trade": "no trade",
-}
 
 
 def log(msg: str) -> None:
@@ -203,48 +196,6 @@ def hit_rate(pred, real):
     m = real != 0
     hits = (np.sign(pred[m]) == np.sign(real[m])) & (pred[m] != 0)
     return round(float(hits.mean()), 5) if m.any() else None
-
-
-def trade(pred, can_signal, close, threshold, per_side, hold):
-    """The engine's rule over one contiguous stretch of bars (index 0 .. n-1).
-
-    Signal on bar i: +1 if pred > threshold, -1 if pred < -threshold (only where a feature
-    window exists). Position over the return from close j to close j+1: the direction of
-    the last signal at or before j if it is less than `hold` bars old, else flat; spot
-    cannot be short (a SELL closes). Everything is closed at the last bar."""
-    sig = np.zeros(len(pred), dtype=np.int8)
-    if math.isfinite(threshold):
-        sig[can_signal & (pred > threshold)] = 1
-        sig[can_signal & (pred < -threshold)] = -1
-    n = len(sig)
-    last = np.maximum.accumulate(np.where(sig != 0, np.arange(n), -1))[:-1]
-    age = np.arange(n - 1) - last
-    perp = np.where((last >= 0) & (age < hold), sig[np.maximum(last, 0)], 0).astype(np.float64)
-    r = close[1:] / close[:-1] - 1.0
-    out = {"signals": int((sig != 0).sum())}
-    for venue, pos in (("spot", np.maximum(perp, 0.0)), ("perp", perp)):
-        if len(pos) == 0:
-            out[venue] = {"gross": 0.0, "cost": 0.0, "net": 0.0, "round_trips": 0, "exposure": 0.0}
-            continue
-        turnover = abs(pos[0]) + np.abs(np.diff(pos)).sum() + abs(pos[-1])
-        gross = float(pos @ r)
-        cost = float(turnover * per_side)
-        out[venue] = {"gross": gross, "cost": cost, "net": gross - cost,
-                      "round_trips": int(round(turnover / 2)), "exposure": float((pos != 0).mean())}
-    return out
-
-
-def choose_threshold(pred, can_signal, close, costs, hold, venue):
-    """The threshold the validation slice pays best: round trip + margin; inf when none pays."""
-    rt = 2 * costs["per_side"]
-    best = (0.0, math.inf, None)
-    tried = []
-    for m in MARGINS:
-        res = trade(pred, can_signal, close, rt + m, costs["per_side"], hold)[venue]
-        tried.append({"margin": m, "net": round(res["net"], 6), "round_trips": res["round_trips"]})
-        if res["net"] > best[0]:
-            best = (res["net"], rt + m, m)
-    return best[1], best[2], tried
 
 
 # ----------------------------------------------------------------------------- predictors
@@ -379,8 +330,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=DEFAULT_DATA)
     ap.add_argument("--out-dir", default=MODELS)
-    ap.add_argument("--fee", type=float, default=0.0006, help="taker fee per side (default 0.0006)")
-    ap.add_argument("--slippage", type=float, default=0.0001, help="slippage per side (default 0.0001)")
+    ap.add_argument("--fee", type=float, default=DEFAULT_COSTS["fee"], help="taker fee per side (default %(default)s)")
+    ap.add_argument("--slippage", type=float, default=DEFAULT_COSTS["slippage"], help="slippage per side (default %(default)s)")
     ap.add_argument("--hold", type=int, default=15, help="minutes a position is held after its last signal")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--periods", type=int, default=0, help="evaluate only the first K periods (smoke runs)")
@@ -391,8 +342,7 @@ def main():
     import onnxruntime as ort
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
-    costs = {"fee": args.fee, "slippage": args.slippage, "per_side": args.fee + args.slippage,
-             "round_trip": 2 * (args.fee + args.slippage)}
+    costs = costs_of(args.fee, args.slippage)
     rng = np.random.default_rng(SEED)
 
     bars = load_binance(args.data_dir)
@@ -558,6 +508,8 @@ def main():
         "periods": report_periods,
         "overall": overall,
         "shipped_own_week": own_week,
+        "shipped_model": None if args.no_shipped else {"onnx": "models/patchtst.onnx",
+                                                        "sha256": contract.sha256(shipped_path)},
         "seconds": round(time.time() - T0),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "onnxruntime": ort.__version__},
@@ -573,6 +525,10 @@ def main():
         contract.update_costs(os.path.join(MODELS, "patchtst.json"), costs, own_week["margin_chosen"],
                               "ml/evaluate.py: chosen on the validation slice of ml/train.py (2022-01-20 .. 2022-01-25, FTX)")
     log(f"wrote evaluation.json, EVALUATION.md, evaluation.png in {args.out_dir} ({report['seconds']} s)")
+    if args.out_dir == MODELS:
+        log("models/MODEL_CARD.md, from this report:")
+        sys.argv = [sys.argv[0]]
+        model_card.main()
 
 
 def shipped_own_week(costs, hold, rng, so):
@@ -609,18 +565,6 @@ def shipped_own_week(costs, hold, rng, so):
 
 
 # ----------------------------------------------------------------------------- report
-def pct(x):
-    return "—" if x is None else f"{100 * x:+.1f} %"
-
-
-def fmt_ic(d):
-    if d is None or d.get("ic") is None:
-        return "undefined"
-    if "lo" in d:
-        return f"{d['ic']:+.4f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
-    return f"{d['ic']:+.4f}"
-
-
 def write_markdown(rep, path):
     o = rep["overall"]
     lines = [
@@ -641,16 +585,8 @@ def write_markdown(rep, path):
         "",
         "## Overall",
         "",
-        "| predictor | IC 5m | IC 15m [95 % block bootstrap] | IC 60m | hit rate 15m | quarters IC15 > 0 | net spot | trades spot | quarters emitting (spot) | net perp | trades perp |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *model_card.overall_table(rep),
     ]
-    for key, e in o["predictors"].items():
-        lines.append(
-            f"| {LABELS[key]} | {fmt_ic(e['ic_5m'])} | {fmt_ic(e['ic_15m'])} | {fmt_ic(e['ic_60m'])} | "
-            f"{e['hit_rate_15m']} | {e['quarters_ic15_positive']} / {len(rep['periods'])} | {pct(e['spot']['net'])} | "
-            f"{e['spot']['round_trips']:,} | {e['spot']['quarters_emitting']} | {pct(e['perp']['net'])} | {e['perp']['round_trips']:,} |")
-    lines.append(f"| buy-and-hold | | | | | | {pct(o['buy_and_hold']['net'])} | {len(rep['periods'])} | | | |")
-    lines.append("| no trade | | | | | | +0.0 % | 0 | | | |")
     for key in ("model", "shipped"):
         e = o["predictors"].get(key, {}).get("fixed_threshold_0.0004")
         if e:

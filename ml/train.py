@@ -17,7 +17,9 @@ Pipeline (all seeded; CPU, one thread):
   4. only then: export the chosen model to ONNX (weights inside the file, dynamic batch),
      check ONNX == PyTorch on real windows, and compute the evaluation metrics and baselines
      on `eval` (with the ONNX model, i.e. exactly what ships);
-  5. write models/metrics.json (MODEL_CARD.md quotes it).
+  5. write models/metrics.json, and the model's manifest models/patchtst.json (ml/MODEL_CONTRACT.md)
+     with the signal margin chosen on the validation slice by the engine's rule (ml/signal_rule.py).
+     `make evaluate` judges the exported file over eight years and regenerates MODEL_CARD.md.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import contract  # noqa: E402  (the manifest beside the ONNX file)
 import features as feat  # noqa: E402  (numpy-only feature contract)
+from signal_rule import DEFAULT_COSTS, choose_threshold, costs_of  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CSV = os.path.join(REPO, "data", "market", "btc-perp-1m-2022-01.csv.gz")
@@ -215,7 +219,7 @@ def build_dataset(csv_path):
     for name in data:
         t = data[name]["t"]
         data[name]["mom15"] = np.log(c[t] / c[t - 15])
-    meta = {"n_rows": n, "val_index": val_i, "eval_index": eval_i, "timestamps": bars["timestamp"]}
+    meta = {"n_rows": n, "val_index": val_i, "eval_index": eval_i, "timestamps": bars["timestamp"], "bars": bars}
     return data, meta
 
 
@@ -507,7 +511,32 @@ def main():
     for k, v in {**baselines, **reference}.items():
         log(f"EVAL {k}: " + json.dumps(v))
     log(f"goal reached: {metrics['goal']}")
-    log(f"wrote {onnx_path} ({size} bytes) and metrics.json")
+    manifest = write_manifest(onnx_path, sess, meta, log)
+    log(f"wrote {onnx_path} ({size} bytes), metrics.json and {manifest}")
+
+
+def write_manifest(onnx_path, sess, meta, log, hold=15):
+    """models/patchtst.json: the contract of the exported file, with the signal margin the
+    engine's rule pays best on the validation slice (every bar from VAL_START to EVAL_START,
+    the same slice ml/evaluate.py chooses it on); None when no margin pays: the model then
+    emits nothing."""
+    costs = costs_of(DEFAULT_COSTS["fee"], DEFAULT_COSTS["slippage"])
+    bars = meta["bars"]
+    t = np.arange(max(meta["val_index"], feat.N_BARS), meta["eval_index"])
+    pred = np.concatenate([sess.run(["returns"], {"features": feat.windows_from_bars(bars, t[i : i + 4096])})[0][:, 1]
+                           for i in range(0, len(t), 4096)]).astype(np.float64)
+    _, margin, tried = choose_threshold(pred, np.ones(len(t), dtype=bool), bars["close"][t], costs, hold, "spot")
+    log(f"signal margin on validation (spot rule, round trip {costs['round_trip']:.4f}): {margin} from {tried}")
+    doc = contract.manifest(
+        onnx_path, "patchtst", window=feat.N_BARS, features=list(feat.CHANNELS), horizons=list(HORIZONS),
+        trade_horizon=15, costs={"fee": costs["fee"], "slippage": costs["slippage"]}, margin=margin,
+        description="PatchTST-style signal model trained on FTX BTC-PERP, January 2022 (ml/train.py); "
+                    "see models/MODEL_CARD.md")
+    doc["signal"]["chosen_by"] = (f"ml/train.py: chosen on its validation slice "
+                                  f"({VAL_START:%Y-%m-%d} .. {EVAL_START:%Y-%m-%d}, FTX)")
+    path = os.path.splitext(onnx_path)[0] + ".json"
+    contract.write(path, doc)
+    return path
 
 
 if __name__ == "__main__":

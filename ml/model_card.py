@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""models/MODEL_CARD.md, generated from the walk-forward report and the model's manifest.
+
+    python3 ml/model_card.py            # write models/MODEL_CARD.md and print it
+    python3 ml/model_card.py --check    # exit 1 when the committed card is not the report's
+
+`make evaluate` runs it after ml/evaluate.py, so every figure of the card is one that run
+printed: the measurements come from models/evaluation.json, the model's description from
+its manifest models/patchtst.json (window, features, horizons, costs, the margin the
+daemon uses) and the file itself (size, SHA-256). Sentences that judge a figure are chosen
+by the figure, so a new report cannot leave an old verdict standing. Standard library
+only: `make test` runs the check with the system's python3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+MODELS = os.path.join(REPO, "models")
+
+LABELS = {
+    "model": "walk-forward PatchTST",
+    "ridge": "ridge (same inputs)",
+    "shipped": "shipped patchtst.onnx",
+    "momentum": "momentum (last 15m)",
+    "mean_reversion": "mean reversion",
+    "buy_and_hold": "buy-and-hold",
+    "no_trade": "no trade",
+}
+
+
+def pct(x):
+    return "—" if x is None else f"{100 * x:+.1f} %"
+
+
+def fmt_ic(d):
+    if d is None or d.get("ic") is None:
+        return "undefined"
+    if "lo" in d:
+        return f"{d['ic']:+.4f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+    return f"{d['ic']:+.4f}"
+
+
+def overall_table(rep) -> list[str]:
+    """The overall table of the report (EVALUATION.md and the card share it)."""
+    o = rep["overall"]
+    n = len(rep["periods"])
+    lines = [
+        "| predictor | IC 5m | IC 15m [95 % block bootstrap] | IC 60m | hit rate 15m | quarters IC15 > 0 | net spot "
+        "| trades spot | quarters emitting (spot) | net perp | trades perp |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, e in o["predictors"].items():
+        lines.append(
+            f"| {LABELS[key]} | {fmt_ic(e['ic_5m'])} | {fmt_ic(e['ic_15m'])} | {fmt_ic(e['ic_60m'])} | "
+            f"{e['hit_rate_15m']} | {e['quarters_ic15_positive']} / {n} | {pct(e['spot']['net'])} | "
+            f"{e['spot']['round_trips']:,} | {e['spot']['quarters_emitting']} | {pct(e['perp']['net'])} | "
+            f"{e['perp']['round_trips']:,} |")
+    lines.append(f"| buy-and-hold | | | | | | {pct(o['buy_and_hold']['net'])} | {n} | | | |")
+    lines.append("| no trade | | | | | | +0.0 % | 0 | | | |")
+    return lines
+
+
+def sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def verdict_of(e, round_trip) -> str:
+    s = e["spot"]
+    if s["quarters_emitting"] == 0:
+        return "it never cleared its costs on a validation slice, so it emitted nothing"
+    if s["net"] <= 0:
+        return (f"its ranking is better than chance, but its predicted moves do not pay the round trip of "
+                f"{round_trip:.4f}: it loses money after costs")
+    return "it made money after costs"
+
+
+def concentration(rep, key, top=3) -> str:
+    """How much of a predictor's net result its best quarters carry ('' when it lost)."""
+    nets = sorted(((p["predictors"][key]["spot"]["net"], p["period"]) for p in rep["periods"]), reverse=True)
+    total = sum(v for v, _ in nets)
+    if total <= 0:
+        return ""
+    best = nets[:top]
+    return (f", but its {top} best quarters ({', '.join(q for _, q in best)}) carry "
+            f"{pct(sum(v for v, _ in best))} of its {pct(total)}")
+
+
+def best_net(rep) -> tuple[str, float]:
+    o = rep["overall"]
+    nets = {k: e["spot"]["net"] for k, e in o["predictors"].items()}
+    nets["buy_and_hold"] = o["buy_and_hold"]["net"]
+    nets["no_trade"] = 0.0
+    k = max(nets, key=nets.get)
+    return k, nets[k]
+
+
+def render(rep, manifest, onnx_path) -> str:
+    o = rep["overall"]
+    n = len(rep["periods"])
+    rt = rep["protocol"]["costs"]["round_trip"]
+    sh, wf = o["predictors"]["shipped"], o["predictors"]["model"]
+    mr, mo, rd = o["predictors"]["mean_reversion"], o["predictors"]["momentum"], o["predictors"]["ridge"]
+    bh = o["buy_and_hold"]["net"]
+    best_k, best_v = best_net(rep)
+    sig = manifest["signal"]
+    margin = sig["margin"]
+    w = rep.get("shipped_own_week")
+    size = os.path.getsize(onnx_path)
+    file_sha = sha256(onnx_path)
+    d = rep["data"]
+
+    def trades(e):
+        s = e["spot"]
+        return (f"net spot {pct(s['net'])} over {s['round_trips']:,} trades, emitting in {s['quarters_emitting']} "
+                f"of {n} quarters and net positive in {s['quarters_net_positive']} of them; perp {pct(e['perp']['net'])} "
+                f"over {e['perp']['round_trips']:,} trades")
+
+    lines = [
+        f"# Model card: `{manifest['onnx']}` (botai signal model)",
+        "",
+        f"Generated by `ml/model_card.py` from `models/evaluation.json` (written by `{rep['generated_by']}` in "
+        f"{rep['seconds']} s on {rep['machine']['cpus']} CPUs) and the manifest `models/{manifest['name']}.json`. "
+        "Do not edit it by hand: `make evaluate` rewrites it, and `make test` fails when it differs from what "
+        "the report says. The full report, per quarter, is `models/EVALUATION.md`.",
+        "",
+        "## Bottom line",
+        "",
+        f"- **The shipped file**, judged on {n} quarters of real Binance BTC/USDT one-minute bars it never saw "
+        f"({rep['periods'][0]['period']} → {rep['periods'][-1]['period']}, {rep['periods'][0]['start']} → "
+        f"{min(rep['periods'][-1]['end'], d['last'])} UTC): IC of the 15-minute return {fmt_ic(sh['ic_15m'])}, positive in "
+        f"{sh['quarters_ic15_positive']} of {n} quarters, hit rate {sh['hit_rate_15m']}. Traded by the engine's "
+        f"rule with costs in the decision (margin chosen each quarter on the {rep['protocol']['validation_days']} "
+        f"days before it): {trades(sh)}. Verdict: {verdict_of(sh, rt)}.",
+        f"- **The same architecture retrained walk-forward** (every quarter, on the past only): IC 15m "
+        f"{fmt_ic(wf['ic_15m'])}, positive in {wf['quarters_ic15_positive']} of {n} quarters; {trades(wf)}. "
+        f"Verdict: {verdict_of(wf, rt)}{concentration(rep, 'model')}. These per-quarter models are the "
+        "evaluation's own; none of them is the shipped file.",
+        f"- **Baselines over the same quarters**: buy-and-hold {pct(bh)}; mean reversion IC 15m "
+        f"{fmt_ic(mr['ic_15m'])}, {pct(mr['spot']['net'])} after costs; momentum {pct(mo['spot']['net'])}; "
+        f"ridge on the same inputs IC 15m {fmt_ic(rd['ic_15m'])}, {pct(rd['spot']['net'])}. The best net result "
+        f"of all is **{LABELS[best_k]}** ({pct(best_v)})"
+        + (": no signal rule here beats holding the coin over these years." if best_k == "buy_and_hold" else "."),
+    ]
+    fixed = sh.get("fixed_threshold_0.0004")
+    if fixed:
+        lines.append(
+            f"- **Without costs in the decision** (the daemon's old fixed threshold 0.0004) the shipped file would "
+            f"have traded {fixed['spot']['round_trips']:,} times for {pct(fixed['spot']['net'])} spot: costs must "
+            "be part of the signal.")
+    if margin is None:
+        deployed = ("the manifest's margin is `null`: no margin made money on validation, so **the daemon emits "
+                    "no signal with this model** and says so at start")
+    else:
+        deployed = (f"the daemon trades it only when |predicted 15-minute return| > 2 × ({sig['costs']['fee']} + "
+                    f"{sig['costs']['slippage']}) + {margin} = {2 * (sig['costs']['fee'] + sig['costs']['slippage']) + margin:.4f} "
+                    f"(margin: {sig['chosen_by']})")
+    lines.append(f"- **As deployed**: {deployed}.")
+    if w:
+        lines.append(
+            f"  On its own evaluation week (FTX BTC-PERP, 2022-01-25 → 02-01) that rule gives "
+            f"{pct(w['spot']['eval']['net'])} spot over {w['spot']['eval']['round_trips']} trades, against "
+            f"{pct(w['spot']['fixed_threshold_0.0004']['net'])} over {w['spot']['fixed_threshold_0.0004']['round_trips']} "
+            f"with the old threshold and {pct(w['buy_and_hold'])} for buy-and-hold; IC 15m that week "
+            f"{fmt_ic(w['ic_15m'])}.")
+    lines += [
+        "",
+        "Do not treat the shipped model as an edge. It is the platform's reference model: a fixed artefact for "
+        "the feature and prediction parity tests and a worked example of the model contract.",
+        "",
+        "## What it is",
+        "",
+        "| item | value |",
+        "| --- | --- |",
+        f"| file | `models/{manifest['onnx']}`, {size:,} bytes, SHA-256 `{file_sha}` |",
+        f"| manifest | `models/{manifest['name']}.json`, contract `{manifest['contract']}` (`ml/MODEL_CONTRACT.md`) |",
+        f"| input | `{manifest['input']}`: float32 `[batch, {manifest['window']}, {len(manifest['features'])}]`, "
+        f"{manifest['bar_interval']} bars oldest → newest, features `{', '.join(manifest['features'])}` "
+        f"(`ml/FEATURES.md`), volume in the {manifest['volume_unit']} currency |",
+        f"| output | `{manifest['output']}`: float32 `[batch, {len(manifest['horizons_minutes'])}]`, log returns "
+        f"`ln(close[t+h]/close[t])` for h = {', '.join(str(h) for h in manifest['horizons_minutes'])} minutes; "
+        f"the trading rule uses h = {manifest['trade_horizon_minutes']} |",
+        f"| signal rule | costs fee {sig['costs']['fee']} + slippage {sig['costs']['slippage']} per side, margin "
+        f"{margin if margin is not None else '`null` (silent)'} |",
+        "| trained on | FTX BTC-PERP one-minute bars of January 2022 (`data/market/`), by `make train` (`ml/train.py`) |",
+        "",
+        "Architecture (PatchTST-style, channel-independent; `ml/train.py`): per-channel standardisation with "
+        "training statistics inside the graph, each channel cut into patches, a shared linear patch embedding "
+        "with learned positions, a shared pre-norm transformer encoder run on every channel's patch tokens, a "
+        "linear head on all tokens, outputs multiplied back to raw log returns. The variant and epoch were chosen "
+        "on a validation slice at the end of the training month; `make train` writes that selection and its "
+        "figures on its own split to `models/metrics.json`.",
+        "",
+        "## Walk-forward evaluation",
+        "",
+        f"{d['bars']:,} Binance BTC/USDT one-minute bars, {d['first']} → {d['last']} UTC ({d['gaps']} gaps); volume: "
+        f"{d['volume']}. {n} quarters, each predicted by models trained only on the bars before it; validation = "
+        f"the last {rep['protocol']['validation_days']} days before the quarter (purged). Round trip cost "
+        f"{rt:.4f}; a predictor trades only when |predicted 15m return| > round trip + a margin chosen on "
+        f"validation, and emits nothing in a quarter when no margin paid. Positions are held "
+        f"{rep['protocol']['hold_minutes']} minutes after the last signal in their direction. Net results are sums "
+        "of per-bar returns of one fixed position size, after costs, in % of that size.",
+        "",
+        *overall_table(rep),
+        "",
+        "![cumulative net result per quarter](evaluation.png)",
+        "",
+        "## Intended use and limits",
+        "",
+        "- A reference signal and a test artefact, not a validated trading model. Deploy a team's own model through "
+        "the contract (`ml/MODEL_CONTRACT.md`) and judge it with `make evaluate` first.",
+        "- One instrument (BTC), one-minute bars, no order book, funding or time of day. Windows with a gap are "
+        "skipped, not predicted.",
+        f"- Costs assumed: {rep['protocol']['costs']['fee']} fee + {rep['protocol']['costs']['slippage']} slippage "
+        "per side (taker). A venue with other costs needs SIGNAL_FEE / SIGNAL_SLIPPAGE, and its margin chosen again.",
+        "- The IC intervals are block-bootstrap intervals (one-day blocks) over overlapping one-minute samples; "
+        "the net results have no interval; per quarter they are in `models/EVALUATION.md`.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        "make train      # models/patchtst.onnx, models/patchtst.json, models/metrics.json",
+        "make evaluate   # models/evaluation.json, EVALUATION.md, evaluation.png, this card",
+        "```",
+        "",
+        "Versions of the evaluation run: " + ", ".join(f"{k} {v}" for k, v in rep["versions"].items()) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=MODELS)
+    ap.add_argument("--model", default="patchtst", help="the manifest's name (default %(default)s)")
+    ap.add_argument("--check", action="store_true", help="compare with the committed card instead of writing it")
+    args = ap.parse_args()
+    with open(os.path.join(args.models, "evaluation.json")) as f:
+        rep = json.load(f)
+    with open(os.path.join(args.models, f"{args.model}.json")) as f:
+        manifest = json.load(f)
+    onnx_path = os.path.join(args.models, manifest["onnx"])
+    problems = []
+    if sha256(onnx_path) != manifest["sha256"]:
+        problems.append(f"{onnx_path} does not match the SHA-256 of its manifest")
+    evaluated = rep.get("shipped_model", {}).get("sha256")
+    if evaluated is not None and evaluated != manifest["sha256"]:
+        problems.append(f"evaluation.json judged another {manifest['onnx']} (SHA-256 {evaluated}): run make evaluate")
+    card = render(rep, manifest, onnx_path)
+    path = os.path.join(args.models, "MODEL_CARD.md")
+    if args.check:
+        with open(path) as f:
+            if f.read() != card:
+                problems.append(f"{path} is not the card of evaluation.json: run python3 ml/model_card.py")
+        for p in problems:
+            print(f"model_card: {p}", file=sys.stderr)
+        if not problems:
+            print(f"model_card: {path} is the card of evaluation.json and {manifest['name']}.json")
+        return 1 if problems else 0
+    for p in problems:
+        print(f"model_card: {p}", file=sys.stderr)
+    with open(path, "w") as f:
+        f.write(card)
+    print(card)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
