@@ -24,6 +24,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import features as feat  # noqa: E402
+from signal_rule import DEFAULT_COSTS  # noqa: E402
 
 CONTRACT = "botai-model/1"
 
@@ -56,7 +57,7 @@ def manifest(onnx_file: str, name: str, window: int, features: list[str], horizo
         "horizons_minutes": list(horizons),
         "trade_horizon_minutes": trade_horizon,
         "signal": {
-            "costs": costs or {"fee": 0.0006, "slippage": 0.0001},
+            "costs": costs or dict(DEFAULT_COSTS),
             "margin": margin,
             "chosen_by": None,
         },
@@ -69,16 +70,6 @@ def write(path: str, doc: dict) -> None:
         f.write("\n")
 
 
-def update_costs(path: str, costs: dict, margin, chosen_by: str) -> None:
-    """The signal section: the costs the rule was tuned for and the margin chosen on validation
-    (None: no margin made money on validation, the model emits nothing)."""
-    with open(path) as f:
-        doc = json.load(f)
-    doc["signal"] = {"costs": {"fee": costs["fee"], "slippage": costs["slippage"]}, "margin": margin,
-                     "chosen_by": chosen_by}
-    write(path, doc)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Write or check a botai model manifest.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -89,8 +80,8 @@ def main(argv=None) -> int:
     w.add_argument("--features", required=True)
     w.add_argument("--horizons", required=True)
     w.add_argument("--trade-horizon", type=int, required=True)
-    w.add_argument("--fee", type=float, default=0.0006)
-    w.add_argument("--slippage", type=float, default=0.0001)
+    w.add_argument("--fee", type=float, default=DEFAULT_COSTS["fee"])
+    w.add_argument("--slippage", type=float, default=DEFAULT_COSTS["slippage"])
     w.add_argument("--margin", type=float, default=None)
     w.add_argument("--description", default="")
     c = sub.add_parser("check")

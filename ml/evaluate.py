@@ -31,9 +31,9 @@ Protocol (nothing here ever downloads; the bars are read from the shared data di
   * Volume: features use the quote-currency volume (USDT on Binance, USD on the FTX file),
     the unit the feature catalogue (ml/FEATURES.md) defines `vol_z` on.
 
-Writes models/evaluation.json, models/EVALUATION.md and models/evaluation.png, and the
-cost section of models/patchtst.json (the shipped model's margin, chosen on the validation
-slice of its own training, ml/train.py's 2022-01-20 .. 2022-01-25).
+Writes models/evaluation.json, models/EVALUATION.md and models/evaluation.png, then
+models/MODEL_CARD.md (ml/model_card.py). It judges the shipped model and never changes it:
+the margin the daemon uses is the one ml/train.py chose and wrote into models/patchtst.json.
 """
 
 from __future__ import annotations
@@ -521,9 +521,6 @@ def main():
         f.write("\n")
     write_markdown(report, os.path.join(args.out_dir, "EVALUATION.md"))
     plot(report, os.path.join(args.out_dir, "evaluation.png"))
-    if own_week is not None:
-        contract.update_costs(os.path.join(MODELS, "patchtst.json"), costs, own_week["margin_chosen"],
-                              "ml/evaluate.py: chosen on the validation slice of ml/train.py (2022-01-20 .. 2022-01-25, FTX)")
     log(f"wrote evaluation.json, EVALUATION.md, evaluation.png in {args.out_dir} ({report['seconds']} s)")
     if args.out_dir == MODELS:
         log("models/MODEL_CARD.md, from this report:")

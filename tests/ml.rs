@@ -176,16 +176,7 @@ fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
 /// model's manifest with the file's own name and checksum, then `edit`.
 fn scratch_model(name: &str, onnx: &[u8], edit: impl FnOnce(&mut Value)) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("botai-ml-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.onnx"));
-    std::fs::write(&path, onnx).unwrap();
-    let shipped = std::fs::read_to_string(root().join("models/patchtst.json")).expect("models/patchtst.json");
-    let mut manifest: Value = serde_json::from_str(&shipped).unwrap();
-    manifest["onnx"] = json!(format!("{name}.onnx"));
-    manifest["sha256"] = json!(Sha256::digest(onnx).iter().map(|b| format!("{b:02x}")).collect::<String>());
-    edit(&mut manifest);
-    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
-    path
+    botai_tests::model_with_manifest(&dir, name, onnx, edit)
 }
 
 fn shipped_bytes() -> Vec<u8> {
@@ -500,9 +491,8 @@ fn a_model_without_a_manifest_is_refused_saying_how_to_make_one() {
 #[test]
 fn a_manifest_for_another_file_is_refused_by_its_checksum() {
     let second = std::fs::read(root().join(SECOND_MODEL)).unwrap();
-    let path = scratch_model("checksum", &shipped_bytes(), |m| {
-        m["sha256"] = json!(Sha256::digest(&second).iter().map(|b| format!("{b:02x}")).collect::<String>())
-    });
+    let path =
+        scratch_model("checksum", &shipped_bytes(), |m| m["sha256"] = json!(format!("{:x}", Sha256::digest(&second))));
     let err = load(&path, &ModelOptions::default()).unwrap_err();
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     assert!(matches!(err, ModelError::Contract(ContractError::Checksum { .. })), "{err:?}");

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use botai_tests::{repo_root, Daemon, TestDatabase};
+use botai_tests::{model_with_manifest, repo_root, Daemon, TestDatabase};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -104,8 +104,9 @@ async fn a_missing_corrupt_or_wrong_model_is_a_clear_error() {
     let t = TestDatabase::migrated(&[]).await;
     let dir = repo_root().join("target/test-daemons");
     std::fs::create_dir_all(&dir).unwrap();
-    let corrupt = with_manifest(&dir, "corrupt", b"\x08\x01garbage that is not a protobuf model \xff\xfe", |_| {});
-    let unknown_feature = with_manifest(&dir, "unknown-feature", &shipped_model(), |m| {
+    let corrupt =
+        model_with_manifest(&dir, "corrupt", b"\x08\x01garbage that is not a protobuf model \xff\xfe", |_| {});
+    let unknown_feature = model_with_manifest(&dir, "unknown-feature", &shipped_model(), |m| {
         m["features"] = serde_json::json!(["ret", "range", "clv", "rsi_14"]);
     });
     let no_manifest = dir.join("no-manifest.onnx");
@@ -183,21 +184,6 @@ fn shipped_model() -> Vec<u8> {
     std::fs::read(repo_root().join("models/patchtst.onnx")).unwrap()
 }
 
-/// `onnx` written as `<name>.onnx` in `dir` with the shipped model's
-/// manifest beside it, renamed, with the file's checksum, then `edit`ed.
-fn with_manifest(dir: &std::path::Path, name: &str, onnx: &[u8], edit: impl FnOnce(&mut Value)) -> std::path::PathBuf {
-    use sha2::{Digest, Sha256};
-    let path = dir.join(format!("{name}.onnx"));
-    std::fs::write(&path, onnx).unwrap();
-    let mut m: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_root().join("models/patchtst.json")).unwrap()).unwrap();
-    m["onnx"] = format!("{name}.onnx").into();
-    m["sha256"] = Sha256::digest(onnx).iter().map(|b| format!("{b:02x}")).collect::<String>().into();
-    edit(&mut m);
-    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
-    path
-}
-
 /// Three hours of the sell-off, replayed at 100 bars a second, to the end.
 fn sell_off_env(model: &std::path::Path) -> Vec<(&'static str, String)> {
     vec![
@@ -259,7 +245,7 @@ async fn a_model_that_cannot_clear_its_costs_emits_nothing_and_says_so() {
     let second: Value =
         serde_json::from_str(&std::fs::read_to_string(repo_root().join("tests/fixtures/second_model.json")).unwrap())
             .unwrap();
-    let silent = with_manifest(&dir, &botai_tests::unique("silent"), &onnx, |m| {
+    let silent = model_with_manifest(&dir, &botai_tests::unique("silent"), &onnx, |m| {
         for k in ["window", "features", "horizons_minutes", "trade_horizon_minutes"] {
             m[k] = second[k].clone();
         }

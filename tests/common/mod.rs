@@ -275,6 +275,28 @@ pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
 }
 
+/// `onnx` written as `<name>.onnx` in `dir` with the shipped model's
+/// manifest (`models/patchtst.json`) beside it, renamed to it, with the
+/// file's checksum, then `edit`ed: the model file of a contract test.
+pub fn model_with_manifest(
+    dir: &std::path::Path,
+    name: &str,
+    onnx: &[u8],
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> std::path::PathBuf {
+    use sha2::{Digest, Sha256};
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, onnx).unwrap();
+    let shipped = std::fs::read_to_string(repo_root().join("models/patchtst.json")).expect("models/patchtst.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&shipped).unwrap();
+    manifest["onnx"] = format!("{name}.onnx").into();
+    manifest["sha256"] = format!("{:x}", Sha256::digest(onnx)).into();
+    edit(&mut manifest);
+    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    path
+}
+
 /// The `botai` binary of the profile these tests were built with.
 pub fn botai_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test executable");

@@ -127,7 +127,7 @@ impl Manifest {
             path: path.clone(),
             reason: format!("its ONNX file {} cannot be read: {e}", manifest.onnx.display()),
         })?;
-        let found = hex(&Sha256::digest(&bytes));
+        let found = hex::encode(Sha256::digest(&bytes));
         if !found.eq_ignore_ascii_case(&manifest.sha256) {
             return Err(ContractError::Checksum {
                 path,
@@ -230,10 +230,6 @@ impl Manifest {
     pub fn trade_output(&self) -> usize {
         self.horizons.iter().position(|h| *h == self.trade_horizon).unwrap_or(0)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ pub struct BarPredictions {
 /// the model. Symbols whose window cannot be built are skipped (each says
 /// why); the others keep their order.
 pub fn predict_symbols(model: &mut SignalModel, symbols: &[SymbolBars<'_>]) -> Result<BarPredictions, ModelError> {
-    let spec = model.spec().clone();
+    let spec = model.spec();
     let (mut ready, mut windows, mut skipped) = (Vec::new(), Vec::<FeatureWindow>::new(), Vec::new());
     for (k, s) in symbols.iter().enumerate() {
         let raw = &s.bars[s.bars.len().saturating_sub(spec.raw_bars())..];
