@@ -9,7 +9,8 @@
 #                           botai.so changes (replacing a preloaded library
 #                           under a running server crashes it)
 #   cluster.sh start|stop|status
-#   cluster.sh credentials  give botai_service a password (kept in .env)
+#   cluster.sh credentials  passwords for botai_service (.env) and botai_operator
+#                           (operator.env), and the API token (.env)
 #   cluster.sh reset [DB]   drop and recreate a database (default bot_trading_v3; all its data)
 set -euo pipefail
 
@@ -61,9 +62,12 @@ password_encryption = 'scram-sha-256'
 log_line_prefix = '%m [%p] %q%u@%d '
 botai.monitor_interval = 5
 CONF
-    # Loopback only; peer on the socket, scram-sha-256 over TCP.
+    # Loopback only; peer on the socket, scram-sha-256 over TCP. botai's
+    # roles are no OS users (peer could never admit them): their password,
+    # on the socket too.
     as_root tee "$CONF/pg_hba.conf" >/dev/null <<'HBA'
 # TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       botai_service,botai_operator,botai_ml,botai_engine,botai_alerter,botai_reader  scram-sha-256
 local   all       all                  peer
 host    all       all   127.0.0.1/32   scram-sha-256
 host    all       all   ::1/128        scram-sha-256
@@ -147,12 +151,19 @@ install() {
     fi
 }
 
+random_secret() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24; }
+
+# .env: the daemon's connection (botai_service, which holds the components'
+# rights) and its API token. operator.env: the operator's connection
+# (botai_operator: halt, resume, alert channels, risk limits), read only by
+# `botai halt|resume|alerts apply`, so the daemon never holds it. Both mode
+# 0600, never committed; existing values are kept.
 credentials() {
-    local env_file=$ROOT/.env password
+    local env_file=$ROOT/.env operator_file=$ROOT/operator.env password operator_password token
     if [ -f "$env_file" ] && grep -q '^PGPASSWORD=' "$env_file"; then
         password=$(grep '^PGPASSWORD=' "$env_file" | tail -n 1 | cut -d= -f2-)
     else
-        password=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
+        password=$(random_secret)
         cat >> "$env_file" <<ENV
 # Written by scripts/cluster.sh: how the daemon reaches the database (TCP, password).
 PGHOST=127.0.0.1
@@ -164,9 +175,34 @@ ENV
         chmod 600 "$env_file"
         say "wrote connection settings for botai_service to .env"
     fi
-    # The password travels on stdin, never on a command line.
+    if ! grep -q '^API_TOKEN=' "$env_file"; then
+        token=$(random_secret)
+        cat >> "$env_file" <<ENV
+# Written by scripts/cluster.sh: the bearer token of the dashboard and /api/*
+# (required when API_LISTEN is not a loopback address).
+API_TOKEN=$token
+ENV
+        chmod 600 "$env_file"
+        say "wrote an API token to .env"
+    fi
+    if [ -f "$operator_file" ] && grep -q '^OPERATOR_PGPASSWORD=' "$operator_file"; then
+        operator_password=$(grep '^OPERATOR_PGPASSWORD=' "$operator_file" | tail -n 1 | cut -d= -f2-)
+    else
+        operator_password=$(random_secret)
+        cat > "$operator_file" <<ENV
+# Written by scripts/cluster.sh: the operator's connection, for
+# botai halt | resume | alerts apply (botai_operator; the daemon's PGHOST,
+# PGPORT and PGDATABASE).
+OPERATOR_PGUSER=botai_operator
+OPERATOR_PGPASSWORD=$operator_password
+ENV
+        chmod 600 "$operator_file"
+        say "wrote the operator's connection (botai_operator) to operator.env"
+    fi
+    # The passwords travel on stdin, never on a command line.
     psql_su -d "$DB" <<SQL
 ALTER ROLE botai_service PASSWORD '$password';
+ALTER ROLE botai_operator PASSWORD '$operator_password';
 SQL
 }
 

@@ -118,7 +118,7 @@ async fn reserve_never_overdraws_under_64_sessions_with_releases_and_commits() {
                             // The order used less than was held.
                             2 => Some(
                                 db.query_one(
-                                    "SELECT botai_commit_reservation($1, $2::text::numeric / 3)",
+                                    "SELECT botai_commit_reservation($1, round($2::text::numeric / 3, 12))",
                                     &[&id, &amount],
                                 )
                                 .await,
@@ -524,6 +524,10 @@ async fn a_snapshot_on_the_database_s_clock_retires_commits_made_before_it_at_on
     let (available, held_now) = held(&db, &x, "BTC").await;
     assert_eq!((available, held_now), (0.5, 0.5), "within the default skew the commit still holds its 0.5");
     expect_sqlstate("a negative skew", snapshot(Some("-1 second")).await, "22023");
+    // A skew below the server's only for a venue the server's owner listed
+    // as on the database's clock (botai.balance_same_clock_exchanges).
+    expect_sqlstate("a venue not on the database's clock", snapshot(Some("0")).await, "22023");
+    db.batch_execute(&format!("SET botai.balance_same_clock_exchanges = 'paper, {x}'")).await.unwrap();
     snapshot(Some("0")).await.unwrap();
     let (available, held_now) = held(&db, &x, "BTC").await;
     assert_eq!((available, held_now), (0.5, 0.0), "on the same clock the snapshot includes the commit: retired");

@@ -249,7 +249,13 @@ async fn long_error_texts_do_not_stop_alerts_from_opening_or_resolving() {
         db.execute("SELECT botai_report_error('wordy', repeat('é', 4000))", &[]).await.unwrap();
     }
     let huge = format!("1{}", "0".repeat(3000));
-    db.execute(&format!("SELECT botai_update_balance('wordy', 'USDT', {huge}, {huge}, 0)"), &[]).await.unwrap();
+    // Stored as a release before 0.7.0 took it (the door refuses it now).
+    db.execute(
+        &format!("INSERT INTO botai.balances (exchange, asset, total, available, locked, as_of) VALUES ('wordy', 'USDT', {huge}, {huge}, 0, now())"),
+        &[],
+    )
+    .await
+    .unwrap();
     db.execute(
         &format!("UPDATE botai.alert_rules SET params = jsonb_build_object('wordy/USDT', 2 * {huge}::numeric) WHERE rule = 'low_balance'"),
         &[],
@@ -570,6 +576,8 @@ async fn a_forged_alert_notification_is_not_delivered() {
     let t = TestDatabase::migrated(&[("botai.monitor_interval", "1")]).await;
     let db = t.connect().await;
     let (url, mut posts) = webhook_receiver().await;
+    // The operator turned the channel on (`botai alerts apply`).
+    db.query_one("SELECT botai_alert_channel('webhook', ARRAY['*'])", &[]).await.unwrap();
     let mut daemon = botai_tests::Daemon::start(
         "alerts",
         &t.name,

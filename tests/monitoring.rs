@@ -327,6 +327,8 @@ async fn prometheus_scrapes_the_daemon_and_every_panel_and_alerting_rule_evaluat
     )
     .await
     .unwrap();
+    // The operator turned the webhook channel on (`botai alerts apply`).
+    db.query_one("SELECT botai_alert_channel('webhook', ARRAY['*'])", &[]).await.unwrap();
     let port = free_port();
     let epoch = chrono::Utc::now() + chrono::Duration::seconds(2);
     let daemon = Daemon::start(

@@ -84,6 +84,7 @@ async fn reserve(c: &Db, engine: &str, signal_id: i64, qty: Decimal) -> (i64, St
                 price: Decimal::from(PRICE),
                 asset: asset.into(),
                 amount,
+                mark: Some((EXCHANGE.into(), "BTCUSDT".into(), Decimal::from(PRICE))),
             }],
         )
         .await
@@ -308,7 +309,7 @@ async fn reduce_only_lets_only_orders_that_shrink_a_position_through() {
 /// and opens a critical alert; the position book holds the realised loss.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daily_loss_breach_halts_trading_within_one_monitor_round() {
-    let t = TestDatabase::create(&[("botai.monitor_interval", "1")]).await;
+    let t = TestDatabase::migrated(&[("botai.monitor_interval", "1")]).await;
     let (db, fleet) = account(&t, 1).await;
     db.batch_execute(&format!(
         "INSERT INTO botai.risk_limits (exchange, symbol, max_daily_loss) VALUES ('{EXCHANGE}', '*', 15)"
@@ -354,11 +355,226 @@ async fn a_daily_loss_breach_halts_trading_within_one_monitor_round() {
     assert_eq!(alert["max_daily_loss"], json!(15));
     let (_, _, r) = reserve(c, engine, later, one).await;
     assert!(matches!(r, Reserved::Refused(ref w) if w.starts_with("halted: alert rule daily_loss")), "{r:?}");
-    // An operator's resume stands while the same alert stays open.
-    db.batch_execute("SELECT botai_resume('loss reviewed')").await.unwrap();
+    // Resuming needs the operator's explicit acknowledgement of the alert.
+    let alert_id: i64 = db
+        .query_one("SELECT alert_id FROM botai.alerts WHERE rule = 'daily_loss' AND status = 'open'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    expect_sqlstate("a resume that acknowledges nothing", db.query_one("SELECT botai_resume('x')", &[]).await, "55000");
+    db.batch_execute("SET ROLE botai_operator").await.unwrap();
+    let said: String = db
+        .query_one("SELECT botai_resume('loss reviewed', acknowledge => ARRAY[$1::bigint])", &[&alert_id])
+        .await
+        .unwrap()
+        .get(0);
+    db.batch_execute("RESET ROLE").await.unwrap();
+    assert!(said.starts_with("active") && said.contains("1 alert(s) acknowledged"), "{said}");
+    let ack = db
+        .query_one(
+            "SELECT acknowledged_by, acknowledgement, acknowledged_at IS NOT NULL FROM botai.alerts WHERE alert_id = $1",
+            &[&alert_id],
+        )
+        .await
+        .unwrap();
+    let (by, why, at): (String, String, bool) = (ack.get(0), ack.get(1), ack.get(2));
+    println!("  resumed by the operator ({by}): {said}");
+    assert_eq!((why.as_str(), at), ("loss reviewed", true));
+    // An acknowledged resume stands while the same alert stays open.
     t.wait_rounds(2).await;
     let mode: String = db.query_one("SELECT mode FROM botai.trading_state", &[]).await.unwrap().get(0);
-    assert_eq!(mode, "active", "the monitor halts when a breach opens, not again every round");
+    assert_eq!(mode, "active", "the acknowledged alert no longer holds trading");
+}
+
+/// Issue 26 item 2: a session holding the switch's row lock (an operator's
+/// halt waiting for orders in flight, a `BEGIN; SELECT botai_resume(…)` left
+/// open) cannot keep a rule's halt from force: the open alert itself holds
+/// trading halted, in the round that opens it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_halts_trading_while_another_session_holds_the_switch_row() {
+    let t = TestDatabase::create(&[("botai.monitor_interval", "1")]).await;
+    let (db, fleet) = account(&t, 1).await;
+    db.batch_execute(&format!(
+        "INSERT INTO botai.risk_limits (exchange, symbol, max_daily_loss) VALUES ('{EXCHANGE}', '*', 15)"
+    ))
+    .await
+    .unwrap();
+    // The row the monitor wrote in 0.6.0, held for the whole test.
+    let holder = t.connect().await;
+    holder.batch_execute("BEGIN; SELECT * FROM botai.trading_switch FOR UPDATE").await.unwrap();
+    let (c, engine) = &fleet[0];
+    let one = Decimal::new(1, 3);
+    let buy = signals(&db, 1, "BUY", "lock-buy").await[0];
+    let sell = signals(&db, 1, "SELL", "lock-sell").await[0];
+    let later = signals(&db, 1, "BUY", "lock-later").await[0];
+    let (order, asset, r) = reserve(c, engine, buy, one).await;
+    let Reserved::Ok { reservation, .. } = r else { panic!("{r:?}") };
+    fill(c, engine, order, &asset, reservation, one, PRICE).await;
+    let (order, asset, r) = reserve(c, engine, sell, one).await;
+    let Reserved::Ok { reservation, .. } = r else { panic!("{r:?}") };
+    fill(c, engine, order, &asset, reservation, one, PRICE - 15_000).await;
+    t.wait_rounds(2).await;
+    let (mode, by): (String, String) = {
+        let r = db.query_one("SELECT mode, changed_by FROM botai.trading_state", &[]).await.unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((mode.as_str(), by.as_str()), ("halted", "botai monitor"), "halted although the row is locked");
+    let (_, _, r) = reserve(c, engine, later, one).await;
+    assert!(matches!(r, Reserved::Refused(ref w) if w.starts_with("halted: alert rule daily_loss")), "{r:?}");
+    let failing: i64 =
+        db.query_one("SELECT count(*) FROM botai.rule_status WHERE last_error IS NOT NULL", &[]).await.unwrap().get(0);
+    assert_eq!(failing, 0, "no rule failed meanwhile");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+}
+
+/// Issue 26 item 6: an order's own price never marks the position. A limit
+/// SELL far above the market, refused, leaves the book marked at the market.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_orders_own_price_never_marks_the_position() {
+    let t = TestDatabase::create(&[]).await;
+    let (db, fleet) = account(&t, 1).await;
+    db.batch_execute(&format!(
+        "INSERT INTO botai.risk_limits (exchange, symbol, max_order_notional) VALUES ('{EXCHANGE}', '*', 100)"
+    ))
+    .await
+    .unwrap();
+    let (c, engine) = &fleet[0];
+    let one = Decimal::new(1, 3);
+    let buy = signals(&db, 1, "BUY", "mark-buy").await[0];
+    let (order, asset, r) = reserve(c, engine, buy, one).await;
+    let Reserved::Ok { reservation, .. } = r else { panic!("{r:?}") };
+    fill(c, engine, order, &asset, reservation, one, PRICE).await;
+    // The market falls to 30,000: a market price marks the book.
+    assert!(c.mark_price(EXCHANGE, "BTCUSDT", Decimal::from(30_000)).await.unwrap());
+    let sell = signals(&db, 1, "SELL", "mark-sell").await[0];
+    let claimed = c.order_claim(&[sell], engine, EXCHANGE, &["BTCUSDT"], None).await.unwrap();
+    let (o, _) = claimed.into_iter().next().flatten().unwrap();
+    let r = c
+        .reserve_orders(
+            engine,
+            Duration::from_secs(60),
+            &[OrderReservation {
+                order_id: o.order_id,
+                target: None,
+                signal_id: sell,
+                qty: one,
+                price: Decimal::from(1_000_000),
+                asset: "BTC".into(),
+                amount: one,
+                mark: None,
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(&r[0], Reserved::Refused(w) if w.starts_with("max_order_notional")), "{r:?}");
+    let book = db
+        .query_one("SELECT last_price, unrealized_pnl FROM botai.positions_status WHERE exchange = $1", &[&EXCHANGE])
+        .await
+        .unwrap();
+    let (last, unrealized): (Decimal, Decimal) = (book.get(0), book.get(1));
+    println!("  after a refused limit SELL at 1,000,000: marked at {last}, unrealised {unrealized}");
+    assert_eq!(last, Decimal::from(30_000), "the limit price did not mark the book");
+    assert_eq!(unrealized, Decimal::from(-10));
+}
+
+/// Issue 26 item 7: a reconciliation that would give the book a position
+/// without an entry price is refused; one with the price enters it, and
+/// the closing fill is booked (a row left without an entry by 0.6.0
+/// closes too).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reconciled_position_always_has_an_entry_price() {
+    let t = TestDatabase::create(&[]).await;
+    let (db, fleet) = account(&t, 1).await;
+    let (c, engine) = &fleet[0];
+    expect_sqlstate(
+        "a flat book taking the venue's 0.001 without a price",
+        db.query_one("SELECT botai_position_reconcile($1, 'BTCUSDT', 0.001)", &[&EXCHANGE]).await,
+        "22023",
+    );
+    let qty: Option<Decimal> = db
+        .query_opt("SELECT qty FROM botai.positions WHERE exchange = $1 AND qty <> 0", &[&EXCHANGE])
+        .await
+        .unwrap()
+        .map(|r| r.get(0));
+    assert_eq!(qty, None, "nothing written");
+    let correction: Decimal = db
+        .query_one("SELECT botai_position_reconcile($1, 'BTCUSDT', 0.001, 40000)", &[&EXCHANGE])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(correction, Decimal::new(1, 3));
+    // A position 0.6.0 left without an entry: its closing fill is booked.
+    db.batch_execute(&format!("UPDATE botai.positions SET avg_entry = NULL WHERE exchange = '{EXCHANGE}'"))
+        .await
+        .unwrap();
+    let sell = signals(&db, 1, "SELL", "entry-sell").await[0];
+    let one = Decimal::new(1, 3);
+    let (order, asset, r) = reserve(c, engine, sell, one).await;
+    let Reserved::Ok { reservation, .. } = r else { panic!("{r:?}") };
+    fill(c, engine, order, &asset, reservation, one, PRICE).await;
+    let (qty, status): (Decimal, String) = {
+        let r = db
+            .query_one(
+                "SELECT p.qty, o.status FROM botai.positions p, botai.orders o WHERE p.exchange = $1 AND o.order_id = $2",
+                &[&EXCHANGE, &order],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((qty, status.as_str()), (Decimal::ZERO, "filled"), "the closing fill is recorded");
+}
+
+/// Issue 26 item 8: one account's absurd figures (stored before 0.7.0
+/// refused them) never stop the daily-loss rule for another account.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_accounts_absurd_figures_never_stop_the_daily_loss_rule_for_another() {
+    let t = TestDatabase::create(&[("botai.monitor_interval", "1")]).await;
+    let db = t.connect().await;
+    db.batch_execute(
+        "INSERT INTO botai.risk_limits (exchange, symbol, max_daily_loss) VALUES ('forged', '*', 10), ('sane', '*', 10);          INSERT INTO botai.positions (exchange, symbol, qty, avg_entry, last_price) VALUES            ('forged', 'BTCUSDT', 1e200, 1, 1e200), ('forged', 'ETHUSDT', -1e200, 1e200, 1),            ('sane', 'BTCUSDT', 1, 100, 50)",
+    )
+    .await
+    .unwrap();
+    // And a forged fill of the day on the forged account.
+    db.batch_execute(
+        "INSERT INTO botai.signals (fingerprint, symbol, direction, strategy, signal_ts, payload)            VALUES ('forged-1', 'BTCUSDT', 'BUY', 'x', now(), '{}');          INSERT INTO botai.orders (signal_id, fingerprint, client_order_id, engine, engine_epoch, exchange, symbol, side,            status, qty, price, realized_pnl, fee_quote, signal_accepted_at, finished_at)          SELECT signal_id, 'forged-1', 'botai-forged-1', 'e', 1, 'forged', 'BTCUSDT', 'BUY', 'filled', 1e200, 1e200,                 -1e400, 1e200, now(), now() FROM botai.signals WHERE fingerprint = 'forged-1'",
+    )
+    .await
+    .unwrap();
+    t.wait_rounds(2).await;
+    let open: Vec<String> = db
+        .query("SELECT subject FROM botai.alerts WHERE rule = 'daily_loss' AND status = 'open' ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let error: Option<String> =
+        db.query_one("SELECT last_error FROM botai.rule_status WHERE rule = 'daily_loss'", &[]).await.unwrap().get(0);
+    println!("  daily_loss open on {open:?}; rule error: {error:?}");
+    assert_eq!(error, None, "the rule evaluates");
+    assert!(open.contains(&"sane".to_owned()), "the sane account 50 down against 10 is alerted: {open:?}");
+}
+
+/// Issue 26 item 9: a send permit for an order that does not exist is an
+/// error and holds nothing, so an operator's halt does not wait for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permit_for_no_order_is_refused_and_holds_no_gate() {
+    let t = TestDatabase::create(&[]).await;
+    let a = t.connect().await;
+    expect_sqlstate(
+        "a permit for order 987654321",
+        a.query_one("SELECT botai_send_permit(987654321)", &[]).await,
+        "P0002",
+    );
+    let b = t.connect().await;
+    b.batch_execute("SET botai.halt_wait = 5").await.unwrap();
+    let started = Instant::now();
+    let said: String = b.query_one("SELECT botai_halt('no gate is held')", &[]).await.unwrap().get(0);
+    println!("  halted in {:?}: {said}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(3), "the halt waited for a permit nobody holds: {said}");
+    assert!(!said.contains("not waited for"), "{said}");
 }
 
 /// The paper exchange in a process of its own, and engines trading a burst

@@ -243,17 +243,22 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
             continue;
         }
         if table == "botai.alert_rules" {
-            // 0.4.0 adds the daily loss rule, 0.5.0 the critical error rule;
-            // every other row stays as it was.
+            // 0.4.0 adds the daily loss rule, 0.5.0 the critical error rule,
+            // 0.7.0 the NOTIFY queue's; every other row stays as it was.
             let others = |rows: &str| {
                 rows.lines()
-                    .filter(|l| !l.starts_with("(daily_loss,") && !l.starts_with("(critical_error,"))
+                    .filter(|l| {
+                        !l.starts_with("(daily_loss,")
+                            && !l.starts_with("(critical_error,")
+                            && !l.starts_with("(notify_queue,")
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             };
             assert_eq!(others(was), others(now), "{table}: the upgrade changed rows it must keep");
             assert!(now.contains("(daily_loss,daily_loss,"), "0.4.0 adds the daily_loss rule: {now}");
             assert!(now.contains("(critical_error,critical_error,"), "0.5.0 adds the critical_error rule: {now}");
+            assert!(now.contains("(notify_queue,notify_queue,"), "0.7.0 adds the notify_queue rule: {now}");
             continue;
         }
         assert_eq!(was, now, "{table}: the upgrade changed its rows");
@@ -417,4 +422,96 @@ async fn a_filled_first_release_upgrades_in_place_to_a_catalog_equal_to_a_fresh_
         only_fresh.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
     );
     println!("  the upgraded catalog equals a fresh {current} install ({} objects and parts compared)", upgraded.len());
+}
+
+/// Data in the tables 0.7.0 changes, as 0.6.0 wrote them (the library
+/// refuses 0.6.0's functions, so they are written directly): the kill switch
+/// halted by an operator, an open alert of the halting daily_loss rule, a
+/// position left without an entry price, a channel with a delivery owed.
+const FILL_0_6_0: &str = r#"
+UPDATE botai.trading_state SET mode = 'halted', reason = 'ops review', changed_by = 'alice';
+INSERT INTO botai.risk_limits (exchange, symbol, max_position_notional, max_daily_loss) VALUES ('six', '*', 5000, 100);
+INSERT INTO botai.positions (exchange, symbol, qty, avg_entry, last_price, realized_pnl, fees, trades)
+VALUES ('six', 'BTCUSDT', 0.5, NULL, 40000, -12.5, 1.25, 3);
+INSERT INTO botai.balances (exchange, asset, total, available, locked, as_of) VALUES ('six', 'USDT', 1000, 900, 100, now());
+INSERT INTO botai.alert_channels (channel, triggers) VALUES ('telegram', ARRAY['critical_error']);
+WITH a AS (INSERT INTO botai.alerts (rule, subject, severity, action, value, details)
+           VALUES ('daily_loss', 'six', 'critical', 'halt', 150, '{"loss": 150}') RETURNING alert_id)
+INSERT INTO botai.alert_events (alert_id, event) SELECT alert_id, 'opened' FROM a;
+INSERT INTO botai.rule_status (rule, last_evaluated_at, last_error, last_error_at)
+VALUES ('daily_loss', now(), NULL, NULL), ('low_balance', now(), 'a bad params row', now());
+"#;
+
+/// From the previous release, 0.6.0, with its own state in it: the switch,
+/// the halting alert, the position book and the outbox survive 0.7.0's
+/// upgrade, and 0.7.0's rules apply to them at once (the open daily_loss
+/// alert holds trading until an operator acknowledges it).
+#[tokio::test]
+async fn a_filled_0_6_0_database_upgrades_with_its_halt_its_alerts_and_its_book() {
+    let old = TestDatabase::without_extension(&[("botai.monitor_enabled", "off")]).await;
+    let db = old.connect().await;
+    db.batch_execute("CREATE EXTENSION botai VERSION '0.6.0'").await.expect("install 0.6.0");
+    db.batch_execute(FILL_0_6_0).await.expect("fill the 0.6.0 database");
+    db.batch_execute("ALTER EXTENSION botai UPDATE").await.expect("ALTER EXTENSION botai UPDATE");
+    drop(db);
+    let db = old.connect().await;
+    let current = library_version(&db).await;
+    assert_eq!(version(&db).await, current);
+
+    let switch = db.query_one("SELECT mode, reason, changed_by FROM botai.trading_switch", &[]).await.unwrap();
+    let (mode, reason, by): (String, String, String) = (switch.get(0), switch.get(1), switch.get(2));
+    assert_eq!((mode.as_str(), reason.as_str(), by.as_str()), ("halted", "ops review", "alice"), "the switch is kept");
+    let alert_id: i64 =
+        db.query_one("SELECT alert_id FROM botai.alerts WHERE rule = 'daily_loss'", &[]).await.unwrap().get(0);
+    let state = db.query_one("SELECT mode, halting_alerts FROM botai.trading_state", &[]).await.unwrap();
+    let (mode, holding): (String, Vec<i64>) = (state.get(0), state.get(1));
+    assert_eq!((mode.as_str(), holding), ("halted", vec![alert_id]), "the open daily_loss alert holds trading");
+    // Lifting both takes the operator's acknowledgement of the alert.
+    expect_sqlstate("a resume that acknowledges nothing", db.query_one("SELECT botai_resume('x')", &[]).await, "55000");
+    let said: String = db
+        .query_one("SELECT botai_resume('reviewed', acknowledge => ARRAY[$1::bigint])", &[&alert_id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(said, "active (was halted); 1 alert(s) acknowledged");
+    // The book, the balance and the outbox are as 0.6.0 left them.
+    let book = db
+        .query_one("SELECT qty, avg_entry IS NULL, realized_pnl FROM botai.positions WHERE exchange = 'six'", &[])
+        .await
+        .unwrap();
+    let (qty, no_entry, realized): (rust_decimal::Decimal, bool, rust_decimal::Decimal) =
+        (book.get(0), book.get(1), book.get(2));
+    assert_eq!(
+        (qty, no_entry, realized),
+        (rust_decimal::Decimal::new(5, 1), true, rust_decimal::Decimal::new(-125, 1))
+    );
+    let owed: i64 = db
+        .query_one("SELECT count(*) FROM botai.alert_deliveries WHERE channel = 'telegram' AND status = 'pending'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owed, 1, "the delivery 0.6.0 owed is still owed");
+    let channels: Vec<(String, bool)> = db
+        .query("SELECT channel, enabled FROM botai.alert_channels ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(channels, vec![("log".into(), true), ("telegram".into(), true)], "0.7.0 adds the log channel");
+    let failing: Vec<(String, i32)> = db
+        .query("SELECT rule, failed_rounds FROM botai.rule_status ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(failing, vec![("daily_loss".into(), 0), ("low_balance".into(), 0)]);
+    // The catalog is a fresh install's.
+    let fresh = TestDatabase::create(&[("botai.monitor_enabled", "off")]).await;
+    let fresh_db = fresh.connect().await;
+    let (upgraded, installed) = (catalog(&db).await, catalog(&fresh_db).await);
+    let differs: Vec<_> = upgraded.symmetric_difference(&installed).collect();
+    assert!(differs.is_empty(), "the upgraded catalog differs from a fresh install: {differs:#?}");
+    println!("  0.6.0 with data upgraded to {current}: its halt, alert, book and outbox kept; catalog as fresh");
 }

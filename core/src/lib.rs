@@ -5,6 +5,7 @@
 //! calls into these modules, and the daemon uses the same code where it needs
 //! the same answers (for example a fingerprint in a log line).
 
+pub mod amount;
 pub mod fingerprint;
 pub mod names;
 pub mod reservation;

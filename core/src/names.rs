@@ -12,7 +12,8 @@ pub const MAX_NAME_CHARS: usize = 64;
 
 /// A bad argument. `argument` names the SQL argument (or JSON key) so the
 /// message tells the caller exactly what to fix; the extension maps every
-/// variant to SQLSTATE 22023 (invalid_parameter_value).
+/// variant to SQLSTATE 22023 (invalid_parameter_value), but `OutOfRange`
+/// (a number outside botai's domain, amount.rs) to 22003.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum InputError {
     #[error("{argument} must not be empty")]
@@ -23,6 +24,8 @@ pub enum InputError {
     Invalid { argument: String, message: String },
     #[error("{argument} is missing")]
     Missing { argument: String },
+    #[error("{argument}: {message}")]
+    OutOfRange { argument: String, message: String },
 }
 
 impl InputError {
@@ -36,7 +39,8 @@ impl InputError {
             InputError::Empty { argument }
             | InputError::TooLong { argument, .. }
             | InputError::Invalid { argument, .. }
-            | InputError::Missing { argument } => argument,
+            | InputError::Missing { argument }
+            | InputError::OutOfRange { argument, .. } => argument,
         }
     }
 }

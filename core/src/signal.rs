@@ -107,6 +107,9 @@ fn prefix(e: InputError) -> InputError {
         }
         InputError::Invalid { argument, message } => InputError::Invalid { argument: with_prefix(argument), message },
         InputError::Missing { argument } => InputError::Missing { argument: with_prefix(argument) },
+        InputError::OutOfRange { argument, message } => {
+            InputError::OutOfRange { argument: with_prefix(argument), message }
+        }
     }
 }
 

@@ -67,12 +67,31 @@ enum Command {
         #[arg(long)]
         reduce_only: bool,
     },
-    /// Lift a halt or the reduce-only state (botai_resume).
+    /// Lift a halt or the reduce-only state (botai_resume; the operator's).
+    /// A halt an alert rule imposed holds while its alert is open: name
+    /// each such alert with --acknowledge (its id: `botai status` shows it).
     Resume {
-        /// Why.
+        /// Why, recorded with the acknowledgement.
         #[arg(default_value = "resumed by an operator")]
         reason: String,
+        /// An open alert of a rule that halts, acknowledged by this resume.
+        #[arg(long, value_name = "ALERT_ID")]
+        acknowledge: Vec<i64>,
     },
+    /// Alert channels (the operator's).
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertsCommand {
+    /// Make botai.alert_channels say what the alert configuration says
+    /// (config/alerts.yaml and the environment): configured channels
+    /// enabled with their triggers, the others disabled. Uses the
+    /// operator's connection (operator.env).
+    Apply,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +157,13 @@ impl Cli {
         Config::load(&Source::load(self.config.as_deref())?)
     }
 
+    /// The operator's connection (operator.env, then .env and the environment).
+    fn operator_pg(&self) -> Result<PgSettings> {
+        crate::config::load_operator_env();
+        crate::config::load_dotenv();
+        PgSettings::operator(&Source::load(self.config.as_deref())?)
+    }
+
     pub async fn execute(self) -> Result<()> {
         match &self.command {
             Command::Db { command: DbCommand::Migrate } => {
@@ -186,10 +212,16 @@ impl Cli {
             Command::Orders { limit } => crate::operator::list(&self.config()?, *limit).await,
             Command::Positions => crate::operator::positions(&self.config()?).await,
             Command::Halt { reason, reduce_only } => {
-                crate::operator::halt(&self.config()?, reason, if *reduce_only { "reduce_only" } else { "halted" })
-                    .await
+                let mode = if *reduce_only { "reduce_only" } else { "halted" };
+                crate::operator::halt(&self.operator_pg()?, reason, mode).await
             }
-            Command::Resume { reason } => crate::operator::resume(&self.config()?, reason).await,
+            Command::Resume { reason, acknowledge } => {
+                crate::operator::resume(&self.operator_pg()?, reason, acknowledge).await
+            }
+            Command::Alerts { command: AlertsCommand::Apply } => {
+                let pg = self.operator_pg()?;
+                crate::alerts::apply(&self.config()?.alerts, &pg).await
+            }
             Command::Run { mode } => {
                 let cfg = Arc::new(self.config()?);
                 let _logs = crate::logging::init(&cfg.log_dir)?;

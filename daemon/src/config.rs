@@ -28,6 +28,17 @@ pub fn load_dotenv() {
     let _ = dotenvy::dotenv();
 }
 
+/// The file `make` writes the operator's connection to (OPERATOR_PGUSER,
+/// OPERATOR_PGPASSWORD), read by the operator's commands only: the daemon
+/// never holds the operator's password.
+pub const OPERATOR_ENV: &str = "operator.env";
+
+/// Reads `operator.env` (never overriding the environment), for the
+/// operator's commands.
+pub fn load_operator_env() {
+    let _ = dotenvy::from_filename(OPERATOR_ENV);
+}
+
 /// Where each setting comes from: the environment over the config file.
 pub struct Source {
     file: BTreeMap<String, String>,
@@ -202,6 +213,20 @@ impl PgSettings {
             password: src.raw("PGPASSWORD"),
             dbname: src.string("PGDATABASE", "bot_trading_v3"),
         })
+    }
+
+    /// The operator's connection (`botai halt`, `resume`, `alerts apply`):
+    /// the daemon's server and database, as OPERATOR_PGUSER with
+    /// OPERATOR_PGPASSWORD when set (make writes them to operator.env);
+    /// without them, PG* as they are (a superuser over the socket, or a
+    /// person's own login granted botai_operator).
+    pub fn operator(src: &Source) -> Result<PgSettings> {
+        let mut pg = Self::from_source(src)?;
+        if let Some(user) = src.raw("OPERATOR_PGUSER") {
+            pg.user = user;
+            pg.password = src.raw("OPERATOR_PGPASSWORD");
+        }
+        Ok(pg)
     }
 
     /// `host:port`, comma-separated when there are several.
@@ -401,6 +426,39 @@ impl std::fmt::Debug for BybitCredentials {
     }
 }
 
+/// The HTTP API (api/): where it listens, its bearer token, and the bounds
+/// that keep it answering under a flood of connections.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// API_LISTEN (127.0.0.1:8080).
+    pub listen: SocketAddr,
+    /// API_TOKEN: required for the dashboard and /api/* when `listen` is not
+    /// a loopback address (make writes one to .env).
+    pub token: Option<crate::alerts::config::Secret>,
+    /// API_MAX_CONNECTIONS: connections served at once, besides the few
+    /// kept for /health/* and /metrics; by default a quarter of the open
+    /// files this process may have (systemd's 1024: 256).
+    pub max_connections: usize,
+    /// API_HEADER_TIMEOUT (10 s): a request's headers must arrive within
+    /// this, and an idle kept-alive connection is closed after it.
+    pub header_timeout: Duration,
+}
+
+impl ApiConfig {
+    /// Whether the dashboard and /api/* need the token: when the API can be
+    /// reached from another machine.
+    pub fn needs_token(&self) -> bool {
+        !self.listen.ip().is_loopback()
+    }
+}
+
+/// A quarter of RLIMIT_NOFILE (at least 16, at most 4096).
+fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
+    let nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 1024 };
+    usize::try_from(nofile / 4).unwrap_or(4096).clamp(16, 4096)
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub pg: PgSettings,
@@ -410,7 +468,8 @@ pub struct Config {
     pub paper: PaperConfig,
     pub bybit: BybitConfig,
     pub binance: BinanceConfig,
-    pub api_listen: SocketAddr,
+    /// The HTTP API: where it listens and who may read it.
+    pub api: ApiConfig,
     pub worker_heartbeat_timeout: Duration,
     pub signal_dedup_window: Duration,
     pub rate_limit_safety_margin: Option<f64>,
@@ -715,6 +774,30 @@ impl Config {
                 "EXCHANGE=binance needs BINANCE_API_KEY and BINANCE_API_SECRET (environment, .env or the config file)"
             );
         }
+        let api = ApiConfig {
+            listen: src
+                .parse("API_LISTEN", "127.0.0.1:8080".parse().expect("address"), "HOST:PORT", |v| v.parse().ok())?,
+            token: src.raw("API_TOKEN").filter(|t| !t.trim().is_empty()).map(crate::alerts::config::Secret::new),
+            max_connections: src.parse(
+                "API_MAX_CONNECTIONS",
+                default_max_connections(),
+                "a number of connections (1 or more)",
+                |v| v.parse().ok().filter(|n: &usize| *n > 0),
+            )?,
+            header_timeout: src.seconds("API_HEADER_TIMEOUT", 10.0)?,
+        };
+        if let Some(t) = &api.token {
+            if t.expose().len() < 16 {
+                bail!("API_TOKEN must be at least 16 characters (make writes a random one to .env)");
+            }
+        }
+        if api.needs_token() && api.token.is_none() {
+            bail!(
+                "API_LISTEN={} can be reached from other machines, and the API shows balances, positions and orders: \
+                 set API_TOKEN (make writes one to .env), or listen on 127.0.0.1 behind a reverse proxy",
+                api.listen
+            );
+        }
         Ok(Config {
             pg,
             ml,
@@ -723,8 +806,7 @@ impl Config {
             paper,
             bybit,
             binance,
-            api_listen: src
-                .parse("API_LISTEN", "127.0.0.1:8080".parse().expect("address"), "HOST:PORT", |v| v.parse().ok())?,
+            api,
             worker_heartbeat_timeout: src.seconds("WORKER_HEARTBEAT_TIMEOUT", 60.0)?,
             signal_dedup_window: src.seconds("SIGNAL_DEDUP_WINDOW", 300.0)?,
             rate_limit_safety_margin: src.parse("RATE_LIMIT_SAFETY_MARGIN", None, "a fraction in (0, 1]", |v| {

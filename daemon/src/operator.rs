@@ -14,8 +14,8 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::db::{BotaiSql, Db, OrderFilter, OrderRecord};
+use crate::config::{Config, PgSettings};
+use crate::db::{Amount, BotaiSql, Db, DbError, OrderFilter, OrderRecord};
 use crate::exchange::{self, Exchange, Side};
 use crate::telemetry::Telemetry;
 
@@ -221,42 +221,58 @@ pub async fn positions(cfg: &Config) -> Result<()> {
     if rows.is_empty() {
         println!("(no positions)");
     }
-    let amount = |d: Option<Decimal>| d.map_or_else(|| "-".to_owned(), |d| d.round_dp(8).normalize().to_string());
+    let amount = |d: &Option<Amount>| Amount::show(d, 8);
     for p in rows {
         println!(
             "{:<8} {:<10} qty {:<12} entry {:<12} last {:<12} unrealised {:<12} realised {:<12} fees {:<10} trades {:<6} open orders {} ({})",
             p.exchange,
             p.symbol,
-            amount(Some(p.qty)),
-            amount(p.avg_entry),
-            amount(p.last_price),
-            amount(p.unrealized_pnl),
-            amount(Some(p.realized_pnl)),
-            amount(Some(p.fees)),
+            p.qty.rounded(8),
+            amount(&p.avg_entry),
+            amount(&p.last_price),
+            amount(&p.unrealized_pnl),
+            p.realized_pnl.rounded(8),
+            p.fees.rounded(8),
             p.trades,
             p.open_orders,
-            amount(Some(p.pending_qty)),
+            p.pending_qty.rounded(8),
         );
     }
     Ok(())
 }
 
-/// `botai halt`: botai_halt; returns once no order can reach a venue any more.
-pub async fn halt(cfg: &Config, reason: &str, mode: &str) -> Result<()> {
-    let db = Db::connect(&cfg.pg, "botai halt").await?;
-    println!("{}", db.halt(reason, mode).await?);
+/// `botai halt`: botai_halt, with the operator's connection; returns once
+/// no order can reach a venue any more.
+pub async fn halt(pg: &PgSettings, reason: &str, mode: &str) -> Result<()> {
+    let db = Db::connect(pg, "botai halt").await?;
+    println!("{}", db.halt(reason, mode).await.map_err(needs_operator)?);
     Ok(())
 }
 
-/// `botai resume`: botai_resume.
-pub async fn resume(cfg: &Config, reason: &str) -> Result<()> {
-    let db = Db::connect(&cfg.pg, "botai resume").await?;
-    println!("{}", db.resume(reason).await?);
+/// `botai resume`: botai_resume, with the operator's connection,
+/// acknowledging the open alerts of rules that halt which `acknowledge`
+/// names (their ids, as `botai status` and the refusal list them).
+pub async fn resume(pg: &PgSettings, reason: &str, acknowledge: &[i64]) -> Result<()> {
+    let db = Db::connect(pg, "botai resume").await?;
+    println!("{}", db.resume(reason, acknowledge).await.map_err(needs_operator)?);
     Ok(())
+}
+
+/// An operator command refused for its role says how to get the right one.
+pub fn needs_operator(e: DbError) -> anyhow::Error {
+    if e.sqlstate() == Some("42501") {
+        anyhow::anyhow!(
+            "{e}\n  this is the operator's: make writes the botai_operator login to {} (OPERATOR_PGUSER, \
+             OPERATOR_PGPASSWORD), or connect (PGUSER) as a member of botai_operator",
+            crate::config::OPERATOR_ENV
+        )
+    } else {
+        e.into()
+    }
 }
 
 fn print_order(r: &OrderRecord) {
-    let amount = |d: Option<Decimal>| d.map_or_else(|| "-".to_owned(), |d| d.normalize().to_string());
+    let amount = |d: &Option<Amount>| d.as_ref().map_or_else(|| "-".to_owned(), Amount::to_string);
     println!(
         "{}  {:<8} {:<8} {:<4} {:<10} qty {:<12} price {:<12} {}{}",
         r.claimed_at.format("%Y-%m-%d %H:%M:%S"),
@@ -264,8 +280,8 @@ fn print_order(r: &OrderRecord) {
         r.exchange,
         r.side,
         r.symbol,
-        amount(r.qty),
-        amount(r.price),
+        amount(&r.qty),
+        amount(&r.price),
         r.client_order_id,
         r.message.as_ref().map(|m| format!("  ({m})")).unwrap_or_default()
     );

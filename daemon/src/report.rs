@@ -15,7 +15,7 @@ use plotters::prelude::*;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
-use crate::db;
+use crate::db::{self, Amount, Cell};
 use crate::telemetry::Telemetry;
 
 /// What a run did, for the summary and the tests.
@@ -151,8 +151,8 @@ pub async fn write(
         ..Summary::default()
     };
     for r in &rows {
-        let status: String = r.get(6);
-        let code: Option<i32> = r.get(11);
+        let status: String = r.col(6, "report")?;
+        let code: Option<i32> = r.col(11, "report")?;
         match (status.as_str(), code) {
             ("filled", _) => s.orders_filled += 1,
             ("skipped", _) => s.orders_skipped += 1,
@@ -163,10 +163,11 @@ pub async fn write(
             ("rejected", _) => s.rejected_other += 1,
             _ => {}
         }
-        let (fee_quote, realized): (Option<Decimal>, Option<Decimal>) = (r.get(17), r.get(18));
+        let value = |a: Option<Amount>| a.and_then(|a| a.value());
+        let (fee_quote, realized) = (value(r.col(17, "report")?), value(r.col(18, "report")?));
         if status == "filled" {
             s.fees_quote += fee_quote.unwrap_or_default();
-            let notional: Option<String> = r.get(9);
+            let notional: Option<String> = r.col(9, "report")?;
             let notional = notional.and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
             s.turnover += notional;
             if let Some(pnl) = realized.filter(|p| !p.is_zero()) {
@@ -178,24 +179,24 @@ pub async fn write(
         let opt = |v: Option<String>| v.unwrap_or_default();
         let amount = |v: Option<Decimal>| v.map(|d| d.normalize().to_string()).unwrap_or_default();
         w.write_record([
-            r.get::<_, i64>(0).to_string(),
-            r.get::<_, i64>(1).to_string(),
-            r.get::<_, String>(2),
-            r.get::<_, String>(3),
-            r.get::<_, String>(4),
-            r.get::<_, String>(5),
+            r.col::<i64>(0, "report")?.to_string(),
+            r.col::<i64>(1, "report")?.to_string(),
+            r.col::<String>(2, "report")?,
+            r.col::<String>(3, "report")?,
+            r.col::<String>(4, "report")?,
+            r.col::<String>(5, "report")?,
             status.clone(),
-            opt(r.get(7)),
-            opt(r.get(8)),
-            opt(r.get(9)),
-            opt(r.get(10)),
-            r.get::<_, Option<String>>(16).unwrap_or_default(),
+            opt(r.col(7, "report")?),
+            opt(r.col(8, "report")?),
+            opt(r.col(9, "report")?),
+            opt(r.col(10, "report")?),
+            r.col::<Option<String>>(16, "report")?.unwrap_or_default(),
             amount(fee_quote),
             amount(realized),
             code.map(|c| c.to_string()).unwrap_or_default(),
-            opt(r.get(12)),
-            r.get::<_, Option<f64>>(13).map(|l| format!("{l:.3}")).unwrap_or_default(),
-            r.get::<_, DateTime<Utc>>(14).to_rfc3339(),
+            opt(r.col(12, "report")?),
+            r.col::<Option<f64>>(13, "report")?.map(|l| format!("{l:.3}")).unwrap_or_default(),
+            r.col::<DateTime<Utc>>(14, "report")?.to_rfc3339(),
             r.get::<_, Option<DateTime<Utc>>>(15).map(|t| t.to_rfc3339()).unwrap_or_default(),
         ])?;
     }

@@ -24,7 +24,7 @@ use crate::alerts;
 use crate::api::{self, Api, RunState};
 use crate::cli::Mode;
 use crate::config::Config;
-use crate::db::{self, BotaiSql, Db};
+use crate::db::{self, BotaiSql, Cell, Db};
 use crate::exchange::paper::PaperExchange;
 use crate::exchange::{self, double, Exchange};
 use crate::market::live::{LiveMarket, LiveSettings};
@@ -44,7 +44,7 @@ async fn preflight(cfg: &Config) -> Result<()> {
     info!(%version, database = %cfg.pg.describe(), "connected");
     if let Some(wanted) = cfg.rate_limit_safety_margin {
         let row = db.query_one("SELECT current_setting('botai.rate_limit_safety_margin')::float8", &[]).await?;
-        let actual: f64 = row.get(0);
+        let actual: f64 = row.col(0, "preflight")?;
         if (actual - wanted).abs() > 1e-9 {
             warn!(
                 "RATE_LIMIT_SAFETY_MARGIN={wanted} but the server uses {actual}: the margin is the server's \
@@ -55,7 +55,7 @@ async fn preflight(cfg: &Config) -> Result<()> {
     let row = db
         .query_opt("SELECT threshold FROM botai.alert_rules WHERE rule = 'heartbeat_timeout' AND enabled", &[])
         .await?;
-    if let Some(threshold) = row.map(|r| r.get::<_, f64>(0)) {
+    if let Some(threshold) = row.map(|r| r.col::<f64>(0, "preflight")).transpose()? {
         if (threshold - cfg.monitor_alert_threshold.as_secs_f64()).abs() > 0.5 {
             warn!(
                 "MONITOR_ALERT_THRESHOLD={}s but the heartbeat_timeout rule says {threshold}s; the rule decides \
@@ -198,8 +198,8 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
             api::live::run(feed, pg).await;
             ("dashboard feed", Ok(()))
         });
-        let (listen, s) = (cfg.api_listen, stop.clone());
-        tasks.spawn(async move { ("HTTP API", api::serve(api, listen, s).await) });
+        let (access, s) = (cfg.api.clone(), stop.clone());
+        tasks.spawn(async move { ("HTTP API", api::serve(api, access, s).await) });
         let (a, pg, p, t, s) = (cfg.alerts.clone(), cfg.pg.clone(), pool.clone(), telemetry.clone(), stop.clone());
         tasks.spawn(async move {
             alerts::deliver(a, pg, p, alert_channels, t, s).await;

@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::db::{BotaiSql, Db};
+use crate::db::{Amount, BotaiSql, Cell, Db};
 
 pub async fn print(cfg: &Config) -> Result<()> {
     let db = match Db::connect(&cfg.pg, "botai status").await {
@@ -52,21 +52,26 @@ pub async fn print(cfg: &Config) -> Result<()> {
         state.changed_by,
         state.changed_at.format("%Y-%m-%d %H:%M:%S")
     );
+    if !state.halting_alerts.is_empty() {
+        let ids: Vec<String> = state.halting_alerts.iter().map(i64::to_string).collect();
+        println!(
+            "             held by open alert(s) {}: `botai resume REASON --acknowledge {}` as the operator",
+            ids.join(", "),
+            ids.join(" --acknowledge ")
+        );
+    }
     let positions = db.positions().await?;
     if !positions.is_empty() {
         println!("\nPOSITION              QTY          ENTRY        UNREALISED   REALISED     FEES       OPEN ORDERS");
-        let d = |v: Option<rust_decimal::Decimal>| {
-            v.map_or_else(|| "-".to_owned(), |v| v.round_dp(4).normalize().to_string())
-        };
         for p in positions {
             println!(
                 "{:<21} {:<12} {:<12} {:<12} {:<12} {:<10} {}",
                 format!("{}/{}", p.exchange, p.symbol),
-                d(Some(p.qty)),
-                d(p.avg_entry),
-                d(p.unrealized_pnl),
-                d(Some(p.realized_pnl)),
-                d(Some(p.fees)),
+                p.qty.rounded(4),
+                Amount::show(&p.avg_entry, 4),
+                Amount::show(&p.unrealized_pnl, 4),
+                p.realized_pnl.rounded(4),
+                p.fees.rounded(4),
                 p.open_orders
             );
         }
@@ -83,15 +88,15 @@ pub async fn print(cfg: &Config) -> Result<()> {
         println!("(none registered: no daemon has run)");
     }
     for r in rows {
-        let age: f64 = r.get(3);
+        let age: f64 = r.col(3, "status")?;
         println!(
             "{:<33} {:<10} {:<8} {:>10} ago {:>7} {:>11}",
-            r.get::<_, String>(0),
-            r.get::<_, String>(1),
-            r.get::<_, Option<String>>(2).unwrap_or_else(|| "-".into()),
+            r.col::<String>(0, "status")?,
+            r.col::<String>(1, "status")?,
+            r.col::<Option<String>>(2, "status")?.unwrap_or_else(|| "-".into()),
             human(age),
-            r.get::<_, i32>(4),
-            r.get::<_, i64>(5)
+            r.col::<i32>(4, "status")?,
+            r.col::<i64>(5, "status")?
         );
     }
 
@@ -109,11 +114,11 @@ pub async fn print(cfg: &Config) -> Result<()> {
     for r in rows {
         println!(
             "{:<33} {:<16} {:<12} {:>6}  {}",
-            r.get::<_, String>(0),
-            r.get::<_, String>(1),
-            r.get::<_, String>(2),
-            r.get::<_, i64>(3),
-            r.get::<_, i32>(4)
+            r.col::<String>(0, "status")?,
+            r.col::<String>(1, "status")?,
+            r.col::<String>(2, "status")?,
+            r.col::<i64>(3, "status")?,
+            r.col::<i32>(4, "status")?
         );
     }
 
@@ -128,16 +133,16 @@ pub async fn print(cfg: &Config) -> Result<()> {
         println!("\nENGINE                            EXCHANGE   CLOCK OFFSET   PRIVATE STREAM");
     }
     for r in rows {
-        let offset = r.get::<_, Option<String>>(2).map_or_else(|| "-".to_owned(), |o| format!("{o} ms"));
-        let stream = match r.get::<_, Option<String>>(3).as_deref() {
+        let offset = r.col::<Option<String>>(2, "status")?.map_or_else(|| "-".to_owned(), |o| format!("{o} ms"));
+        let stream = match r.col::<Option<String>>(3, "status")?.as_deref() {
             Some("true") => "connected",
             Some("false") => "DISCONNECTED",
             _ => "-",
         };
         println!(
             "{:<33} {:<10} {:>12}   {stream}",
-            r.get::<_, String>(0),
-            r.get::<_, Option<String>>(1).unwrap_or_default(),
+            r.col::<String>(0, "status")?,
+            r.col::<Option<String>>(1, "status")?.unwrap_or_default(),
             offset
         );
     }
@@ -152,10 +157,10 @@ pub async fn print(cfg: &Config) -> Result<()> {
     for r in rows {
         println!(
             "{:<8} {:<22} {:<30} open {}",
-            r.get::<_, String>(2).to_uppercase(),
-            r.get::<_, String>(0),
-            r.get::<_, String>(1),
-            human(r.get::<_, f64>(3))
+            r.col::<String>(2, "status")?.to_uppercase(),
+            r.col::<String>(0, "status")?,
+            r.col::<String>(1, "status")?,
+            human(r.col::<f64>(3, "status")?)
         );
     }
 
@@ -173,12 +178,12 @@ pub async fn print(cfg: &Config) -> Result<()> {
     for r in rows {
         println!(
             "{:<16} {:<16} {:<16} {:<16} {:<16} {}",
-            r.get::<_, String>(0),
-            short(&r.get::<_, String>(1)),
-            short(&r.get::<_, String>(2)),
-            short(&r.get::<_, String>(3)),
-            short(&r.get::<_, String>(4)),
-            human(r.get::<_, f64>(5))
+            r.col::<String>(0, "status")?,
+            short(&r.col::<String>(1, "status")?),
+            short(&r.col::<String>(2, "status")?),
+            short(&r.col::<String>(3, "status")?),
+            short(&r.col::<String>(4, "status")?),
+            human(r.col::<f64>(5, "status")?)
         );
     }
     if health["status"] == Value::String("unhealthy".into()) {

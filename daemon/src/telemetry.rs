@@ -69,6 +69,10 @@ pub struct Telemetry {
     pub batch_sizes: Family<Stage, Histogram, fn() -> Histogram>,
     /// Attempts to deliver an alert event, by channel and outcome.
     pub alert_deliveries: Family<Delivery, Counter>,
+    /// Notifications dropped because what they named was not there (a
+    /// signal id that does not exist, a payload without one): hints only,
+    /// never retried.
+    pub notifications_dropped: Family<Reason, Counter>,
 }
 
 impl Default for Telemetry {
@@ -94,10 +98,16 @@ impl Telemetry {
             risk_refusals: Family::default(),
             batch_sizes: Family::new_with_constructor(|| Histogram::new(exponential_buckets(1.0, 2.0, 8))),
             alert_deliveries: Family::default(),
+            notifications_dropped: Family::default(),
         };
         {
             let mut r = t.registry.lock().expect("fresh registry");
             r.register("bars", "Bars the ML manager processed", t.bars.clone());
+            r.register(
+                "notifications_dropped",
+                "botai_signals notifications naming nothing this engine can act on (no such signal, no signal id)",
+                t.notifications_dropped.clone(),
+            );
             r.register("predictions", "Model predictions", t.predictions.clone());
             r.register("skipped_bars", "Bars skipped (gaps, invalid data, model errors)", t.skipped_bars.clone());
             r.register("signals", "Signal registrations by verdict", t.signals.clone());

@@ -30,6 +30,7 @@ use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB, Uuid};
 
+use crate::amounts::{self, Sign};
 use crate::json::{self, ClientJson};
 
 use crate::clock;
@@ -40,21 +41,6 @@ use crate::statements::{reading, writing, Statement};
 
 /// Longest reservation TTL accepted.
 const MAX_TTL_MICROS: i128 = 24 * 3600 * 1_000_000;
-
-/// A finite numeric, at least zero (or above zero when `positive`).
-fn amount(argument: &'static str, value: Option<AnyNumeric>, positive: bool) -> Result<AnyNumeric> {
-    let v = required(value, argument)?;
-    let text = v.to_string();
-    if matches!(text.as_str(), "NaN" | "Infinity" | "-Infinity") {
-        return Err(BotaiError::invalid(argument, format!("must be a finite number, not {text}")));
-    }
-    let zero = AnyNumeric::from(0);
-    if v < zero || (positive && v == zero) {
-        let what = if positive { "positive" } else { "zero or more" };
-        return Err(BotaiError::invalid(argument, format!("must be {what} (got {text})")));
-    }
-    Ok(v)
-}
 
 fn margin() -> f64 {
     gucs::BALANCE_SAFETY_MARGIN.get()
@@ -264,6 +250,19 @@ fn botai_update_balance_skew(
         Ok(_) => BotaiError::invalid("clock_skew", "must be between 0 and 1 hour").raise("botai_update_balance"),
         Err(e) => e.raise("botai_update_balance"),
     };
+    if let Some(name) = exchange {
+        let server = gucs::BALANCE_CLOCK_SKEW.get();
+        if skew < server && !gucs::same_clock(name.trim()) {
+            BotaiError::invalid(
+                "clock_skew",
+                format!(
+                    "{skew} s is below the server's botai.balance_clock_skew ({server} s): only an exchange listed in \
+                     botai.balance_same_clock_exchanges (set by the server's owner) reports on the database's clock"
+                ),
+            )
+            .raise("botai_update_balance");
+        }
+    }
     update_balance(exchange, asset, total, available, locked, as_of, Some(skew)).or_raise("botai_update_balance")
 }
 
@@ -278,9 +277,9 @@ fn update_balance(
 ) -> Result<bool> {
     let exchange = names::exchange(required(exchange, "exchange")?)?;
     let asset = names::asset(required(asset, "asset")?)?;
-    let total = amount("total", total, false)?;
-    let available = amount("available", available, false)?;
-    let locked = amount("locked", locked, false)?;
+    let total = amounts::arg("total", total, Sign::NonNegative)?;
+    let available = amounts::arg("available", available, Sign::NonNegative)?;
+    let locked = amounts::arg("locked", locked, Sign::NonNegative)?;
     if available > total {
         return Err(BotaiError::invalid("available", format!("{available} is more than total {total}")));
     }
@@ -288,6 +287,9 @@ fn update_balance(
     let as_of_time = clock::finite("as_of", as_of_value)?;
     if as_of_time > clock::to_chrono(clock::transaction_start()) + chrono::Duration::seconds(60) {
         return Err(BotaiError::invalid("as_of", "is more than 60 seconds in the future"));
+    }
+    if as_of_time < chrono::DateTime::UNIX_EPOCH {
+        return Err(BotaiError::invalid("as_of", "is before 1970: no venue reported a balance then"));
     }
     writing(|client| {
         // Snapshots of one balance are stored one at a time (a lock of their
@@ -352,7 +354,7 @@ fn botai_check_balance_availability(
 fn check(exchange: Option<&str>, asset: Option<&str>, value: Option<AnyNumeric>) -> Result<(bool, Option<String>)> {
     let exchange = names::exchange(required(exchange, "exchange")?)?;
     let asset = names::asset(required(asset, "asset")?)?;
-    let value = amount("amount", value, true)?;
+    let value = amounts::arg("amount", value, Sign::Positive)?;
     let free: Option<AnyNumeric> = reading(|client| {
         Ok::<_, BotaiError>(FREE.read_one(client, &[exchange.as_str().into(), asset.as_str().into()])?)
     })?;
@@ -401,7 +403,7 @@ fn reserve(
     let metadata = json::arg(metadata, "metadata")?;
     let exchange = names::exchange(required(exchange, "exchange")?)?;
     let asset = names::asset(required(asset, "asset")?)?;
-    let value = amount("amount", value, true)?;
+    let value = amounts::arg("amount", value, Sign::Positive)?;
     let purpose = names::name("purpose", required(purpose, "purpose")?)?;
     if let Some(JsonB(m)) = &metadata {
         if !m.is_object() {
@@ -536,7 +538,7 @@ fn botai_commit_reservation(reservation_id: Option<Uuid>, amount: default!(Optio
 
 fn commit(reservation_id: Option<Uuid>, used: Option<AnyNumeric>) -> Result<bool> {
     let id = required(reservation_id, "reservation_id")?;
-    let used = used.map(|u| amount("amount", Some(u), true)).transpose()?;
+    let used = amounts::optional("amount", used, Sign::Positive)?;
     writing(|client| {
         let state = state(client, id)?;
         if state.expired_by_time {

@@ -21,6 +21,10 @@ pub enum BotaiError {
     /// P0002 no_data_found
     #[error("{0}")]
     NotFound(String),
+    /// 42501 insufficient_privilege: the caller's role may not do this
+    /// with these arguments (roles.rs).
+    #[error("{0}")]
+    Denied(String),
     /// 55006 object_in_use
     #[error("{0}")]
     InUse(String),
@@ -56,6 +60,19 @@ pub enum BotaiError {
 
 pub type Result<T> = std::result::Result<T, BotaiError>;
 
+/// The longest error message botai raises, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// `message`, cut at [`MAX_MESSAGE_CHARS`] characters (saying so).
+pub fn bounded(message: String) -> String {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
+        return message;
+    }
+    let mut cut: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    cut.push_str("… (message cut)");
+    cut
+}
+
 impl BotaiError {
     pub fn invalid(argument: &str, message: impl Into<String>) -> Self {
         BotaiError::Input(InputError::invalid(argument, message))
@@ -64,11 +81,13 @@ impl BotaiError {
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         use PgSqlErrorCode::*;
         match self {
+            BotaiError::Input(InputError::OutOfRange { .. }) => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             BotaiError::Input(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             BotaiError::Null { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
             BotaiError::OutOfRange(_) => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             BotaiError::NotFound(_) => ERRCODE_NO_DATA_FOUND,
             BotaiError::InUse(_) => ERRCODE_OBJECT_IN_USE,
+            BotaiError::Denied(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             BotaiError::WrongState(_) | BotaiError::StaleSql { .. } | BotaiError::NotPreloaded => {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
@@ -80,9 +99,11 @@ impl BotaiError {
     }
 
     /// Raises the error in PostgreSQL (ERROR level: the statement and its
-    /// writes are rolled back).
+    /// writes are rolled back). The message is cut at [`MAX_MESSAGE_CHARS`]:
+    /// one that quotes a hostile argument must not write megabytes to the
+    /// server log on every call.
     pub fn raise(self, function: &'static str) -> ! {
-        let mut report = ErrorReport::new(self.sqlstate(), format!("{function}: {self}"), function);
+        let mut report = ErrorReport::new(self.sqlstate(), bounded(format!("{function}: {self}")), function);
         if let BotaiError::SharedMemoryFull { hint, .. } | BotaiError::Limit { hint, .. } = &self {
             report = report.set_hint(hint.clone());
         }

@@ -307,9 +307,10 @@ BEGIN
         RAISE EXCEPTION 'botai_alert_channel: channel "%" must be 1 to 32 lowercase letters, digits or _, starting with a letter',
             channel USING ERRCODE = '22023';
     END IF;
-    SELECT array_agg(DISTINCT t ORDER BY t) INTO unknown FROM unnest(triggers) t WHERE t IS NULL OR NOT t = ANY (known);
+    SELECT array_agg(DISTINCT left(t, 64) ORDER BY left(t, 64)) INTO unknown
+    FROM unnest(triggers) t WHERE t IS NULL OR NOT t = ANY (known);
     IF unknown IS NOT NULL THEN
-        RAISE EXCEPTION 'botai_alert_channel: unknown trigger(s) % for channel "%"', unknown, channel
+        RAISE EXCEPTION 'botai_alert_channel: unknown trigger(s) % for channel "%"', left(unknown::text, 200), channel
             USING ERRCODE = '22023', HINT = 'known triggers: ' || array_to_string(known, ', ');
     END IF;
     INSERT INTO botai.alert_channels AS c (channel, triggers, enabled)
@@ -348,18 +349,25 @@ BEGIN
     IF lease <= interval '0' OR lease > interval '1 hour' THEN
         RAISE EXCEPTION 'botai_alert_claim: lease % is not between 0 and 1 hour', lease USING ERRCODE = '22023';
     END IF;
+    -- Most urgent first: openings of critical alerts, the newest first (what
+    -- is breaking now), then every other event in the order it happened.
     RETURN QUERY
     WITH due AS (
-        SELECT d.event_id FROM botai.alert_deliveries d
+        SELECT d.event_id, (a.severity = 'critical' AND e.event = 'opened') AS urgent
+        FROM botai.alert_deliveries d
+        JOIN botai.alert_events e ON e.event_id = d.event_id
+        JOIN botai.alerts a ON a.alert_id = e.alert_id
         WHERE d.channel = botai_alert_claim.channel AND d.status = 'pending' AND d.next_attempt_at <= now()
           AND (d.claimed_until IS NULL OR d.claimed_until <= now())
-        ORDER BY d.event_id LIMIT max_events
-        FOR UPDATE SKIP LOCKED),
+        ORDER BY (a.severity = 'critical' AND e.event = 'opened') DESC,
+                 CASE WHEN a.severity = 'critical' AND e.event = 'opened' THEN -d.event_id ELSE d.event_id END
+        LIMIT max_events
+        FOR UPDATE OF d SKIP LOCKED),
     claimed AS (
         UPDATE botai.alert_deliveries d
            SET claimed_by = claimer, claimed_until = now() + lease, attempts = d.attempts + 1
           FROM due WHERE d.event_id = due.event_id AND d.channel = botai_alert_claim.channel
-        RETURNING d.event_id, d.attempts)
+        RETURNING d.event_id, d.attempts, due.urgent)
     SELECT c.event_id, c.attempts,
            to_jsonb(a) || jsonb_build_object('event', e.event, 'event_id', e.event_id, 'occurred_at', e.occurred_at,
                                              'kind', r.kind)
@@ -367,13 +375,14 @@ BEGIN
     JOIN botai.alert_events e ON e.event_id = c.event_id
     JOIN botai.alerts a ON a.alert_id = e.alert_id
     JOIN botai.alert_rules r ON r.rule = a.rule
-    ORDER BY c.event_id;
+    ORDER BY c.urgent DESC, CASE WHEN c.urgent THEN -c.event_id ELSE c.event_id END;
 END
 $$;
 COMMENT ON FUNCTION botai_alert_claim(text, text, integer, interval) IS
-    'Claims up to max_events due deliveries of a channel, oldest first, for lease (other deliverers skip them until '
-    'it ends: a deliverer that dies mid-send gives them back then). Each row: the event, how many attempts it is on '
-    '(this one included), and the alert as it is in botai.alerts with its event.';
+    'Claims up to max_events due deliveries of a channel for lease (other deliverers skip them until it ends: a '
+    'deliverer that dies mid-send gives them back then), the openings of critical alerts first (newest first), then '
+    'the rest in the order they happened. Each row: the event, how many attempts it is on (this one included), and '
+    'the alert as it is in botai.alerts with its event.';
 
 CREATE FUNCTION botai_alert_delivered(event_id bigint, channel text, claimer text) RETURNS boolean
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -383,12 +392,21 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
            SET status = 'delivered', delivered_at = now(), claimed_until = NULL, last_error = NULL
          WHERE d.event_id = botai_alert_delivered.event_id AND d.channel = botai_alert_delivered.channel
            AND d.status = 'pending' AND d.claimed_by = claimer
+        RETURNING 1),
+    -- The channel takes events again: what waits for a later attempt after
+    -- its failures is due now (its deliverer collapses a backlog into one
+    -- summary rather than trickling it out over the backoff).
+    backlog AS ( -- a data-modifying WITH runs whether or not it is read
+        UPDATE botai.alert_deliveries d SET next_attempt_at = now()
+         WHERE d.channel = botai_alert_delivered.channel AND d.status = 'pending' AND d.next_attempt_at > now()
+           AND d.attempts > 0 AND EXISTS (SELECT 1 FROM done)
         RETURNING 1)
     SELECT EXISTS (SELECT 1 FROM done);
 $$;
 COMMENT ON FUNCTION botai_alert_delivered(bigint, text, text) IS
-    'The channel accepted the event: it is never sent again. False when the delivery is no longer this claimer''s '
-    '(its lease ran out and another deliverer took it) or was already delivered.';
+    'The channel accepted the event: it is never sent again, and the channel''s deliveries waiting for a later attempt '
+    'after failures are due now. False when the delivery is no longer this claimer''s (its lease ran out and another '
+    'deliverer took it) or was already delivered.';
 
 CREATE FUNCTION botai_alert_failed(event_id bigint, channel text, claimer text, error text, retry_in interval)
 RETURNS boolean
@@ -469,7 +487,9 @@ BEGIN
       INTO doc
       FROM botai.components_status s WHERE s.component = btrim(botai_component_health.component);
     IF doc IS NULL THEN
-        RAISE EXCEPTION 'botai_component_health: no component named "%"', component USING ERRCODE = 'P0002';
+        RAISE EXCEPTION 'botai_component_health: no component named "%"%', left(component, 64),
+            CASE WHEN length(component) > 64 THEN format('… (%s characters)', length(component)) ELSE '' END
+            USING ERRCODE = 'P0002';
     END IF;
     RETURN doc;
 END
@@ -558,6 +578,48 @@ COMMENT ON FUNCTION botai_unhandled_signals(interval, integer) IS
 -------------------------------------------------------------------------------
 -- Risk: the position book with its open orders, the day's P&L
 -------------------------------------------------------------------------------
+-- A position's unrealised P&L at its last price; NULL (unknown) when a figure
+-- is outside botai's amounts (stored before 0.7.0 refused them at the door),
+-- so that one absurd row cannot make a view, or a rule reading it, fail for
+-- every account.
+CREATE FUNCTION botai.unrealized(qty numeric, avg_entry numeric, last_price numeric) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN abs(qty) < 1e16 AND abs(avg_entry) < 1e16 AND abs(last_price) < 1e16
+                THEN qty * (last_price - avg_entry) END;
+$$;
+-- What is in force: the strictest of the operator's switch and the open,
+-- unacknowledged alerts of rules that halt (daily_loss). Such an alert holds
+-- trading halted from the round that opens it until it resolves, or until
+-- an operator acknowledges it (botai_resume … acknowledge): nothing has to
+-- be written for it, so no lock a client holds can keep it from force.
+CREATE VIEW botai.trading_state AS
+WITH held AS (
+    SELECT bool_or(a.action = 'halt') AS halt,
+           bool_or(a.action = 'reduce_only') AS reduce_only,
+           array_agg(a.alert_id ORDER BY a.alert_id) AS alerts,
+           string_agg(format('alert rule %s (%s) fired on %s (alert %s; acknowledge it to resume)', a.rule,
+                             r.kind, left(a.subject, 64), a.alert_id), '; ' ORDER BY a.alert_id) AS why,
+           max(a.opened_at) AS since
+    FROM botai.alerts a JOIN botai.alert_rules r ON r.rule = a.rule
+    WHERE a.status = 'open' AND a.action IN ('halt', 'reduce_only') AND a.acknowledged_at IS NULL),
+effective AS (
+    SELECT s.*, h.alerts, h.why, h.since,
+           CASE WHEN s.mode = 'halted' OR coalesce(h.halt, false) THEN 'halted'
+                WHEN s.mode = 'reduce_only' OR coalesce(h.reduce_only, false) THEN 'reduce_only'
+                ELSE 'active' END AS in_force
+    FROM botai.trading_switch s CROSS JOIN held h)
+SELECT e.in_force AS mode,
+       CASE WHEN e.in_force = e.mode THEN e.reason ELSE e.why END AS reason,
+       CASE WHEN e.in_force = e.mode THEN e.changed_by ELSE 'botai monitor' END AS changed_by,
+       CASE WHEN e.in_force = e.mode THEN e.changed_at ELSE e.since END AS changed_at,
+       e.mode AS switch_mode,
+       coalesce(e.alerts, '{}') AS halting_alerts
+FROM effective e;
+COMMENT ON VIEW botai.trading_state IS
+    'The trading state in force, which botai_reserve_order and botai_send_permit obey: the strictest of the operator''s '
+    'switch (botai.trading_switch, switch_mode) and the open alerts of rules whose action is halt or reduce_only that no '
+    'operator acknowledged (halting_alerts). changed_by is ''botai monitor'' while such an alert is what holds trading.';
+
 CREATE VIEW botai.pnl_today AS
 SELECT e.exchange,
        coalesce(f.realized_pnl, 0) AS realized_pnl,
@@ -571,7 +633,7 @@ LEFT JOIN (SELECT exchange, sum(coalesce(realized_pnl, 0)) AS realized_pnl, sum(
            FROM botai.orders
            WHERE status = 'filled' AND finished_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
            GROUP BY exchange) f ON f.exchange = e.exchange
-LEFT JOIN (SELECT exchange, sum(qty * (last_price - avg_entry)) AS unrealized_pnl
+LEFT JOIN (SELECT exchange, sum(botai.unrealized(qty, avg_entry, last_price)) AS unrealized_pnl
            FROM botai.positions WHERE qty <> 0 GROUP BY exchange) u ON u.exchange = e.exchange;
 COMMENT ON VIEW botai.pnl_today IS
     'Per exchange account, the UTC day so far: realised P&L and fees of the day''s fills (quote currency), the open '
@@ -587,8 +649,8 @@ COMMENT ON VIEW botai.pending_orders IS
 
 CREATE VIEW botai.positions_status AS
 SELECT p.exchange, p.symbol, p.qty, p.avg_entry, p.last_price,
-       abs(p.qty) * p.last_price AS notional,
-       CASE WHEN p.qty <> 0 THEN p.qty * (p.last_price - p.avg_entry) ELSE 0 END AS unrealized_pnl,
+       CASE WHEN abs(p.qty) < 1e16 AND p.last_price < 1e16 THEN abs(p.qty) * p.last_price END AS notional,
+       CASE WHEN p.qty <> 0 THEN botai.unrealized(p.qty, p.avg_entry, p.last_price) ELSE 0 END AS unrealized_pnl,
        p.realized_pnl, p.fees, p.trades, coalesce(o.open_orders, 0) AS open_orders,
        coalesce(o.pending_qty, 0) AS pending_qty, p.opened_at, p.updated_at
 FROM botai.positions p
@@ -611,13 +673,21 @@ COMMENT ON FUNCTION botai_send_done() IS
 COMMENT ON FUNCTION botai_halt(text, text) IS
     'The kill switch: no order is sent after this commits. Waits (up to botai.halt_wait, 30 s) for the orders already '
     'permitted to be answered. mode ''halted'' (default) or ''reduce_only''.';
-COMMENT ON FUNCTION botai_resume(text) IS 'Lifts a halt or the reduce-only state.';
+COMMENT ON FUNCTION botai_resume(text, bigint[]) IS
+    'Lifts the operator''s halt or reduce-only state (botai.trading_switch). While an alert of a rule that halts '
+    '(daily_loss) is open, it holds trading halted: resuming then needs each such alert acknowledged in the call '
+    '(acknowledge => ARRAY[alert_id]), recorded on the alert with who, when and why; otherwise refused (55000) naming '
+    'them. For the operator role only.';
+COMMENT ON FUNCTION botai_mark_price(text, text, numeric) IS
+    'A market price of a symbol (ticker, last trade, the venue''s mark) for the position''s unrealised P&L and exposure. '
+    'The only price besides fills that marks a position: an order''s own price never does. True when a position was marked.';
 COMMENT ON FUNCTION botai_update_balance(text, text, numeric, numeric, numeric, timestamptz, interval) IS
     'botai_update_balance from a caller that knows how far as_of''s clock can be from the database''s: commits older '
     'than as_of minus clock_skew retire (instead of botai.balance_clock_skew).';
 COMMENT ON FUNCTION botai_position_reconcile(text, text, numeric, numeric) IS
-    'What the venue says a position is: with no order of the symbol open, the book takes the venue''s quantity. '
-    'Returns venue minus book (0 when they agree), NULL while orders are open.';
+    'What the venue says a position is: with no order of the symbol open, the book takes the venue''s quantity. A '
+    'position the book takes on (from flat, or reversed) needs the venue''s entry price (refused with 22023 without '
+    'one). Returns venue minus book (0 when they agree), NULL while orders are open.';
 
 -------------------------------------------------------------------------------
 -- The per-order hot path plans its statements once per session. Each of

@@ -26,8 +26,19 @@ pub static HALT_WAIT: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static MONITOR_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static MONITOR_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+pub static BALANCE_SAME_CLOCK_EXCHANGES: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(Some(c"paper"));
 pub static MONITOR_LAUNCHER_DATABASE: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(Some(c"postgres"));
+
+/// Whether the server's owner declared `exchange` to report balances on
+/// the database's own clock (botai.balance_same_clock_exchanges).
+pub fn same_clock(exchange: &str) -> bool {
+    BALANCE_SAME_CLOCK_EXCHANGES
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .is_some_and(|list| list.split(',').any(|e| e.trim().eq_ignore_ascii_case(exchange)))
+}
 
 /// The database the monitor launcher connects to.
 pub fn monitor_launcher_database() -> String {
@@ -138,6 +149,14 @@ pub fn init() {
         3600.0,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"botai.balance_same_clock_exchanges",
+        c"Exchanges (comma-separated) whose balance snapshots are stamped with the database's own clock: only for these may botai_update_balance state a clock_skew below botai.balance_clock_skew.",
+        c"botai's paper exchange by default. The skew protects the funds guarantee, so the server's owner decides it, not the component that reports balances.",
+        &BALANCE_SAME_CLOCK_EXCHANGES,
+        GucContext::Suset,
+        GucFlags::empty(),
     );
     GucRegistry::define_int_guc(
         c"botai.halt_wait",

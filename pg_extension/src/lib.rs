@@ -4,6 +4,7 @@
 
 use pgrx::prelude::*;
 
+mod amounts;
 mod balances;
 mod clock;
 mod error;
@@ -16,6 +17,7 @@ mod ratelimit;
 mod ratelimit_state;
 mod release;
 mod risk;
+mod roles;
 mod shmem;
 mod signals;
 mod standby;

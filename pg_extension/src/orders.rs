@@ -12,6 +12,7 @@ use botai_core::names;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB};
 
+use crate::amounts;
 use crate::json::{self, ClientJson};
 use crate::locks;
 
@@ -299,16 +300,38 @@ fn finish(
     let Some(object) = details.as_object() else {
         return Err(BotaiError::invalid("details", "must be a JSON object"));
     };
+    // The amounts the statement below stores (and the position book takes)
+    // must be botai's amounts: a forged 1e200 fill would otherwise reach
+    // every reader and rule.
     for key in ["qty", "net_qty", "price", "notional", "fee", "fee_quote"] {
         if let Some(v) = object.get(key) {
-            let ok = match v {
-                serde_json::Value::Null => true,
-                serde_json::Value::Number(n) => n.as_f64().is_some_and(f64::is_finite),
-                serde_json::Value::String(s) => s.parse::<f64>().is_ok_and(f64::is_finite),
-                _ => false,
-            };
-            if !ok {
-                return Err(BotaiError::invalid("details", format!("{key} must be a finite number, not {v}")));
+            amounts::json(&format!("details.{key}"), v)?;
+        }
+    }
+    // The other typed keys the statement reads: an integer code, a uuid.
+    match object.get("ret_code") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(v) => {
+            let code = v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
+            if code.is_none_or(|c| i32::try_from(c).is_err()) {
+                return Err(BotaiError::invalid(
+                    "details",
+                    format!(
+                        "ret_code must be a whole number of 32 bits, not {}",
+                        botai_core::amount::quoted(&v.to_string())
+                    ),
+                ));
+            }
+        }
+    }
+    match object.get("reservation_id") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(v) => {
+            if v.as_str().is_none_or(|s| uuid::Uuid::parse_str(s).is_err()) {
+                return Err(BotaiError::invalid(
+                    "details",
+                    format!("reservation_id must be a uuid, not {}", botai_core::amount::quoted(&v.to_string())),
+                ));
             }
         }
     }
@@ -352,8 +375,14 @@ fn botai_unhandled_signals(
     SetOfIterator::new(unhandled(lookback, max_rows).or_raise("botai_unhandled_signals"))
 }
 
+/// The longest look back: ten years of signals.
+const MAX_LOOKBACK_MICROS: i128 = 10 * 366 * 24 * 3600 * 1_000_000;
+
 fn unhandled(lookback: Option<pgrx::datum::Interval>, max_rows: Option<i32>) -> Result<Vec<i64>> {
     let lookback = required(lookback, "lookback")?;
+    if lookback.as_micros() <= 0 || lookback.as_micros() > MAX_LOOKBACK_MICROS {
+        return Err(BotaiError::invalid("lookback", "must be longer than zero and at most ten years"));
+    }
     let max_rows = required(max_rows, "max_rows")?;
     if max_rows <= 0 {
         return Err(BotaiError::invalid("max_rows", format!("must be positive (got {max_rows})")));

@@ -441,6 +441,7 @@ fn botai_rate_acquire(
 ) -> f64 {
     crate::standby::ensure_primary().or_raise("botai_rate_acquire");
     let plan = plan(exchange, endpoint, weight).or_raise("botai_rate_acquire");
+    crate::roles::may_book(&plan.exchange).or_raise("botai_rate_acquire");
     let (at, _, now) = book(&plan, false).or_raise("botai_rate_acquire");
     (at - now.reference) as f64 / 1e6
 }
@@ -455,6 +456,7 @@ fn botai_rate_try_acquire(
 ) -> f64 {
     crate::standby::ensure_primary().or_raise("botai_rate_try_acquire");
     let plan = plan(exchange, endpoint, weight).or_raise("botai_rate_try_acquire");
+    crate::roles::may_book(&plan.exchange).or_raise("botai_rate_try_acquire");
     let (at, booked, now) = book(&plan, true).or_raise("botai_rate_try_acquire");
     if booked {
         0.0
@@ -480,6 +482,7 @@ fn penalize(exchange: Option<&str>, endpoint: Option<&str>, seconds: Option<f64>
         return Err(BotaiError::OutOfRange(format!("seconds: {seconds} is more than a day")));
     }
     let plan = plan(exchange, endpoint, Some(1))?;
+    crate::roles::may_book(&plan.exchange)?;
     let limiter = lock_to_write()?;
     let now = now(&limiter);
     let i = key_index(&limiter, &plan.exchange, &plan.keys[0], now.base)?;
@@ -531,6 +534,7 @@ fn observe(
     }
     let reset_at = reset_at.map(|t| clock::finite("reset_at", t).map(clock::from_chrono)).transpose()?;
     let plan = plan(exchange, endpoint, Some(1))?;
+    crate::roles::may_book(&plan.exchange)?;
     let key = &plan.keys[0];
     let limiter = lock_to_write()?;
     let now = now(&limiter);

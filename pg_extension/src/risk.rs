@@ -13,6 +13,13 @@
 //!   send gate in share mode (`botai_send_permit` … `botai_send_done`) from
 //!   the permit of an order until the venue's answer, and the halt takes the
 //!   gate exclusively. While a halt waits, new permits are refused.
+//! - Halts of alert rules (action `halt` or `reduce_only`, daily_loss as
+//!   seeded): the open alert itself holds trading halted, from the round
+//!   that opens it until it resolves, whatever the operator's switch
+//!   (botai.trading_switch) says and whoever holds that row's lock:
+//!   botai.trading_state is the strictest of the switch and those alerts.
+//!   Lifting such a halt before its condition clears takes an operator's
+//!   `botai_resume` with an explicit acknowledgement of the alert.
 //! - The position book (botai.positions) follows every recorded fill
 //!   (`apply_fill`, called by `botai_order_finish`).
 
@@ -20,19 +27,44 @@ use botai_core::names;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, Uuid};
 
+use crate::amounts::{self, Sign};
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::gucs;
 use crate::locks;
 use crate::statements::{writing, Statement};
 
+/// The trading state in force (botai.trading_state): the operator's switch
+/// and every open, unacknowledged alert of a rule whose action halts.
 static STATE: Statement = Statement::new("risk.state", "SELECT mode, coalesce(reason, '') FROM botai.trading_state");
+/// The state, and the order a permit is asked for (status, reserved?).
+static PERMIT_STATE: Statement = Statement::new(
+    "risk.permit_state",
+    "SELECT s.mode, coalesce(s.reason, ''), o.status, o.planned_qty IS NOT NULL \
+     FROM botai.trading_state s LEFT JOIN botai.orders o ON o.order_id = $1",
+);
 static SET_STATE: Statement = Statement::new(
     "risk.set_state",
-    "WITH old AS (SELECT mode FROM botai.trading_state FOR UPDATE) \
-     UPDATE botai.trading_state t SET mode = $1, reason = $2, changed_by = session_user, changed_at = now() \
+    "WITH old AS (SELECT mode FROM botai.trading_switch FOR UPDATE) \
+     UPDATE botai.trading_switch t SET mode = $1, reason = $2, changed_by = session_user, changed_at = now() \
      FROM old RETURNING old.mode, \
        pg_catalog.pg_notify('botai_trading_state', \
          jsonb_build_object('mode', $1, 'reason', $2, 'changed_by', session_user)::text) IS NULL",
+);
+/// The open alerts whose rule halts trading (action halt or reduce_only)
+/// and that nobody acknowledged: each holds trading halted while it is
+/// open, whatever the switch says. (alert_id, rule, subject, action, in
+/// $1 = acknowledged now).
+static HALTING_ALERTS: Statement = Statement::new(
+    "risk.halting_alerts",
+    "SELECT a.alert_id, a.rule, a.subject, a.action, a.alert_id = ANY ($1) FROM botai.alerts a \
+     WHERE a.status = 'open' AND a.action IN ('halt', 'reduce_only') AND a.acknowledged_at IS NULL \
+     ORDER BY a.alert_id FOR UPDATE",
+);
+/// Records an operator's acknowledgement of open alerts ($1), with who and why.
+static ACKNOWLEDGE: Statement = Statement::new(
+    "risk.acknowledge",
+    "UPDATE botai.alerts SET acknowledged_at = now(), acknowledged_by = session_user, acknowledgement = $2 \
+     WHERE alert_id = ANY ($1) AND status = 'open' AND acknowledged_at IS NULL RETURNING alert_id",
 );
 /// The sessions holding the send gate (for a halt that could not wait them out).
 static GATE_HOLDERS: Statement = Statement::new(
@@ -100,9 +132,11 @@ static PLAN: Statement = Statement::new(
     "risk.plan",
     "UPDATE botai.orders SET planned_qty = $2, planned_price = $3, reservation_id = $4 WHERE order_id = $1",
 );
+/// A market price marks a position (never an order's own limit price).
 static MARK_PRICE: Statement = Statement::new(
     "risk.mark_price",
-    "UPDATE botai.positions SET last_price = $3 WHERE exchange = $1 AND symbol = $2 AND last_price IS DISTINCT FROM $3",
+    "UPDATE botai.positions SET last_price = $3 WHERE exchange = $1 AND symbol = $2 AND last_price IS DISTINCT FROM $3 \
+     RETURNING true",
 );
 static PERMIT_ORDER: Statement = Statement::new(
     "risk.permit_order",
@@ -131,13 +165,14 @@ static POSITION_FILL: Statement = Statement::new(
                         WHEN abs($3) > abs(old.qty) THEN $4 \
                         ELSE old.avg_entry END, \
        realized_pnl = p.realized_pnl + CASE WHEN sign(old.qty) * sign($3) < 0 \
-                        THEN least(abs(old.qty), abs($3)) * ($4 - old.avg_entry) * sign(old.qty) ELSE 0 END, \
+                        THEN least(abs(old.qty), abs($3)) * ($4 - coalesce(old.avg_entry, $4)) * sign(old.qty) \
+                        ELSE 0 END, \
        fees = p.fees + $5, last_price = $4, trades = p.trades + 1, \
        opened_at = CASE WHEN old.qty = 0 OR sign(old.qty + $3) <> sign(old.qty) THEN now() ELSE p.opened_at END, \
        updated_at = now() \
      FROM old WHERE p.exchange = $1 AND p.symbol = $2 \
      RETURNING CASE WHEN sign(old.qty) * sign($3) < 0 \
-                 THEN least(abs(old.qty), abs($3)) * ($4 - old.avg_entry) * sign(old.qty) ELSE 0 END",
+                 THEN least(abs(old.qty), abs($3)) * ($4 - coalesce(old.avg_entry, $4)) * sign(old.qty) ELSE 0 END",
 );
 static ORDER_PNL: Statement =
     Statement::new("risk.order_pnl", "UPDATE botai.orders SET realized_pnl = $2 WHERE order_id = $1");
@@ -202,18 +237,67 @@ fn halt(reason: Option<&str>, mode: Option<&str>) -> Result<String> {
     })
 }
 
-/// Lifts a halt or the reduce-only state: engines trade again.
-#[pg_extern(volatile, security_definer)]
+/// Lifts a halt or the reduce-only state: engines trade again. 0.1.0 to
+/// 0.6.0 declared it with one argument; their install scripts still name
+/// this symbol, so it stays (without SQL of its own since 0.7.0).
+#[pg_extern(volatile, security_definer, sql = false)]
 #[search_path(pg_catalog, pg_temp)]
 fn botai_resume(reason: default!(Option<&str>, "'resumed by an operator'")) -> String {
-    resume(reason).or_raise("botai_resume")
+    resume(reason, None).or_raise("botai_resume")
 }
 
-fn resume(reason: Option<&str>) -> Result<String> {
+/// Lifts a halt or the reduce-only state. A halt that an alert rule
+/// imposed holds while its alert is open: resuming then needs the
+/// operator's explicit acknowledgement of each such alert
+/// (`acknowledge`, their alert ids), recorded on the alert with who, when
+/// and why. Only the operator role may call it.
+#[pg_extern(volatile, security_definer, name = "botai_resume")]
+#[search_path(pg_catalog, pg_temp)]
+fn botai_resume_acknowledging(
+    reason: default!(Option<&str>, "'resumed by an operator'"),
+    acknowledge: default!(Option<Vec<Option<i64>>>, "NULL"),
+) -> String {
+    let acknowledge = acknowledge.map(|ids| ids.into_iter().flatten().collect::<Vec<_>>());
+    resume(reason, acknowledge).or_raise("botai_resume")
+}
+
+fn resume(reason: Option<&str>, acknowledge: Option<Vec<i64>>) -> Result<String> {
     let reason = reason_arg(reason)?;
+    let acknowledge = acknowledge.unwrap_or_default();
     writing(|client| {
-        let was = SET_STATE.one::<String>(client, &["active".into(), reason.as_str().into()])?;
-        Ok(format!("active (was {})", was.unwrap_or_default()))
+        let (was, _) = trading_state(client)?;
+        let open = HALTING_ALERTS.run(client, &[acknowledge.clone().into()])?;
+        let mut unacknowledged = Vec::new();
+        for r in open {
+            let listed = r.get::<bool>(5)?.unwrap_or(false);
+            if !listed {
+                unacknowledged.push(format!(
+                    "alert {} (rule {} on {}, action {})",
+                    r.get::<i64>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    botai_core::amount::quoted(&r.get::<String>(3)?.unwrap_or_default()),
+                    r.get::<String>(4)?.unwrap_or_default(),
+                ));
+            }
+        }
+        if !unacknowledged.is_empty() {
+            return Err(BotaiError::WrongState(format!(
+                "trading is held by {} still open: acknowledge it to resume, e.g. SELECT botai_resume('why', \
+                 acknowledge => ARRAY[<alert id>]) as an operator (or `botai resume REASON --acknowledge ID`)",
+                unacknowledged.join(", ")
+            )));
+        }
+        let acknowledged = if acknowledge.is_empty() {
+            0
+        } else {
+            ACKNOWLEDGE.run(client, &[acknowledge.clone().into(), reason.as_str().into()])?.len()
+        };
+        SET_STATE.run(client, &["active".into(), reason.as_str().into()])?;
+        let acked = match acknowledged {
+            0 => String::new(),
+            n => format!("; {n} alert(s) acknowledged"),
+        };
+        Ok(format!("active (was {was}){acked}"))
     })
 }
 
@@ -221,7 +305,8 @@ fn resume(reason: Option<&str>) -> Result<String> {
 fn trading_state(client: &mut pgrx::spi::SpiClient<'_>) -> Result<(String, String)> {
     let state = STATE.run(client, &[])?;
     if state.is_empty() {
-        return Ok(("active".to_owned(), String::new()));
+        // The switch's one row deleted: nobody can say trading is allowed.
+        return Ok(("halted".to_owned(), "botai.trading_switch has no row".to_owned()));
     }
     let r = state.first();
     Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default()))
@@ -273,7 +358,23 @@ fn permit(order_id: Option<i64>) -> Result<Option<String>> {
         return Ok(Some("halting: an operator's halt is being committed".into()));
     }
     let verdict = writing(|client| {
-        let (mode, reason) = trading_state(client)?;
+        let rows = PERMIT_STATE.run(client, &[order_id.into()])?;
+        if rows.is_empty() {
+            return Ok(Some("halted: botai.trading_state has no row".into()));
+        }
+        let r = rows.first();
+        let (mode, reason) = (r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default());
+        let Some(status) = r.get::<String>(3)? else {
+            return Err(BotaiError::NotFound(format!("no order with order_id {order_id}")));
+        };
+        if status != "claimed" {
+            return Ok(Some(format!("order {order_id} is {status}: there is nothing to send")));
+        }
+        if !r.get::<bool>(4)?.unwrap_or(false) {
+            return Err(BotaiError::WrongState(format!(
+                "order {order_id} has no reservation (botai_reserve_order first)"
+            )));
+        }
         match mode.as_str() {
             "halted" => return Ok(Some(format!("halted: {reason}"))),
             "reduce_only" => {}
@@ -315,6 +416,26 @@ fn botai_send_done() -> bool {
     locks::release_share(locks::SEND_GATE_NS, 0, true)
 }
 
+/// A market price of `symbol` (a ticker, the last trade, the venue's mark)
+/// for the position book's unrealised P&L and exposure: the only way a
+/// price other than a fill's marks a position. An order's own price never
+/// does (a limit SELL far above the market would show a gain that is not
+/// there). True when a position of the symbol was marked.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn botai_mark_price(exchange: Option<&str>, symbol: Option<&str>, price: Option<AnyNumeric>) -> bool {
+    mark_price(exchange, symbol, price).or_raise("botai_mark_price")
+}
+
+fn mark_price(exchange: Option<&str>, symbol: Option<&str>, price: Option<AnyNumeric>) -> Result<bool> {
+    let exchange = names::exchange(required(exchange, "exchange")?)?;
+    let symbol = names::name("symbol", required(symbol, "symbol")?)?;
+    let price = amounts::arg("price", price, Sign::Positive)?;
+    writing(|client| {
+        Ok(MARK_PRICE.one::<bool>(client, &[exchange.as_str().into(), symbol.into(), price.into()])?.unwrap_or(false))
+    })
+}
+
 /// Reserves an order: checks the trading state and the risk limits,
 /// reserves `amount` of `asset` (for `ttl` past the furthest moment a
 /// booking can have) and books the rate slot of (exchange, `endpoint`),
@@ -348,15 +469,6 @@ fn botai_reserve_order(
     TableIterator::once(row)
 }
 
-fn positive(argument: &'static str, value: Option<AnyNumeric>) -> Result<AnyNumeric> {
-    let v = required(value, argument)?;
-    let text = v.to_string();
-    if matches!(text.as_str(), "NaN" | "Infinity" | "-Infinity") || v <= AnyNumeric::from(0) {
-        return Err(BotaiError::invalid(argument, format!("must be a positive finite number (got {text})")));
-    }
-    Ok(v)
-}
-
 type Reserved = (Option<Uuid>, Option<pgrx::datum::TimestampWithTimeZone>, Option<String>);
 
 #[allow(clippy::too_many_arguments)]
@@ -373,17 +485,13 @@ fn reserve_order(
 ) -> Result<Reserved> {
     let order_id = required(order_id, "order_id")?;
     let engine = names::name("engine", required(engine, "engine")?)?;
-    let qty = positive("qty", qty)?;
-    let price = positive("price", price)?;
+    let qty = amounts::arg("qty", qty, Sign::Positive)?;
+    let price = amounts::arg("price", price, Sign::Positive)?;
     let asset = names::asset(required(asset, "asset")?)?;
-    let amount = positive("amount", amount)?;
+    let amount = amounts::arg("amount", amount, Sign::Positive)?;
     let ttl = required(ttl, "ttl")?;
     let endpoint = names::name("endpoint", required(endpoint, "endpoint")?)?;
-    if let Some(t) = &target {
-        if matches!(t.to_string().as_str(), "NaN" | "Infinity" | "-Infinity") {
-            return Err(BotaiError::invalid("target", format!("must be a finite number (got {t})")));
-        }
-    }
+    let target = amounts::optional("target", target, Sign::Any)?;
     let refuse = |why: String| Ok((None, None, Some(why)));
     writing(|client| {
         let order = ORDER.run(client, &[order_id.into(), engine.into()])?;
@@ -408,7 +516,6 @@ fn reserve_order(
             // Every reservation of this account waits here for the one
             // before it to commit, then sees its order among the open ones.
             locks::xact_lock(locks::RISK_NS, locks::name_key(&[exchange.as_str()]));
-            MARK_PRICE.run(client, &[exchange.as_str().into(), symbol.as_str().into(), price.clone().into()])?;
             let rows = EXPOSURE.run(client, &[exchange.as_str().into(), symbol.as_str().into(), order_id.into()])?;
             let r = rows.first();
             let max_position = r.get::<AnyNumeric>(1)?;
@@ -524,23 +631,6 @@ pub fn apply_fill(
     Ok(())
 }
 
-/// The monitor's own halt (a daily loss limit reached): sets the state at
-/// once, without waiting for the sends in flight (the monitor never waits
-/// on a client); an operator's halt or reduce-only already in force stays.
-pub fn monitor_halt(mode: &str, reason: &str) -> std::result::Result<(), pgrx::spi::SpiError> {
-    Spi::run_with_args(
-        "UPDATE botai.trading_state SET mode = $1, reason = $2, changed_by = 'botai monitor', changed_at = now() \
-         WHERE mode = 'active' OR (mode = 'reduce_only' AND $1 = 'halted')",
-        &[mode.into(), reason.into()],
-    )?;
-    Spi::run_with_args(
-        "SELECT pg_catalog.pg_notify('botai_trading_state', \
-           jsonb_build_object('mode', mode, 'reason', reason, 'changed_by', changed_by)::text) \
-         FROM botai.trading_state",
-        &[],
-    )
-}
-
 static OPEN_ORDERS: Statement = Statement::new(
     "risk.open_orders",
     "SELECT count(*) FROM botai.orders WHERE exchange = $1 AND symbol = $2 AND status = 'claimed' \
@@ -583,15 +673,8 @@ fn reconcile(
 ) -> Result<Option<AnyNumeric>> {
     let exchange = names::exchange(required(exchange, "exchange")?)?;
     let symbol = names::name("symbol", required(symbol, "symbol")?)?;
-    let qty = required(qty, "qty")?;
-    if matches!(qty.to_string().as_str(), "NaN" | "Infinity" | "-Infinity") {
-        return Err(BotaiError::invalid("qty", format!("must be a finite number (got {qty})")));
-    }
-    if let Some(p) = &price {
-        if matches!(p.to_string().as_str(), "NaN" | "Infinity" | "-Infinity") || *p <= AnyNumeric::from(0) {
-            return Err(BotaiError::invalid("price", format!("must be a positive finite number (got {p})")));
-        }
-    }
+    let qty = amounts::arg("qty", qty, Sign::Any)?;
+    let price = amounts::optional("price", price, Sign::Positive)?;
     locks::xact_lock(locks::RISK_NS, locks::name_key(&[exchange.as_str()]));
     writing(|client| {
         let args = [exchange.as_str().into(), symbol.into()];
@@ -600,8 +683,22 @@ fn reconcile(
         }
         POSITION_ROW.run(client, &args)?;
         let book = BOOK_QTY.one::<AnyNumeric>(client, &args)?.unwrap_or_else(|| 0.into());
-        let correction = qty.clone() - book;
-        if correction != AnyNumeric::from(0) {
+        let correction = qty.clone() - book.clone();
+        let zero = AnyNumeric::from(0);
+        // A position the book takes on (from flat, or reversed) is entered
+        // at the venue's price: without one its entry would be unknown, and
+        // the fill that closes it could not be booked.
+        let opens = qty != zero && (book == zero || (qty > zero) != (book > zero));
+        if opens && price.is_none() {
+            return Err(BotaiError::invalid(
+                "price",
+                format!(
+                    "the venue's {symbol} position of {qty} is one the book does not have ({book}): it is entered at \
+                     the venue's entry price, which must be given"
+                ),
+            ));
+        }
+        if correction != zero {
             BOOK_SET.run(client, &[exchange.as_str().into(), symbol.into(), qty.into(), price.into()])?;
         }
         Ok(Some(correction))

@@ -257,7 +257,7 @@ CREATE TABLE botai.alert_rules (
     rule            text    PRIMARY KEY CHECK (length(rule) BETWEEN 1 AND 64),
     kind            text    NOT NULL CHECK (kind IN ('heartbeat_timeout', 'high_error_rate', 'memory_usage',
                                                      'worker_offline', 'low_balance', 'rate_limit_exceeded',
-                                                     'daily_loss', 'critical_error')),
+                                                     'daily_loss', 'critical_error', 'notify_queue')),
     threshold       float8  NOT NULL,
     window_seconds  float8  NOT NULL DEFAULT 60 CHECK (window_seconds > 0),
     severity        text    NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
@@ -287,7 +287,9 @@ INSERT INTO botai.alert_rules (rule, kind, threshold, window_seconds, severity, 
     ('daily_loss',          'daily_loss',            0, 60, 'critical', 'halt',   '{}',
      'An exchange account lost at least its max_daily_loss today (botai.risk_limits, symbol ''*''; UTC day, realised minus fees plus unrealised): trading is halted'),
     ('critical_error',      'critical_error',        0, 300, 'critical', 'notify', '{}',
-     'A component reported more than threshold critical errors (botai_report_error(..., true)) within window_seconds');
+     'A component reported more than threshold critical errors (botai_report_error(..., true)) within window_seconds'),
+    ('notify_queue',        'notify_queue',          5, 60, 'critical', 'notify', '{}',
+     'The cluster''s NOTIFY queue is more than threshold percent full (pg_notification_queue_usage()): a session that LISTENs inside a transaction it never ends holds it; when it is full every NOTIFY, and so every signal, fails');
 
 CREATE TABLE botai.alerts (
     alert_id     bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -300,9 +302,21 @@ CREATE TABLE botai.alerts (
     last_seen_at timestamptz NOT NULL DEFAULT now(),
     resolved_at  timestamptz,
     value        float8,
-    details      jsonb
+    details      jsonb,
+    -- 0.7.0: an operator took note of the alert (botai_resume … acknowledge).
+    acknowledged_at  timestamptz,
+    acknowledged_by  text,
+    acknowledgement  text
 );
 CREATE UNIQUE INDEX alerts_one_open_idx ON botai.alerts (rule, subject) WHERE status = 'open';
+-- The open alerts that hold trading halted (botai.trading_state): read by
+-- every reservation and send permit, empty almost always.
+CREATE INDEX alerts_halting_idx ON botai.alerts (alert_id)
+    WHERE status = 'open' AND action IN ('halt', 'reduce_only') AND acknowledged_at IS NULL;
+COMMENT ON COLUMN botai.alerts.acknowledged_at IS
+    'When an operator acknowledged the open alert (botai_resume(reason, acknowledge => ARRAY[alert_id])), '
+    'acknowledged_by who (the session''s login) and acknowledgement why. An acknowledged alert of a rule that halts no '
+    'longer holds trading halted.';
 
 -- Delivery of alerts to people (0.5.0): every open and resolve is an event;
 -- each event is owed once to every channel registered when it happened.
@@ -324,9 +338,11 @@ CREATE TABLE botai.alert_channels (
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE botai.alert_channels IS
-    'Where alerts go (telegram, email, webhook), registered by the daemons that deliver them '
-    '(botai_alert_channel): an event is owed to each enabled channel whose triggers match it '
-    '(botai.alert_triggers), from the channel''s registration on.';
+    'Where alerts go (log, telegram, email, webhook), registered by an operator (botai_alert_channel; `botai alerts '
+    'apply`): an event is owed to each enabled channel whose triggers match it (botai.alert_triggers), from the '
+    'channel''s registration on. The daemons deliver the channels they have the secrets of.';
+-- Every daemon that delivers alerts writes them to its log: owed from the start.
+INSERT INTO botai.alert_channels (channel, triggers) VALUES ('log', '{*}');
 
 CREATE TABLE botai.alert_deliveries (
     event_id        bigint      NOT NULL REFERENCES botai.alert_events ON DELETE CASCADE,
@@ -350,25 +366,29 @@ CREATE TABLE botai.rule_status (
     rule              text        PRIMARY KEY REFERENCES botai.alert_rules ON UPDATE CASCADE ON DELETE CASCADE,
     last_evaluated_at timestamptz NOT NULL,
     last_error        text,
-    last_error_at     timestamptz
+    last_error_at     timestamptz,
+    failed_rounds     integer     NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE botai.rule_status IS
-    'Written by the monitor after every evaluation: last_error is set while a rule fails (a bad row), NULL when it works.';
+    'Written by the monitor after every evaluation: last_error is set while a rule fails (a bad row), NULL when it works; '
+    'failed_rounds counts the rounds in a row it failed (from 3 on, the monitor reports it as its own error, critical '
+    'for a rule that halts trading).';
 
 -------------------------------------------------------------------------------
 -- Risk (SQL_API.md §6): the kill switch, the limits, the position book.
 -------------------------------------------------------------------------------
-CREATE TABLE botai.trading_state (
+CREATE TABLE botai.trading_switch (
     singleton   boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     mode        text        NOT NULL DEFAULT 'active' CHECK (mode IN ('active', 'reduce_only', 'halted')),
     reason      text,
     changed_by  text        NOT NULL DEFAULT session_user,
     changed_at  timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO botai.trading_state DEFAULT VALUES;
-COMMENT ON TABLE botai.trading_state IS
-    'The kill switch, one row: active, reduce_only (only orders that shrink a position) or halted (no order is sent). '
-    'Set it with botai_halt(reason[, mode]) and botai_resume(); botai_reserve_order and botai_send_permit obey it.';
+INSERT INTO botai.trading_switch DEFAULT VALUES;
+COMMENT ON TABLE botai.trading_switch IS
+    'The operator''s kill switch, one row (botai.trading_state until 0.7.0): active, reduce_only (only orders that shrink '
+    'a position) or halted (no order is sent). Set it with botai_halt(reason[, mode]) and botai_resume(). What is in '
+    'force is botai.trading_state: this switch and the open alerts of rules that halt.';
 
 CREATE TABLE botai.risk_limits (
     exchange              text    NOT NULL CHECK (length(exchange) BETWEEN 1 AND 64 AND exchange = lower(btrim(exchange))),
@@ -380,7 +400,13 @@ CREATE TABLE botai.risk_limits (
     max_daily_loss        numeric CHECK (max_daily_loss > 0),
     description           text,
     PRIMARY KEY (exchange, symbol),
-    CONSTRAINT risk_limits_account_only CHECK (symbol = '*' OR (max_gross_exposure IS NULL AND max_daily_loss IS NULL))
+    CONSTRAINT risk_limits_account_only CHECK (symbol = '*' OR (max_gross_exposure IS NULL AND max_daily_loss IS NULL)),
+    -- 0.7.0: botai's amounts (botai_core::amount): below 10^16, at most 12 decimals.
+    CONSTRAINT risk_limits_in_domain CHECK (
+        max_position_notional < 1e16 AND scale(max_position_notional) <= 12
+        AND max_order_notional < 1e16 AND scale(max_order_notional) <= 12
+        AND max_gross_exposure < 1e16 AND scale(max_gross_exposure) <= 12
+        AND max_daily_loss < 1e16 AND scale(max_daily_loss) <= 12)
 );
 COMMENT ON TABLE botai.risk_limits IS
     'Risk limits checked by botai_reserve_order atomically with the reservation. A row per exchange and symbol; the '

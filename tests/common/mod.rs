@@ -462,3 +462,36 @@ pub async fn operator_buys(db: &Client, prefix: &str, n: usize, price: &str, qty
         .collect();
     db.batch_execute(&orders.join(";")).await.unwrap();
 }
+
+/// The first column of the first row of `sql`, a count.
+pub async fn count(db: &Client, sql: &str) -> i64 {
+    db.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Waits until `check` holds, failing with `what` after `within`.
+pub async fn wait_until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A `botai` command in the foreground (`status`, `positions`, …) on
+/// `database` as the test's superuser, with no environment but the
+/// database's: its exit code and what it printed.
+pub fn botai_command(database: &str, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(botai_binary())
+        .args(args)
+        .current_dir(repo_root())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PGHOST", env_or("PGHOST", "/var/run/postgresql"))
+        .env("PGPORT", env_or("PGPORT", "5555"))
+        .env("PGUSER", env_or("PGUSER", &os_user()))
+        .env("PGDATABASE", database)
+        .output()
+        .expect("run botai");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}

@@ -14,7 +14,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{json, Value};
 
 use super::config::{EmailConfig, SmtpSecurity};
-use super::{Alert, Channel, SendError};
+use super::{Alert, Channel, SendError, Summary};
 
 pub struct Email {
     cfg: EmailConfig,
@@ -41,17 +41,22 @@ impl Email {
         Ok(Email { transport: builder.build(), cfg, from, to })
     }
 
-    fn message(&self, alert: &Alert) -> Result<Message, SendError> {
+    /// One message to every recipient; `id` makes its Message-ID.
+    fn message(&self, id: &str, subject: String, body: String) -> Result<Message, SendError> {
         let domain = self.cfg.from_email.rsplit('@').next().unwrap_or("botai.local");
         let mut m = Message::builder()
             .from(self.from.clone())
-            .subject(format!("[botai] {}", alert.title()))
-            .message_id(Some(format!("<botai-alert-{}@{domain}>", alert.event_id)))
+            .subject(format!("[botai] {subject}"))
+            .message_id(Some(format!("<botai-{id}@{domain}>")))
             .header(ContentType::TEXT_PLAIN);
         for to in &self.to {
             m = m.to(to.clone());
         }
-        m.body(alert.text()).map_err(|e| SendError::new(format!("building the e-mail: {e}")))
+        m.body(body).map_err(|e| SendError::new(format!("building the e-mail: {e}")))
+    }
+
+    async fn deliver(&self, message: Message) -> Result<(), SendError> {
+        self.transport.send(message).await.map(|_| ()).map_err(|e| SendError::new(format!("SMTP: {e}")))
     }
 }
 
@@ -66,8 +71,11 @@ impl Channel for Email {
     }
 
     async fn send(&self, alert: &Alert) -> Result<(), SendError> {
-        let message = self.message(alert)?;
-        self.transport.send(message).await.map(|_| ()).map_err(|e| SendError::new(format!("SMTP: {e}")))
+        self.deliver(self.message(&format!("alert-{}", alert.event_id), alert.title(), alert.text())?).await
+    }
+
+    async fn send_summary(&self, summary: &Summary) -> Result<(), SendError> {
+        self.deliver(self.message(&summary.id(), summary.title(), summary.text())?).await
     }
 
     fn describe(&self) -> Value {

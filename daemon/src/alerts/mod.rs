@@ -66,12 +66,15 @@ pub trait Channel: Send + Sync {
     fn name(&self) -> &'static str;
     /// The triggers it takes (config::TRIGGERS).
     fn triggers(&self) -> Vec<String>;
-    /// Events claimed at once: 1 for a channel that paces its sends.
-    fn batch(&self) -> i32 {
-        10
+    /// Whether a backlog is collapsed into one summary (every channel a
+    /// person reads; not the log, which writes each event).
+    fn collapses(&self) -> bool {
+        true
     }
     /// Sends one event; Ok once the channel has accepted it.
     async fn send(&self, alert: &Alert) -> Result<(), SendError>;
+    /// Sends a backlog as one message; Ok once the channel has accepted it.
+    async fn send_summary(&self, summary: &Summary) -> Result<(), SendError>;
     /// What /api/status shows of it: never a secret.
     fn describe(&self) -> Value;
 }
@@ -142,6 +145,98 @@ impl Alert {
     }
 }
 
+/// Events owed to a channel at once beyond what is sent one by one: one
+/// message saying what happened, per rule, and when (Alertmanager groups
+/// alerts the same way). The events are in it whole for machines (the
+/// webhook's `events`).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub events: Vec<Alert>,
+}
+
+impl Summary {
+    /// Identifies the summary (Message-ID, Idempotency-Key): its events.
+    pub fn id(&self) -> String {
+        let first = self.events.iter().map(|a| a.event_id).min().unwrap_or(0);
+        let last = self.events.iter().map(|a| a.event_id).max().unwrap_or(0);
+        format!("summary-{first}-{last}-{}", self.events.len())
+    }
+
+    pub fn title(&self) -> String {
+        let critical = self.events.iter().filter(|a| a.severity() == "critical" && a.event() == "opened").count();
+        let critical = if critical > 0 { format!(", {critical} critical opening(s)") } else { String::new() };
+        format!("[SUMMARY] {} alert events{critical}", self.events.len())
+    }
+
+    /// (rule, opened, resolved, worst severity), in rule order.
+    fn by_rule(&self) -> Vec<(String, usize, usize, String)> {
+        let mut rules: std::collections::BTreeMap<String, (usize, usize, String)> = Default::default();
+        for a in &self.events {
+            let e = rules.entry(a.rule().to_owned()).or_default();
+            if a.event() == "resolved" {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+            let rank = |s: &str| ["info", "warning", "critical"].iter().position(|x| *x == s).unwrap_or(0);
+            if rank(a.severity()) >= rank(&e.2) {
+                e.2 = a.severity().to_owned();
+            }
+        }
+        rules.into_iter().map(|(rule, (o, r, sev))| (rule, o, r, sev)).collect()
+    }
+
+    fn span(&self) -> (String, String) {
+        let mut times: Vec<&str> = self.events.iter().filter_map(|a| a.doc["occurred_at"].as_str()).collect();
+        times.sort_unstable();
+        (times.first().unwrap_or(&"?").to_string(), times.last().unwrap_or(&"?").to_string())
+    }
+
+    pub fn text(&self) -> String {
+        let (oldest, newest) = self.span();
+        let mut lines = vec![
+            self.title(),
+            format!("owed to this channel while deliveries were delayed; oldest {oldest}, newest {newest}"),
+        ];
+        for (rule, opened, resolved, severity) in self.by_rule() {
+            lines.push(format!("{rule} ({severity}): {opened} opened, {resolved} resolved"));
+        }
+        let subjects: Vec<String> = self
+            .events
+            .iter()
+            .filter(|a| a.event() == "opened")
+            .map(|a| format!("{} on {}", a.rule(), a.subject()))
+            .take(10)
+            .collect();
+        if !subjects.is_empty() {
+            lines.push(format!("opened: {}", subjects.join("; ")));
+        }
+        let mut ids: Vec<i64> = self.events.iter().map(|a| a.event_id).collect();
+        ids.sort_unstable();
+        let listed: Vec<String> = ids.iter().take(200).map(i64::to_string).collect();
+        let more = if ids.len() > 200 { format!(" and {} more", ids.len() - 200) } else { String::new() };
+        lines.push(format!(
+            "botai events {}{more} (SELECT * FROM botai.open_alerts for what is open now)",
+            listed.join(", ")
+        ));
+        lines.join("\n")
+    }
+
+    /// The webhook's body: the summary and every event whole.
+    pub fn doc(&self) -> Value {
+        let (oldest, newest) = self.span();
+        json!({
+            "summary": true,
+            "count": self.events.len(),
+            "oldest": oldest,
+            "newest": newest,
+            "by_rule": self.by_rule().into_iter().map(|(rule, opened, resolved, severity)| json!({
+                "rule": rule, "opened": opened, "resolved": resolved, "severity": severity})).collect::<Vec<_>>(),
+            "events": self.events.iter().map(|a| a.doc.clone()).collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// The `log` channel: one line per event, at error level for a critical
 /// opening (so it also reaches the errors file).
 struct LogChannel;
@@ -170,6 +265,17 @@ impl Channel for LogChannel {
         Ok(())
     }
 
+    fn collapses(&self) -> bool {
+        false
+    }
+
+    async fn send_summary(&self, summary: &Summary) -> Result<(), SendError> {
+        for a in &summary.events {
+            self.send(a).await?;
+        }
+        Ok(())
+    }
+
     fn describe(&self) -> Value {
         json!({"channel": "log"})
     }
@@ -188,6 +294,51 @@ pub fn channels(cfg: &AlertsConfig, pool: &Pool) -> anyhow::Result<Vec<Arc<dyn C
         out.push(Arc::new(webhook::Webhook::new(w.clone())?));
     }
     Ok(out)
+}
+
+/// The channels an operator's configuration turns on, with their triggers
+/// (None: off). `log` is always on, for every alert.
+pub fn wanted(cfg: &AlertsConfig) -> Vec<(&'static str, Option<Vec<String>>)> {
+    let triggers = |t: &Vec<String>| {
+        let mut t = t.clone();
+        t.sort();
+        t.dedup();
+        t
+    };
+    vec![
+        ("log", Some(vec!["*".to_owned()])),
+        ("telegram", cfg.telegram.as_ref().map(|c| triggers(&c.triggers))),
+        ("email", cfg.email.as_ref().map(|c| triggers(&c.triggers))),
+        ("webhook", cfg.webhook.as_ref().map(|c| triggers(&c.triggers))),
+    ]
+}
+
+/// `botai alerts apply`, with the operator's connection: makes
+/// botai.alert_channels say what the configuration says — a configured
+/// channel enabled with its triggers, a known channel no longer configured
+/// disabled (its history stays) — and prints each channel's state. Every
+/// daemon delivers the enabled channels it holds the secrets of.
+pub async fn apply(cfg: &AlertsConfig, pg: &PgSettings) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let db = Db::connect(pg, "botai alerts apply").await?;
+    let registered = db.alert_channels().await.context("reading botai.alert_channels")?;
+    for (name, triggers) in wanted(cfg) {
+        let now = registered.iter().find(|r| r.channel == name);
+        match (triggers, now) {
+            (Some(t), _) => {
+                let changed = now.is_none_or(|r| !r.enabled || r.triggers != t);
+                db.alert_channel(name, &t, true).await.map_err(crate::operator::needs_operator)?;
+                let what = if changed { "enabled" } else { "unchanged" };
+                println!("{name:<9} {what} (triggers: {})", t.join(", "));
+            }
+            (None, Some(r)) if r.enabled => {
+                db.alert_channel(name, &r.triggers, false).await.map_err(crate::operator::needs_operator)?;
+                println!("{name:<9} disabled (not configured here; its history stays)");
+            }
+            (None, _) => println!("{name:<9} off"),
+        }
+    }
+    Ok(())
 }
 
 /// The wait before attempt `attempts + 1` when the channel named none:
@@ -281,22 +432,37 @@ struct ChannelWorker {
 impl ChannelWorker {
     async fn run(self, stop: CancellationToken) {
         let name = self.channel.name();
-        // Registered first: from then on every event it takes is owed to it.
+        // Which channels are owed events is the operator's decision
+        // (`botai alerts apply`): this daemon only says when it holds a
+        // channel's secrets that nobody enabled, or takes other triggers.
         let mut backoff = Duration::from_millis(500);
         loop {
-            let registered = async {
-                let conn = db::pooled(&self.pool).await?;
-                conn.alert_channel(name, &self.channel.triggers(), true).await
-            }
-            .await;
+            let registered = async { db::pooled(&self.pool).await?.alert_channels().await }.await;
             match registered {
-                Ok(new) => {
-                    let triggers = self.channel.triggers().join(", ");
-                    info!(new, "delivering alerts to {name} (triggers: {triggers})");
+                Ok(rows) => {
+                    let mut triggers = self.channel.triggers();
+                    triggers.sort();
+                    triggers.dedup();
+                    match rows.iter().find(|r| r.channel == name) {
+                        Some(r) if r.enabled => {
+                            if name != "log" && r.triggers != triggers {
+                                warn!(
+                                    "{name}: this daemon's configuration says triggers {triggers:?}, botai.alert_channels \
+                                     {:?} (applied by an operator), which decide",
+                                    r.triggers
+                                );
+                            }
+                            info!("delivering alerts to {name} (triggers: {})", r.triggers.join(", "));
+                        }
+                        _ => warn!(
+                            "{name} is configured here but not enabled in botai.alert_channels: no event is owed to it \
+                             until an operator runs `botai alerts apply`"
+                        ),
+                    }
                     break;
                 }
                 Err(e) => {
-                    warn!(channel = name, "cannot register the alert channel (again in {backoff:?}): {e}");
+                    warn!(channel = name, "cannot read the alert channels (again in {backoff:?}): {e}");
                     tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(backoff) => {} }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
@@ -325,48 +491,98 @@ impl ChannelWorker {
 
     /// Claims and sends what is due. Some(wait) when nothing was: how long
     /// until something is.
+    ///
+    /// The claim comes most urgent first (critical openings, newest first).
+    /// Up to [`ONE_BY_ONE`] events are sent one by one; when more are owed
+    /// (a receiver that was down, a storm), the critical openings among the
+    /// first [`ONE_BY_ONE`] still go alone and everything else goes in one
+    /// summary, so no event waits behind more than that many others.
     async fn round(&self, stop: &CancellationToken) -> Result<Option<Duration>, db::DbError> {
         let name = self.channel.name();
         let conn = db::pooled(&self.pool).await?;
-        let owed = conn.alert_claim(name, &self.claimer, self.channel.batch(), self.lease).await?;
+        let owed = conn.alert_claim(name, &self.claimer, CLAIM_AT_ONCE, self.lease).await?;
         if owed.is_empty() {
             let next = conn.alert_next_due(name).await?;
             return Ok(Some(next.map_or(IDLE, |d| d.min(IDLE).max(Duration::from_millis(50)))));
         }
         drop(conn);
-        for OwedEvent { event_id, attempts, alert } in owed {
+        let owed: Vec<(Alert, i32)> = owed
+            .into_iter()
+            .map(|OwedEvent { event_id, attempts, alert }| (Alert { event_id, doc: alert }, attempts))
+            .collect();
+        let collapse = self.channel.collapses() && owed.len() > ONE_BY_ONE;
+        let (alone, rest): (Vec<_>, Vec<_>) = owed.into_iter().enumerate().partition(|(i, (a, _))| {
+            !collapse || (*i < ONE_BY_ONE && a.severity() == "critical" && a.event() == "opened")
+        });
+        for (_, (alert, attempts)) in alone {
             if stop.is_cancelled() {
                 // Not sent: the claim lapses and it is sent later.
-                break;
+                return Ok(None);
             }
-            let alert = Alert { event_id, doc: alert };
-            let limit = self.lease / 2;
-            let sent = match tokio::time::timeout(limit, self.channel.send(&alert)).await {
-                Ok(r) => r,
-                Err(_) => Err(SendError::new(format!("no answer within {limit:?}"))),
-            };
-            let conn = db::pooled(&self.pool).await?;
-            match sent {
-                Ok(()) => {
-                    self.telemetry.alert_delivery(name, "delivered");
-                    if !conn.alert_delivered(event_id, name, &self.claimer).await? {
-                        warn!(
-                            channel = name,
-                            event_id, "delivered after its claim lapsed: another daemon may send it too"
-                        );
-                    }
-                }
-                Err(e) => {
-                    self.telemetry.alert_delivery(name, "failed");
-                    let wait = e.retry_after.unwrap_or_else(|| backoff(attempts, self.retry_max));
-                    warn!(channel = name, event_id, attempts, "alert not delivered (again in {wait:?}): {}", e.message);
-                    conn.alert_failed(event_id, name, &self.claimer, &e.message, wait).await?;
-                }
-            }
+            let sent = self.bounded(self.channel.send(&alert)).await;
+            self.record(&[(alert, attempts)], sent).await?;
+        }
+        if !rest.is_empty() && !stop.is_cancelled() {
+            let rest: Vec<(Alert, i32)> = rest.into_iter().map(|(_, e)| e).collect();
+            let summary = Summary { events: rest.iter().map(|(a, _)| a.clone()).collect() };
+            info!(channel = name, events = rest.len(), "a backlog of alert events goes as one summary");
+            let sent = self.bounded(self.channel.send_summary(&summary)).await;
+            self.record(&rest, sent).await?;
         }
         Ok(None)
     }
+
+    /// A send, cut at half the lease (the other half records it).
+    async fn bounded(&self, send: impl std::future::Future<Output = Result<(), SendError>>) -> Result<(), SendError> {
+        let limit = self.lease / 2;
+        match tokio::time::timeout(limit, send).await {
+            Ok(r) => r,
+            Err(_) => Err(SendError::new(format!("no answer within {limit:?}"))),
+        }
+    }
+
+    /// Records what came of sending `events` (one event, or a summary).
+    async fn record(&self, events: &[(Alert, i32)], sent: Result<(), SendError>) -> Result<(), db::DbError> {
+        let name = self.channel.name();
+        let conn = db::pooled(&self.pool).await?;
+        match sent {
+            Ok(()) => {
+                let ids: Vec<i64> = events.iter().map(|(a, _)| a.event_id).collect();
+                for _ in &ids {
+                    self.telemetry.alert_delivery(name, "delivered");
+                }
+                let recorded = conn.alert_delivered_many(&ids, name, &self.claimer).await?;
+                if recorded < ids.len() {
+                    warn!(
+                        channel = name,
+                        events = ids.len() - recorded,
+                        "delivered after the claim lapsed: another daemon may send them too"
+                    );
+                }
+            }
+            Err(e) => {
+                for (alert, attempts) in events {
+                    self.telemetry.alert_delivery(name, "failed");
+                    let wait = e.retry_after.unwrap_or_else(|| backoff(*attempts, self.retry_max));
+                    warn!(
+                        channel = name,
+                        event_id = alert.event_id,
+                        attempts,
+                        "alert not delivered (again in {wait:?}): {}",
+                        e.message
+                    );
+                    conn.alert_failed(alert.event_id, name, &self.claimer, &e.message, wait).await?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Events sent one by one in a round; more owed at once are a backlog.
+pub const ONE_BY_ONE: usize = 3;
+/// Events claimed in a round (a backlog larger than this takes a second summary).
+const CLAIM_AT_ONCE: i32 = 500;
 
 fn rand_u32() -> u32 {
     uuid::Uuid::new_v4().as_u128() as u32
@@ -387,6 +603,29 @@ mod tests {
         let waits: Vec<u64> = (1..=8).map(|a| backoff(a, max).as_secs()).collect();
         assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60]);
         assert_eq!(backoff(i32::MAX, max), max);
+    }
+
+    #[test]
+    fn a_summary_counts_each_rule_and_names_every_event() {
+        let event = |id: i64, rule: &str, event: &str, severity: &str, at: &str| Alert {
+            event_id: id,
+            doc: json!({"event": event, "rule": rule, "subject": "s", "severity": severity, "occurred_at": at}),
+        };
+        let s = Summary {
+            events: vec![
+                event(12, "high_error_rate", "opened", "warning", "2026-12-07T10:00:05Z"),
+                event(10, "worker_offline", "opened", "critical", "2026-12-07T10:00:01Z"),
+                event(11, "worker_offline", "resolved", "critical", "2026-12-07T10:00:03Z"),
+            ],
+        };
+        let text = s.text();
+        assert!(text.starts_with("[SUMMARY] 3 alert events, 1 critical opening(s)\n"), "{text}");
+        assert!(text.contains("oldest 2026-12-07T10:00:01Z, newest 2026-12-07T10:00:05Z"), "{text}");
+        assert!(text.contains("worker_offline (critical): 1 opened, 1 resolved"), "{text}");
+        assert!(text.contains("high_error_rate (warning): 1 opened, 0 resolved"), "{text}");
+        assert!(text.contains("botai events 10, 11, 12 "), "{text}");
+        assert_eq!(s.id(), "summary-10-12-3");
+        assert_eq!(s.doc()["events"].as_array().unwrap().len(), 3);
     }
 
     #[test]

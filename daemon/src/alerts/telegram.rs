@@ -17,7 +17,7 @@ use deadpool_postgres::Pool;
 use serde_json::{json, Value};
 
 use super::config::TelegramConfig;
-use super::{Alert, Channel, SendError};
+use super::{Alert, Channel, SendError, Summary};
 use crate::db::{self, BotaiSql};
 
 /// The longest a send waits for its booked slot (well inside the lease's
@@ -47,8 +47,7 @@ impl Telegram {
 }
 
 /// A text Telegram accepts: at most 4096 characters.
-fn message(alert: &Alert) -> String {
-    let text = alert.text();
+fn message(text: String) -> String {
     if text.chars().count() <= 4096 {
         return text;
     }
@@ -67,11 +66,23 @@ impl Channel for Telegram {
         self.cfg.triggers.clone()
     }
 
-    fn batch(&self) -> i32 {
-        1
+    async fn send(&self, alert: &Alert) -> Result<(), SendError> {
+        self.send_text(message(alert.text())).await
     }
 
-    async fn send(&self, alert: &Alert) -> Result<(), SendError> {
+    async fn send_summary(&self, summary: &Summary) -> Result<(), SendError> {
+        self.send_text(message(summary.text())).await
+    }
+
+    fn describe(&self) -> Value {
+        json!({"channel": "telegram", "chat_id": self.cfg.chat_id, "api": host_of(&self.cfg.api_url),
+               "triggers": self.cfg.triggers})
+    }
+}
+
+impl Telegram {
+    /// One `sendMessage`, at botai's pace for the chat.
+    async fn send_text(&self, text: String) -> Result<(), SendError> {
         let endpoint = self.endpoint();
         // The booked moment may be a while off when many are queued: sent
         // then, or, past MAX_WAIT, left for a later attempt at that moment.
@@ -90,7 +101,7 @@ impl Channel for Telegram {
         }
         tokio::time::sleep(wait).await;
         let url = format!("{}/bot{}/sendMessage", self.cfg.api_url, self.cfg.bot_token.expose());
-        let body = json!({"chat_id": self.cfg.chat_id, "text": message(alert), "disable_web_page_preview": true});
+        let body = json!({"chat_id": self.cfg.chat_id, "text": text, "disable_web_page_preview": true});
         let response = self
             .http
             .post(&url)
@@ -121,11 +132,6 @@ impl Channel for Telegram {
             )));
         }
         Err(SendError::new(format!("Telegram {}: {description}", status.as_u16())))
-    }
-
-    fn describe(&self) -> Value {
-        json!({"channel": "telegram", "chat_id": self.cfg.chat_id, "api": host_of(&self.cfg.api_url),
-               "triggers": self.cfg.triggers})
     }
 }
 

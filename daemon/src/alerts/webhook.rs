@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use super::config::WebhookConfig;
 use super::telegram::host_of;
-use super::{Alert, Channel, SendError};
+use super::{Alert, Channel, SendError, Summary};
 
 pub struct Webhook {
     cfg: WebhookConfig,
@@ -27,7 +27,12 @@ pub struct Webhook {
 
 impl Webhook {
     pub fn new(cfg: WebhookConfig) -> anyhow::Result<Webhook> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        // Never follows a redirect: the signed body goes to the configured
+        // receiver only, not to whichever host a 3xx names.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         Ok(Webhook { cfg, http })
     }
 }
@@ -52,14 +57,30 @@ impl Channel for Webhook {
     }
 
     async fn send(&self, alert: &Alert) -> Result<(), SendError> {
-        let body = serde_json::to_vec(&alert.doc).map_err(|e| SendError::new(format!("encoding: {e}")))?;
+        self.post(&alert.doc, &alert.event_id.to_string(), &format!("botai-alert-{}", alert.event_id)).await
+    }
+
+    async fn send_summary(&self, summary: &Summary) -> Result<(), SendError> {
+        let ids: Vec<String> = summary.events.iter().map(|a| a.event_id.to_string()).collect();
+        self.post(&summary.doc(), &ids.join(","), &format!("botai-{}", summary.id())).await
+    }
+
+    fn describe(&self) -> Value {
+        json!({"channel": "webhook", "host": host_of(self.cfg.url.expose()), "signed": true, "triggers": self.cfg.triggers})
+    }
+}
+
+impl Webhook {
+    /// One signed POST; a 3xx is a failure like any other non-2xx.
+    async fn post(&self, doc: &Value, event_ids: &str, idempotency_key: &str) -> Result<(), SendError> {
+        let body = serde_json::to_vec(doc).map_err(|e| SendError::new(format!("encoding: {e}")))?;
         let timestamp = chrono::Utc::now().timestamp();
         let response = self
             .http
             .post(self.cfg.url.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Botai-Event-Id", alert.event_id.to_string())
-            .header("Idempotency-Key", format!("botai-alert-{}", alert.event_id))
+            .header("X-Botai-Event-Id", event_ids)
+            .header("Idempotency-Key", idempotency_key)
             .header("X-Botai-Timestamp", timestamp.to_string())
             .header("X-Botai-Signature", signature(self.cfg.secret.expose().as_bytes(), timestamp, &body))
             .body(body)
@@ -78,11 +99,8 @@ impl Channel for Webhook {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
-        Err(SendError { message: format!("webhook answered HTTP {}", status.as_u16()), retry_after })
-    }
-
-    fn describe(&self) -> Value {
-        json!({"channel": "webhook", "host": host_of(self.cfg.url.expose()), "signed": true, "triggers": self.cfg.triggers})
+        let redirect = if status.is_redirection() { " (a redirect, not followed)" } else { "" };
+        Err(SendError { message: format!("webhook answered HTTP {}{redirect}", status.as_u16()), retry_after })
     }
 }
 

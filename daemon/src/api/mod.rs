@@ -6,6 +6,7 @@
 //! the dashboard at `/`, pushed over Server-Sent Events (`GET /api/events`,
 //! live.rs).
 
+pub mod access;
 pub mod live;
 
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use deadpool_postgres::Pool;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ApiConfig;
 use crate::db::dashboard::DashboardSql;
 use crate::db::{self, BotaiSql};
 use crate::exchange::paper::PaperExchange;
@@ -49,25 +51,35 @@ pub struct Api {
     pub live: live::Feed,
 }
 
-pub fn router(api: Api) -> Router {
-    Router::new()
+/// The routes; the dashboard and `/api/*` behind `gate` (access.rs).
+pub fn router(api: Api, gate: access::Gate) -> Router {
+    let guarded = Router::new()
         .route("/", get(dashboard))
+        .route("/api/status", get(status))
+        .route("/api/events", get(live::events))
+        .route_layer(axum::middleware::from_fn_with_state(gate, access::require_token));
+    Router::new()
         .route("/health", get(health))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-        .route("/api/status", get(status))
-        .route("/api/events", get(live::events))
+        .merge(guarded)
         .with_state(api)
 }
 
-pub async fn serve(api: Api, listen: std::net::SocketAddr, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(api: Api, cfg: ApiConfig, stop: CancellationToken) -> anyhow::Result<()> {
+    let listen = cfg.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("the HTTP API cannot listen on {listen}: {e}"))?;
-    tracing::info!("HTTP API and dashboard on http://{listen}/");
-    axum::serve(listener, router(api)).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
-    Ok(())
+    let guarded = if cfg.needs_token() { "; the dashboard and /api/* need API_TOKEN" } else { "" };
+    tracing::info!(
+        max_connections = cfg.max_connections,
+        header_timeout = ?cfg.header_timeout,
+        "HTTP API and dashboard on http://{listen}/{guarded}"
+    );
+    let router = router(api, access::Gate::new(&cfg));
+    access::serve(listener, router, &cfg, stop).await
 }
 
 fn daemon_state(api: &Api) -> Value {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use deadpool_postgres::{Object, Pool};
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{pooled, DbError, Result};
 
@@ -126,7 +126,15 @@ where
                 let _ = replies.into_iter().next().map(|reply| reply.send(Err(e)));
             }
             Some(requests) => {
-                warn!(batch = name, size = n, error = %e, "batch failed; retrying its requests one by one");
+                // One request's bad argument (no such signal, a refused
+                // value) is that request's answer, said to its caller: not
+                // a log line per batch, which a flood of forged
+                // notifications would turn into a flood of lines.
+                if e.sqlstate().is_some_and(|c| c == "P0002" || c.starts_with("22")) {
+                    debug!(batch = name, size = n, error = %e, "batch failed; retrying its requests one by one");
+                } else {
+                    warn!(batch = name, size = n, error = %e, "batch failed; retrying its requests one by one");
+                }
                 for (request, reply) in requests.into_iter().zip(replies) {
                     let answer = match pooled(pool).await {
                         Ok(conn) => call(conn, vec![request]).await.and_then(|mut a| {

@@ -4,13 +4,15 @@
 use serde_json::Value;
 
 use super::functions::Sql;
+use super::value::{Cell, Json};
 use super::Result;
 
 const DASHBOARD: &str = "\
 SELECT jsonb_build_object(
   'health', botai_health(),
   'trading_state', (SELECT jsonb_build_object('mode', t.mode, 'reason', t.reason, 'changed_by', t.changed_by,
-                                              'changed_at', t.changed_at) FROM botai.trading_state t),
+                                              'changed_at', t.changed_at, 'halting_alerts', t.halting_alerts)
+                    FROM botai.trading_state t),
   'balances', coalesce((SELECT jsonb_agg(jsonb_build_object('exchange', b.exchange, 'asset', b.asset,
                                    'total', b.total, 'available', b.available, 'reserved', b.reserved, 'free', b.free)
                                  ORDER BY b.exchange, b.asset) FROM botai.balances_status b), '[]'),
@@ -55,6 +57,7 @@ pub trait DashboardSql {
 
 impl<C: Sql> DashboardSql for C {
     async fn dashboard(&self) -> Result<Value> {
-        Ok(self.q_one("dashboard", DASHBOARD, &[]).await?.get(0))
+        // Whatever the tables hold: an amount no f64 holds is shown as out of range.
+        Ok(self.q_one("dashboard", DASHBOARD, &[]).await?.col::<Json>(0, "dashboard")?.0)
     }
 }

@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
+use super::value::{at_scale, details_at_scale, Amount, Cell, Json, Toward};
 use super::{DbError, Result};
 
 /// A connection that prepares each SQL text once and reuses the statement:
@@ -65,8 +66,8 @@ pub struct OrderRecord {
     pub symbol: String,
     pub side: String,
     pub status: String,
-    pub qty: Option<Decimal>,
-    pub price: Option<Decimal>,
+    pub qty: Option<Amount>,
+    pub price: Option<Amount>,
     pub exchange_order_id: Option<String>,
     pub ret_code: Option<i32>,
     pub message: Option<String>,
@@ -96,6 +97,10 @@ pub struct OrderReservation {
     pub price: Decimal,
     pub asset: String,
     pub amount: Decimal,
+    /// A market price (exchange, symbol, price) seen with the order, which
+    /// marks the position book (`botai_mark_price`) before the checks: the
+    /// order's own price never does.
+    pub mark: Option<(String, String, Decimal)>,
 }
 
 /// What `botai_reserve_order` answered: the reservation and the booked
@@ -111,24 +116,27 @@ pub enum Reserved {
 pub struct PositionRecord {
     pub exchange: String,
     pub symbol: String,
-    pub qty: Decimal,
-    pub avg_entry: Option<Decimal>,
-    pub last_price: Option<Decimal>,
-    pub unrealized_pnl: Option<Decimal>,
-    pub realized_pnl: Decimal,
-    pub fees: Decimal,
+    pub qty: Amount,
+    pub avg_entry: Option<Amount>,
+    pub last_price: Option<Amount>,
+    pub unrealized_pnl: Option<Amount>,
+    pub realized_pnl: Amount,
+    pub fees: Amount,
     pub trades: i64,
     pub open_orders: i64,
-    pub pending_qty: Decimal,
+    pub pending_qty: Amount,
 }
 
-/// botai.trading_state: the kill switch.
+/// botai.trading_state: what is in force (the kill switch and the open
+/// alerts of rules that halt).
 #[derive(Debug, Clone)]
 pub struct TradingState {
     pub mode: String,
     pub reason: Option<String>,
     pub changed_by: String,
     pub changed_at: DateTime<Utc>,
+    /// The open, unacknowledged alerts that hold trading halted.
+    pub halting_alerts: Vec<i64>,
 }
 
 /// What came of a claimed order (`order_settle`): the reservation to commit
@@ -283,7 +291,11 @@ pub trait BotaiSql {
     async fn send_permit(&self, order_id: i64) -> Result<Option<String>>;
     async fn send_done(&self) -> Result<bool>;
     async fn halt(&self, reason: &str, mode: &str) -> Result<String>;
-    async fn resume(&self, reason: &str) -> Result<String>;
+    /// `botai_resume`, acknowledging the open alerts of rules that halt
+    /// (their ids) as the operator.
+    async fn resume(&self, reason: &str, acknowledge: &[i64]) -> Result<String>;
+    /// `botai_mark_price`: a market price of a symbol for the position book.
+    async fn mark_price(&self, exchange: &str, symbol: &str, price: Decimal) -> Result<bool>;
     async fn trading_state(&self) -> Result<TradingState>;
     async fn positions(&self) -> Result<Vec<PositionRecord>>;
     /// Commits each settlement's reservation (if any) and records its
@@ -315,7 +327,13 @@ impl<C: Sql> BotaiSql for C {
                 &[signal, &now],
             )
             .await?;
-        Ok(SignalVerdict { accepted: row.get(0), reason: row.get(1), signal_id: row.get(2), fingerprint: row.get(3) })
+        let c = "botai_register_signal";
+        Ok(SignalVerdict {
+            accepted: row.col(0, c)?,
+            reason: row.col(1, c)?,
+            signal_id: row.col(2, c)?,
+            fingerprint: row.col(3, c)?,
+        })
     }
 
     async fn register_worker(
@@ -331,7 +349,7 @@ impl<C: Sql> BotaiSql for C {
                 &[&worker_type, &worker_id, metadata],
             )
             .await?;
-        Ok(row.get(0))
+        row.col(0, "register_worker")
     }
 
     async fn worker_heartbeat(
@@ -348,25 +366,25 @@ impl<C: Sql> BotaiSql for C {
                 &[&worker_id, &status, &active_tasks, &metadata],
             )
             .await?;
-        Ok(row.get(0))
+        row.col(0, "worker_heartbeat")
     }
 
     async fn unregister_worker(&self, worker_id: &str) -> Result<bool> {
         let row = self.q_one("botai_unregister_worker", "SELECT botai_unregister_worker($1)", &[&worker_id]).await?;
-        Ok(row.get(0))
+        row.col(0, "unregister_worker")
     }
 
     async fn worker_epoch(&self, worker_id: &str) -> Result<Option<i64>> {
         let row =
             self.q_opt("worker epoch", "SELECT epoch FROM botai.workers WHERE worker_id = $1", &[&worker_id]).await?;
-        Ok(row.map(|r| r.get(0)))
+        row.map(|r| r.col(0, "worker epoch")).transpose()
     }
 
     async fn register_component(&self, component: &str, metadata: &Value) -> Result<bool> {
         let row = self
             .q_one("botai_register_component", "SELECT botai_register_component($1, $2)", &[&component, metadata])
             .await?;
-        Ok(row.get(0))
+        row.col(0, "register_component")
     }
 
     async fn heartbeat(
@@ -383,7 +401,7 @@ impl<C: Sql> BotaiSql for C {
                 &[&component, &status, &active_tasks, &metadata],
             )
             .await?;
-        Ok(row.get(0))
+        row.col(0, "heartbeat")
     }
 
     async fn report_error(&self, component: &str, error: &str, is_critical: bool) -> Result<()> {
@@ -396,7 +414,7 @@ impl<C: Sql> BotaiSql for C {
         let row = self
             .q_one("botai_rate_acquire", "SELECT botai_rate_acquire($1, $2, $3)", &[&exchange, &endpoint, &weight])
             .await?;
-        Ok(row.get(0))
+        row.col(0, "rate_acquire")
     }
 
     async fn rate_book(&self, exchange: &str, endpoint: &str, weight: Option<i32>) -> Result<DateTime<Utc>> {
@@ -408,7 +426,7 @@ impl<C: Sql> BotaiSql for C {
                 &[&exchange, &endpoint, &weight],
             )
             .await?;
-        Ok(row.get(0))
+        row.col(0, "rate_book")
     }
 
     async fn balance_assets(&self, exchange: &str) -> Result<Vec<String>> {
@@ -419,11 +437,11 @@ impl<C: Sql> BotaiSql for C {
                 &[&exchange],
             )
             .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        rows.iter().map(|r| r.col(0, "balance_assets")).collect()
     }
 
     async fn db_clock(&self) -> Result<DateTime<Utc>> {
-        Ok(self.q_one("clock_timestamp", "SELECT clock_timestamp()", &[]).await?.get(0))
+        self.q_one("clock_timestamp", "SELECT clock_timestamp()", &[]).await?.col(0, "db_clock")
     }
 
     async fn rate_penalize(&self, exchange: &str, endpoint: &str, seconds: f64) -> Result<()> {
@@ -447,7 +465,7 @@ impl<C: Sql> BotaiSql for C {
                 &[&exchange, &endpoint, &remaining, &venue_limit, &reset_at],
             )
             .await?;
-        Ok(row.get(0))
+        row.col(0, "rate_observe")
     }
 
     async fn update_balance(
@@ -465,10 +483,18 @@ impl<C: Sql> BotaiSql for C {
                 "botai_update_balance",
                 "SELECT CASE WHEN $7::float8 IS NULL THEN botai_update_balance($1, $2, $3, $4, $5, $6) \
                         ELSE botai_update_balance($1, $2, $3, $4, $5, $6, make_interval(secs => $7)) END",
-                &[&exchange, &asset, &total, &available, &locked, &as_of, &clock_skew.map(|d| d.as_secs_f64())],
+                &[
+                    &exchange,
+                    &asset,
+                    &at_scale(total, Toward::Down),
+                    &at_scale(available, Toward::Down),
+                    &at_scale(locked, Toward::Down),
+                    &as_of,
+                    &clock_skew.map(|d| d.as_secs_f64()),
+                ],
             )
             .await?;
-        Ok(row.get(0))
+        row.col(0, "update_balance")
     }
 
     async fn reserve_balance(
@@ -484,21 +510,22 @@ impl<C: Sql> BotaiSql for C {
             .q_one(
                 "botai_reserve_balance",
                 "SELECT botai_reserve_balance($1, $2, $3, $4, $5, make_interval(secs => $6))",
-                &[&exchange, &asset, &amount, &purpose, &metadata, &ttl.as_secs_f64()],
+                &[&exchange, &asset, &at_scale(amount, Toward::Up), &purpose, &metadata, &ttl.as_secs_f64()],
             )
             .await?;
-        Ok(row.get(0))
+        row.col(0, "reserve_balance")
     }
 
     async fn release_reservation(&self, id: Uuid) -> Result<bool> {
         let row = self.q_one("botai_release_reservation", "SELECT botai_release_reservation($1)", &[&id]).await?;
-        Ok(row.get(0))
+        row.col(0, "release_reservation")
     }
 
     async fn commit_reservation(&self, id: Uuid, amount: Option<Decimal>) -> Result<bool> {
+        let amount = amount.map(|a| at_scale(a, Toward::Up));
         let row =
             self.q_one("botai_commit_reservation", "SELECT botai_commit_reservation($1, $2)", &[&id, &amount]).await?;
-        Ok(row.get(0))
+        row.col(0, "commit_reservation")
     }
 
     async fn order_claim(
@@ -529,26 +556,29 @@ impl<C: Sql> BotaiSql for C {
                 &[&ids, &engine, &exchange, &quote, &base, &with_free, &symbols],
             )
             .await?;
+        let c = "botai_order_claim";
         let mut claimed: std::collections::HashMap<i64, (ClaimedOrder, Option<Decimal>)> = rows
             .into_iter()
             .map(|r| {
                 let order = ClaimedOrder {
-                    order_id: r.get(1),
-                    signal_id: r.get(0),
-                    client_order_id: r.get(2),
-                    attempt: r.get(3),
-                    exchange: r.get(4),
-                    symbol: r.get(5),
-                    direction: r.get(6),
-                    strategy: r.get(7),
-                    strength: r.get(8),
-                    payload: r.get(9),
-                    signal_ts: r.get(10),
-                    accepted_at: r.get(11),
+                    order_id: r.col(1, c)?,
+                    signal_id: r.col(0, c)?,
+                    client_order_id: r.col(2, c)?,
+                    attempt: r.col(3, c)?,
+                    exchange: r.col(4, c)?,
+                    symbol: r.col(5, c)?,
+                    direction: r.col(6, c)?,
+                    strategy: r.col(7, c)?,
+                    strength: r.col(8, c)?,
+                    payload: r.col::<Json>(9, c)?.0,
+                    signal_ts: r.col(10, c)?,
+                    accepted_at: r.col(11, c)?,
                 };
-                (r.get(0), (order, r.get(12)))
+                // Free funds outside what a Decimal holds size nothing.
+                let free = r.col::<Option<Amount>>(12, c)?.and_then(|a| a.value());
+                Ok((r.col(0, c)?, (order, free)))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(signal_ids.iter().map(|id| claimed.remove(id)).collect())
     }
 
@@ -559,30 +589,60 @@ impl<C: Sql> BotaiSql for C {
         order.sort_by(|&a, &b| (&orders[a].asset, orders[a].signal_id).cmp(&(&orders[b].asset, orders[b].signal_id)));
         let ids: Vec<i64> = order.iter().map(|&i| orders[i].order_id).collect();
         let qtys: Vec<Decimal> = order.iter().map(|&i| orders[i].qty).collect();
-        let prices: Vec<Decimal> = order.iter().map(|&i| orders[i].price).collect();
+        // At botai's scale: a price and a target to the nearest, what is
+        // reserved up (the quantity is the venue's lot, sent as it is).
+        let prices: Vec<Decimal> = order.iter().map(|&i| at_scale(orders[i].price, Toward::Nearest)).collect();
         let assets: Vec<&str> = order.iter().map(|&i| orders[i].asset.as_str()).collect();
-        let amounts: Vec<Decimal> = order.iter().map(|&i| orders[i].amount).collect();
-        let targets: Vec<Option<Decimal>> = order.iter().map(|&i| orders[i].target).collect();
-        let rows = self
-            .q_all(
-                "botai_reserve_order",
-                "SELECT u.i, r.reservation_id, r.booked_at, r.refused \
+        let amounts: Vec<Decimal> = order.iter().map(|&i| at_scale(orders[i].amount, Toward::Up)).collect();
+        let targets: Vec<Option<Decimal>> =
+            order.iter().map(|&i| orders[i].target.map(|t| at_scale(t, Toward::Nearest))).collect();
+        // The latest market price of each symbol, marked in the same round
+        // trip (pipelined on this connection, run before the reservations).
+        let mut marks: Vec<&(String, String, Decimal)> = Vec::new();
+        for m in orders.iter().rev().filter_map(|o| o.mark.as_ref()) {
+            if !marks.iter().any(|k| k.0 == m.0 && k.1 == m.1) {
+                marks.push(m);
+            }
+        }
+        let mark_exchanges: Vec<&str> = marks.iter().map(|m| m.0.as_str()).collect();
+        let mark_symbols: Vec<&str> = marks.iter().map(|m| m.1.as_str()).collect();
+        let mark_prices: Vec<Decimal> = marks.iter().map(|m| at_scale(m.2, Toward::Nearest)).collect();
+        let marked = async {
+            if marks.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.q_all(
+                "botai_mark_price",
+                "SELECT botai_mark_price(u.e, u.s, u.p) FROM unnest($1::text[], $2::text[], $3::numeric[]) AS u(e, s, p)",
+                &[&mark_exchanges, &mark_symbols, &mark_prices],
+            )
+            .await
+        };
+        let ttl_seconds = ttl.as_secs_f64();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+            [&engine, &ids, &qtys, &prices, &assets, &amounts, &ttl_seconds, &targets];
+        let reserved = self.q_all(
+            "botai_reserve_order",
+            "SELECT u.i, r.reservation_id, r.booked_at, r.refused \
                  FROM unnest($2::bigint[], $3::numeric[], $4::numeric[], $5::text[], $6::numeric[], $8::numeric[]) \
                       WITH ORDINALITY AS u(order_id, qty, price, asset, amount, target, i) \
                  CROSS JOIN LATERAL botai_reserve_order(u.order_id, $1, u.qty, u.price, u.asset, u.amount, \
                                                         make_interval(secs => $7), 'order', u.target) r \
                  ORDER BY u.i",
-                &[&engine, &ids, &qtys, &prices, &assets, &amounts, &ttl.as_secs_f64(), &targets],
-            )
-            .await?;
+            &params,
+        );
+        let (_, rows) = tokio::try_join!(marked, reserved)?;
         let mut answers = vec![Reserved::Refused("no answer".into()); orders.len()];
         for r in rows {
-            let position: i64 = r.get(0);
-            let answer = match (r.get::<_, Option<Uuid>>(1), r.get::<_, Option<DateTime<Utc>>>(2), r.get(3)) {
+            let c = "botai_reserve_order";
+            let position: i64 = r.col(0, c)?;
+            let answer = match (r.col::<Option<Uuid>>(1, c)?, r.col::<Option<DateTime<Utc>>>(2, c)?, r.col(3, c)?) {
                 (Some(reservation), Some(booked_at), None) => Reserved::Ok { reservation, booked_at },
                 (_, _, refused) => Reserved::Refused(refused.unwrap_or_else(|| "no reservation".into())),
             };
-            answers[order[(position - 1) as usize]] = answer;
+            if let Some(slot) = usize::try_from(position - 1).ok().and_then(|i| order.get(i)) {
+                answers[*slot] = answer;
+            }
         }
         Ok(answers)
     }
@@ -598,10 +658,10 @@ impl<C: Sql> BotaiSql for C {
             .q_one(
                 "botai_position_reconcile",
                 "SELECT botai_position_reconcile($1, $2, $3, $4)",
-                &[&exchange, &symbol, &qty, &price],
+                &[&exchange, &symbol, &at_scale(qty, Toward::Nearest), &price.map(|p| at_scale(p, Toward::Nearest))],
             )
             .await?;
-        Ok(row.get(0))
+        row.col(0, "position_reconcile")
     }
 
     async fn position(&self, exchange: &str, symbol: &str) -> Result<Option<(Decimal, Option<Decimal>)>> {
@@ -612,7 +672,7 @@ impl<C: Sql> BotaiSql for C {
                 &[&exchange, &symbol],
             )
             .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        row.map(|r| Ok((r.col(0, "position")?, r.col(1, "position")?))).transpose()
     }
 
     async fn last_signal_at(&self, symbol: &str, strategy: &str, direction: &str) -> Result<Option<DateTime<Utc>>> {
@@ -623,7 +683,7 @@ impl<C: Sql> BotaiSql for C {
                 &[&symbol, &strategy, &direction],
             )
             .await?;
-        Ok(row.get(0))
+        row.col(0, "last_signal_at")
     }
 
     async fn exposure(&self, exchange: &str, symbol: &str) -> Result<(Decimal, Decimal)> {
@@ -636,31 +696,49 @@ impl<C: Sql> BotaiSql for C {
                 &[&exchange, &symbol],
             )
             .await?;
-        Ok((r.get(0), r.get(1)))
+        Ok((r.col(0, "exposure")?, r.col(1, "exposure")?))
     }
 
     async fn send_permit(&self, order_id: i64) -> Result<Option<String>> {
         let row = self.q_one("botai_send_permit", "SELECT botai_send_permit($1)", &[&order_id]).await?;
-        Ok(row.get(0))
+        row.col(0, "send_permit")
     }
 
     async fn send_done(&self) -> Result<bool> {
-        Ok(self.q_one("botai_send_done", "SELECT botai_send_done()", &[]).await?.get(0))
+        self.q_one("botai_send_done", "SELECT botai_send_done()", &[]).await?.col(0, "send_done")
     }
 
     async fn halt(&self, reason: &str, mode: &str) -> Result<String> {
-        Ok(self.q_one("botai_halt", "SELECT botai_halt($1, $2)", &[&reason, &mode]).await?.get(0))
+        self.q_one("botai_halt", "SELECT botai_halt($1, $2)", &[&reason, &mode]).await?.col(0, "halt")
     }
 
-    async fn resume(&self, reason: &str) -> Result<String> {
-        Ok(self.q_one("botai_resume", "SELECT botai_resume($1)", &[&reason]).await?.get(0))
+    async fn resume(&self, reason: &str, acknowledge: &[i64]) -> Result<String> {
+        self.q_one("botai_resume", "SELECT botai_resume($1, $2)", &[&reason, &acknowledge]).await?.col(0, "resume")
+    }
+
+    async fn mark_price(&self, exchange: &str, symbol: &str, price: Decimal) -> Result<bool> {
+        let price = at_scale(price, Toward::Nearest);
+        self.q_one("botai_mark_price", "SELECT botai_mark_price($1, $2, $3)", &[&exchange, &symbol, &price])
+            .await?
+            .col(0, "mark_price")
     }
 
     async fn trading_state(&self) -> Result<TradingState> {
         let r = self
-            .q_one("trading state", "SELECT mode, reason, changed_by, changed_at FROM botai.trading_state", &[])
+            .q_one(
+                "trading state",
+                "SELECT mode, reason, changed_by, changed_at, halting_alerts FROM botai.trading_state",
+                &[],
+            )
             .await?;
-        Ok(TradingState { mode: r.get(0), reason: r.get(1), changed_by: r.get(2), changed_at: r.get(3) })
+        let c = "trading state";
+        Ok(TradingState {
+            mode: r.col(0, c)?,
+            reason: r.col(1, c)?,
+            changed_by: r.col(2, c)?,
+            changed_at: r.col(3, c)?,
+            halting_alerts: r.col(4, c)?,
+        })
     }
 
     async fn positions(&self) -> Result<Vec<PositionRecord>> {
@@ -673,22 +751,24 @@ impl<C: Sql> BotaiSql for C {
                 &[],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| PositionRecord {
-                exchange: r.get(0),
-                symbol: r.get(1),
-                qty: r.get(2),
-                avg_entry: r.get(3),
-                last_price: r.get(4),
-                unrealized_pnl: r.get(5),
-                realized_pnl: r.get(6),
-                fees: r.get(7),
-                trades: r.get(8),
-                open_orders: r.get(9),
-                pending_qty: r.get(10),
+        let c = "positions";
+        rows.iter()
+            .map(|r| {
+                Ok(PositionRecord {
+                    exchange: r.col(0, c)?,
+                    symbol: r.col(1, c)?,
+                    qty: r.col(2, c)?,
+                    avg_entry: r.col(3, c)?,
+                    last_price: r.col(4, c)?,
+                    unrealized_pnl: r.col(5, c)?,
+                    realized_pnl: r.col(6, c)?,
+                    fees: r.col(7, c)?,
+                    trades: r.col(8, c)?,
+                    open_orders: r.col(9, c)?,
+                    pending_qty: r.col(10, c)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn order_settle(&self, engine: &str, settlements: &[Settlement]) -> Result<Vec<bool>> {
@@ -698,10 +778,11 @@ impl<C: Sql> BotaiSql for C {
         });
         let sorted: Vec<&Settlement> = order.iter().map(|&i| &settlements[i]).collect();
         let reservations: Vec<Option<Uuid>> = sorted.iter().map(|s| s.commit.map(|c| c.0)).collect();
-        let amounts: Vec<Option<Decimal>> = sorted.iter().map(|s| s.commit.map(|c| c.1)).collect();
+        let amounts: Vec<Option<Decimal>> =
+            sorted.iter().map(|s| s.commit.map(|c| at_scale(c.1, Toward::Up))).collect();
         let order_ids: Vec<i64> = sorted.iter().map(|s| s.order_id).collect();
         let statuses: Vec<&str> = sorted.iter().map(|s| s.status.as_str()).collect();
-        let details: Vec<&Value> = sorted.iter().map(|s| &s.details).collect();
+        let details: Vec<Value> = sorted.iter().map(|s| details_at_scale(&s.details)).collect();
         let rows = self
             .q_all(
                 "settle orders",
@@ -716,8 +797,10 @@ impl<C: Sql> BotaiSql for C {
             .await?;
         let mut answers = vec![false; settlements.len()];
         for r in rows {
-            let position: i64 = r.get(0);
-            answers[order[(position - 1) as usize]] = r.get(2);
+            let position: i64 = r.col(0, "settle orders")?;
+            if let Some(slot) = usize::try_from(position - 1).ok().and_then(|i| order.get(i)) {
+                answers[*slot] = r.col(2, "settle orders")?;
+            }
         }
         Ok(answers)
     }
@@ -730,7 +813,7 @@ impl<C: Sql> BotaiSql for C {
                 &[&lookback.as_secs_f64(), &max_rows],
             )
             .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        rows.iter().map(|r| r.col(0, "botai_unhandled_signals")).collect()
     }
 
     async fn signals_settled(&self, signal_ids: &[i64]) -> Result<bool> {
@@ -744,7 +827,7 @@ impl<C: Sql> BotaiSql for C {
                 &[&signal_ids],
             )
             .await?;
-        Ok(r.get(0))
+        r.col(0, "signals_settled")
     }
 
     async fn orders(&self, filter: OrderFilter<'_>, limit: i64) -> Result<Vec<OrderRecord>> {
@@ -764,23 +847,25 @@ impl<C: Sql> BotaiSql for C {
                 &[&signal, &client, &limit],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| OrderRecord {
-                signal_id: r.get(0),
-                client_order_id: r.get(1),
-                exchange: r.get(2),
-                symbol: r.get(3),
-                side: r.get(4),
-                status: r.get(5),
-                qty: r.get(6),
-                price: r.get(7),
-                exchange_order_id: r.get(8),
-                ret_code: r.get(9),
-                message: r.get(10),
-                claimed_at: r.get(11),
+        let c = "botai.orders";
+        rows.iter()
+            .map(|r| {
+                Ok(OrderRecord {
+                    signal_id: r.col(0, c)?,
+                    client_order_id: r.col(1, c)?,
+                    exchange: r.col(2, c)?,
+                    symbol: r.col(3, c)?,
+                    side: r.col(4, c)?,
+                    status: r.col(5, c)?,
+                    qty: r.col(6, c)?,
+                    price: r.col(7, c)?,
+                    exchange_order_id: r.col(8, c)?,
+                    ret_code: r.col(9, c)?,
+                    message: r.col(10, c)?,
+                    claimed_at: r.col(11, c)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn rate_limits(&self, exchange: &str) -> Result<Vec<(String, i32, f64, i32)>> {
@@ -793,16 +878,17 @@ impl<C: Sql> BotaiSql for C {
                 &[&exchange],
             )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+        let c = "botai.rate_limits";
+        rows.iter().map(|r| Ok((r.col(0, c)?, r.col(1, c)?, r.col(2, c)?, r.col(3, c)?))).collect()
     }
 
     async fn health(&self) -> Result<Value> {
         let row = self.q_one("botai_health", "SELECT botai_health()", &[]).await?;
-        Ok(row.get(0))
+        Ok(row.col::<Json>(0, "health")?.0)
     }
 
     async fn metrics(&self) -> Result<String> {
         let row = self.q_one("botai_metrics", "SELECT botai_metrics()", &[]).await?;
-        Ok(row.get(0))
+        row.col(0, "metrics")
     }
 }

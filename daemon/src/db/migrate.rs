@@ -11,6 +11,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::value::Cell;
 use super::{Db, DbError, Result};
 
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -34,7 +35,7 @@ pub async fn run(db: &Db) -> Result<Vec<&'static str>> {
         .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[])
         .await
         .map_err(err("migrate"))?
-        .get(0);
+        .col(0, "migrate")?;
     if !superuser {
         return Err(DbError::Sql {
             context: "migrate",
@@ -61,7 +62,7 @@ pub async fn run(db: &Db) -> Result<Vec<&'static str>> {
             .await
             .map_err(err("migrations table"))?;
         match known {
-            Some(row) if row.get::<_, String>(0) == checksum => continue,
+            Some(row) if row.col::<String>(0, "migrate")? == checksum => continue,
             Some(_) => {
                 return Err(DbError::Sql {
                     context: "migrate",
@@ -121,7 +122,7 @@ async fn extension_current(db: &Db) -> Result<()> {
         )
         .await
         .map_err(err("extension version"))?;
-    let (installed, available): (String, String) = (row.get(0), row.get(1));
+    let (installed, available): (String, String) = (row.col(0, "migrate")?, row.col(1, "migrate")?);
     if installed != available {
         c.batch_execute("ALTER EXTENSION botai UPDATE").await.map_err(err("ALTER EXTENSION botai UPDATE"))?;
         tracing::info!(from = %installed, to = %available, "extension botai updated");

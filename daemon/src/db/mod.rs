@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod functions;
 pub mod migrate;
 pub mod outbox;
+pub mod value;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub use functions::{
     BotaiSql, ClaimedOrder, OrderFilter, OrderRecord, OrderReservation, PositionRecord, Reserved, Settlement,
     SignalVerdict, Sql, TradingState,
 };
+pub use value::{Amount, Cell, Json};
 
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -34,6 +36,10 @@ pub enum DbError {
     Other { context: &'static str, source: tokio_postgres::Error },
     #[error("database pool: {0}")]
     Pool(String),
+    /// A value the database holds that this type cannot read (out of
+    /// range, NULL where none was expected): reported, never a panic.
+    #[error("{context}: column {column} holds a value botai cannot read: {message}")]
+    Decode { context: &'static str, column: String, message: String },
 }
 
 impl DbError {
@@ -59,6 +65,7 @@ impl DbError {
             DbError::Other { source, .. } => source.is_closed() || source.as_db_error().is_none(),
             DbError::Connect { .. } | DbError::Pool(_) => true,
             DbError::Sql { code, .. } => code.starts_with("08") || code == "57P01",
+            DbError::Decode { .. } => false,
         }
     }
 }
@@ -133,7 +140,7 @@ impl Db {
             .query_one("SHOW server_version", &[])
             .await
             .map_err(|e| DbError::from_pg("server_version", e))?;
-        Ok(row.get(0))
+        row.col(0, "server_version")
     }
 
     /// The installed version of the botai extension, if any.
@@ -143,7 +150,7 @@ impl Db {
             .query_opt("SELECT extversion FROM pg_extension WHERE extname = 'botai'", &[])
             .await
             .map_err(|e| DbError::from_pg("extension_version", e))?;
-        Ok(row.map(|r| r.get(0)))
+        row.map(|r| r.col(0, "extension_version")).transpose()
     }
 }
 

@@ -46,7 +46,7 @@ use super::sizing;
 use crate::config::Config;
 use crate::db::{self, Batcher, BotaiSql, ClaimedOrder, Db, OrderFilter, OrderReservation, Reserved, Settlement};
 use crate::exchange::{limits, Exchange, ExchangeError, Instrument, OrderRequest, OrderState, Side};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Reason, Telemetry};
 
 const WORKER_TYPE: &str = "trading_engine";
 const ORDER_ENDPOINT: &str = "order";
@@ -323,9 +323,11 @@ pub async fn run_for(
                 if only.is_some() {
                     continue;
                 }
+                // A notification is a hint: any session may send one. What
+                // it names is looked up (the claim) and dropped when absent.
                 match id {
-                    Some(id) => engine.spawn(id, permits.clone()),
-                    None => warn!(payload = n.payload(), "ignoring a botai_signals notification without signal_id"),
+                    Some(id) if id > 0 => engine.spawn(id, permits.clone()),
+                    _ => engine.dropped_notification("no_signal_id"),
                 }
             }
             _ = beat.tick() => {
@@ -385,7 +387,40 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
+/// The claim found no signal with that id (P0002 from botai_order_claim).
+fn no_such_signal(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<db::DbError>().is_some_and(
+            |d| matches!(d, db::DbError::Sql { context: "botai_order_claim", code, .. } if code == "P0002"),
+        )
+    })
+}
+
+/// At most one log line a minute about dropped notifications.
+static DROPPED_LOGGED_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 impl Engine {
+    /// Counts a notification that named nothing to act on; says so in the
+    /// log at most once a minute (a flood of forged ones is a metric, not
+    /// megabytes of log).
+    fn dropped_notification(&self, reason: &str) {
+        self.telemetry.notifications_dropped.get_or_create(&Reason { reason: reason.to_owned() }).inc();
+        let now = chrono::Utc::now().timestamp();
+        let last = DROPPED_LOGGED_AT.load(Ordering::Relaxed);
+        if now - last >= 60
+            && DROPPED_LOGGED_AT.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            let total: u64 = ["unknown_signal", "no_signal_id"]
+                .iter()
+                .map(|r| self.telemetry.notifications_dropped.get_or_create(&Reason { reason: (*r).to_owned() }).get())
+                .sum();
+            warn!(
+                "dropping botai_signals notifications that name no signal ({total} so far, counted in \
+                 botai_daemon_notifications_dropped_total): forged, or for a signal already pruned"
+            );
+        }
+    }
+
     /// Every CATCH_UP_EVERY, hands the signals nobody handled to `spawn`:
     /// at first those of the last hour (or MAX_SIGNAL_AGE if longer), then
     /// those accepted since the last complete scan (with a margin for
@@ -440,6 +475,12 @@ impl Engine {
                     let permit = permits.clone().acquire_owned().await;
                     let Err(e) = engine.handle(signal_id).await else { break };
                     drop(permit);
+                    // No such signal: a forged or stale notification. Dropped
+                    // once, counted, not retried, not logged one by one.
+                    if no_such_signal(&e) {
+                        engine.dropped_notification("unknown_signal");
+                        break;
+                    }
                     warn!("order for signal {signal_id} failed (again in {RETRY_AFTER:?}): {e:#}");
                     // An order sent without an answer, and the venue not yet
                     // able to say what became of it: critical once it lasts.
@@ -594,6 +635,9 @@ impl Engine {
                     price: limit_price.unwrap_or(price),
                     asset: spend_asset.to_owned(),
                     amount: size.reserve,
+                    // The signal's market price marks the position; a limit
+                    // price never does.
+                    mark: Some((order.exchange.clone(), order.symbol.clone(), price)),
                 })
                 .await?
             {

@@ -435,7 +435,18 @@ fn render() -> Result<String> {
         "Seconds since the monitor last completed a round; more than three intervals means it is stalled.",
     );
     age.add(vec![], monitor.map_or(f64::INFINITY, super::last_round_age_seconds));
-    families.extend([rounds, failures, age]);
+    let mut queue = Family::new(
+        "process_monitor_notification_queue_usage",
+        "gauge",
+        "Fraction of the cluster's NOTIFY queue in use (pg_notification_queue_usage()); at 1 every NOTIFY fails.",
+    );
+    // Read-only (a standby answers metrics too: no transaction id).
+    let usage = Spi::connect(|client| {
+        let rows = client.select("SELECT pg_catalog.pg_notification_queue_usage()", Some(1), &[])?;
+        Ok::<_, BotaiError>(if rows.is_empty() { None } else { rows.first().get_one::<f64>()? })
+    })?;
+    queue.add(vec![], usage.unwrap_or(0.0));
+    families.extend([rounds, failures, age, queue]);
 
     let mut out = String::with_capacity(4096);
     for f in &families {

@@ -115,13 +115,32 @@ fn firing(kind: &str) -> Option<&'static str> {
         // An exchange account whose net P&L of the day (UTC: realised minus
         // fees, plus the open positions' unrealised) is a loss of at least
         // its max_daily_loss (botai.risk_limits, symbol '*').
-        "daily_loss" => {
-            "SELECT l.exchange AS subject, (-p.net_pnl)::float8 AS value, \
+        // Each account on its own: the value is clamped, the comparison is
+        // numeric, so one account's absurd figures (1e200 fills) never stop
+        // the rule for the others.
+        "daily_loss" => concat!(
+            "SELECT l.exchange AS subject, ",
+            float8_clamped!("(-p.net_pnl)"),
+            " AS value, \
                     jsonb_build_object('loss', -p.net_pnl, 'max_daily_loss', l.max_daily_loss, \
                                        'realized_pnl', p.realized_pnl, 'fees', p.fees, \
                                        'unrealized_pnl', p.unrealized_pnl) AS details \
              FROM botai.risk_limits l JOIN botai.pnl_today p ON p.exchange = l.exchange \
              WHERE l.symbol = '*' AND l.max_daily_loss IS NOT NULL AND -p.net_pnl >= l.max_daily_loss"
+        ),
+        // The cluster's NOTIFY queue more than `threshold` percent full: a
+        // listener that never ends its transaction holds its tail, and a
+        // full queue fails every NOTIFY (signals, alerts, trading state).
+        "notify_queue" => {
+            "SELECT 'cluster' AS subject, u.pct AS value, \
+                    jsonb_build_object('usage_percent', round(u.pct::numeric, 4), \
+                                       'oldest_listening_transaction', ( \
+                                         SELECT jsonb_build_object('pid', a.pid, 'usename', a.usename, \
+                                                                   'state', a.state, 'xact_start', a.xact_start) \
+                                         FROM pg_catalog.pg_stat_activity a \
+                                         WHERE a.xact_start IS NOT NULL AND a.backend_type = 'client backend' \
+                                         ORDER BY a.xact_start LIMIT 1)) AS details \
+             FROM (SELECT pg_catalog.pg_notification_queue_usage() * 100 AS pct) u WHERE u.pct > $1"
         }
         _ => return None,
     })

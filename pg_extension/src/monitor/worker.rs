@@ -315,14 +315,15 @@ fn run_round(slot: &MonitorSlot) -> Option<Round> {
             for rule in all {
                 let outcome = isolated_with_error(&rule.rule, || rules::evaluate(&rule).map_err(|e| e.to_string()));
                 // A rule whose action is a trading state (halt, reduce_only)
-                // sets it when one of its alerts opens; an operator's
-                // botai_resume() then stands until the next breach opens.
-                if let (Ok(evaluated), Some(mode)) = (&outcome, rules::trading_mode(&rule.action)) {
-                    if !evaluated.opened.is_empty() {
-                        let reason = format!("alert rule {} ({}) fired", rule.rule, rule.kind);
+                // holds trading through its open alerts (botai.trading_state
+                // reads them): nothing to write here, and no lock a client
+                // holds can keep the halt from being in force. The engines
+                // and the dashboard hear of each change.
+                if let (Ok(evaluated), Some(_)) = (&outcome, rules::trading_mode(&rule.action)) {
+                    if !evaluated.opened.is_empty() || evaluated.resolved > 0 {
                         failures += u64::from(
-                            isolated("halt trading", || {
-                                crate::risk::monitor_halt(mode, &reason).map_err(|e| e.to_string())
+                            isolated("announce the trading state", || {
+                                Spi::run(ANNOUNCE_TRADING_STATE).map_err(|e| e.to_string())
                             })
                             .is_none(),
                         );
@@ -340,10 +341,35 @@ fn run_round(slot: &MonitorSlot) -> Option<Round> {
                 }
                 let error = outcome.as_ref().err().cloned();
                 failures += u64::from(error.is_some());
-                isolated("record rule status", || {
-                    Spi::run_with_args(RULE_STATUS, &[rule.rule.as_str().into(), error.as_deref().into()])
+                let failed_rounds = isolated("record rule status", || {
+                    Spi::get_one_with_args::<i32>(RULE_STATUS, &[rule.rule.as_str().into(), error.as_deref().into()])
                         .map_err(|e| e.to_string())
-                });
+                })
+                .flatten()
+                .unwrap_or(0);
+                // A rule that keeps failing evaluates nothing: after a few
+                // rounds that is an error of the monitor's own, critical for
+                // a rule that halts trading (its halt cannot open), and so
+                // an alert of the critical_error rule, delivered to people.
+                if failed_rounds >= RULE_FAILURES_REPORTED
+                    && (failed_rounds - RULE_FAILURES_REPORTED) % RULE_FAILURES_REPEAT == 0
+                {
+                    let critical = rules::trading_mode(&rule.action).is_some();
+                    let message = format!(
+                        "alert rule {} ({}) failed {failed_rounds} rounds in a row: {}{}",
+                        rule.rule,
+                        rule.kind,
+                        error.as_deref().unwrap_or(""),
+                        if critical { "; its halt cannot be put in force while it fails" } else { "" }
+                    );
+                    failures += u64::from(
+                        isolated("report a failing rule", || {
+                            Spi::run_with_args(REPORT_MONITOR_ERROR, &[message.as_str().into(), critical.into()])
+                                .map_err(|e| e.to_string())
+                        })
+                        .is_none(),
+                    );
+                }
             }
         }
     }
@@ -416,10 +442,29 @@ const EVICT: &str = "WITH stale AS (SELECT worker_id, pid, heartbeat_age_seconds
                                     FROM stale s WHERE w.worker_id = s.worker_id RETURNING s.pid) \
                      SELECT pg_catalog.pg_terminate_backend(pid) FROM ended";
 
-const RULE_STATUS: &str = "INSERT INTO botai.rule_status AS s (rule, last_evaluated_at, last_error, last_error_at) \
-     VALUES ($1, now(), $2, CASE WHEN $2 IS NULL THEN NULL ELSE now() END) \
+/// Records an evaluation; returns how many rounds in a row the rule failed.
+const RULE_STATUS: &str = "INSERT INTO botai.rule_status AS s (rule, last_evaluated_at, last_error, last_error_at, \
+       failed_rounds) \
+     VALUES ($1, now(), $2, CASE WHEN $2 IS NULL THEN NULL ELSE now() END, CASE WHEN $2 IS NULL THEN 0 ELSE 1 END) \
      ON CONFLICT (rule) DO UPDATE SET last_evaluated_at = now(), last_error = EXCLUDED.last_error, \
-       last_error_at = coalesce(EXCLUDED.last_error_at, s.last_error_at)";
+       last_error_at = coalesce(EXCLUDED.last_error_at, s.last_error_at), \
+       failed_rounds = CASE WHEN EXCLUDED.last_error IS NULL THEN 0 ELSE s.failed_rounds + 1 END \
+     RETURNING failed_rounds";
+
+/// Rounds in a row a rule fails before the monitor reports it, and how
+/// often it reports again while the rule keeps failing (within the
+/// critical_error rule's window at the default interval).
+const RULE_FAILURES_REPORTED: i32 = 3;
+const RULE_FAILURES_REPEAT: i32 = 50;
+
+/// The monitor's own errors, counted by high_error_rate and critical_error.
+const REPORT_MONITOR_ERROR: &str = "INSERT INTO botai.component_errors (component, error, is_critical) \
+     VALUES ('botai monitor', left($1, 4000), $2)";
+
+/// Tells the engines and dashboards that botai.trading_state changed.
+const ANNOUNCE_TRADING_STATE: &str = "SELECT pg_catalog.pg_notify('botai_trading_state', \
+       jsonb_build_object('mode', mode, 'reason', left(reason, 2000), 'changed_by', changed_by)::text) \
+     FROM botai.trading_state";
 
 fn describe(e: &CaughtError) -> String {
     match e {

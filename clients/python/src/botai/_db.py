@@ -45,6 +45,22 @@ def _conninfo_from_env() -> str:
     return psycopg.conninfo.make_conninfo(**parts)
 
 
+def _seconds_setting_value(raw: str) -> Optional[int]:
+    """A setting as PostgreSQL shows it ('60s', '1min', '90') in seconds."""
+    units = {"ms": 0.001, "s": 1, "min": 60, "h": 3600, "d": 86400}
+    text = raw.strip()
+    for unit, factor in sorted(units.items(), key=lambda u: -len(u[0])):
+        if text.endswith(unit):
+            try:
+                return max(1, round(float(text[: -len(unit)]) * factor))
+            except ValueError:
+                return None
+    try:
+        return max(1, round(float(text)))
+    except ValueError:
+        return None
+
+
 def _seconds_setting(name: str) -> Optional[int]:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -88,14 +104,33 @@ class Database:
         window = _seconds_setting("SIGNAL_DEDUP_WINDOW")
         if window is not None:
             sql.append(f"SET botai.signal_dedup_window = {window}")
-        timeout = _seconds_setting("WORKER_HEARTBEAT_TIMEOUT")
-        if timeout is not None:
-            sql.append(f"SET botai.worker_heartbeat_timeout = {timeout}")
         return sql
 
     async def _configure_async(self, conn: psycopg.AsyncConnection[Any]) -> None:
         for statement in self._session_settings():
             await conn.execute(statement)
+        await self._check_heartbeat_timeout(conn)
+
+    async def _check_heartbeat_timeout(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """WORKER_HEARTBEAT_TIMEOUT is the server's (botai.worker_heartbeat_timeout,
+        superuser-only: it decides when any worker counts as stale). A client
+        that says another value is told so once, never refused: setting it
+        per session is not botai_service's to do."""
+        wanted = _seconds_setting("WORKER_HEARTBEAT_TIMEOUT")
+        if wanted is None or getattr(self, "_heartbeat_checked", False):
+            return
+        self._heartbeat_checked = True
+        cur = await conn.execute("SELECT current_setting('botai.worker_heartbeat_timeout')")
+        row = await cur.fetchone()
+        server = _seconds_setting_value(str(row[0])) if row else None
+        if server is not None and server != wanted:
+            import warnings
+
+            warnings.warn(
+                f"WORKER_HEARTBEAT_TIMEOUT={wanted}s but the server's botai.worker_heartbeat_timeout is {server}s, "
+                "which decides (a superuser sets it in postgresql.conf or with ALTER DATABASE)",
+                stacklevel=2,
+            )
 
     async def pool(self) -> AsyncConnectionPool:
         """The pool of the running event loop (a pool belongs to one loop)."""
