@@ -2134,6 +2134,16 @@ async fn every_function_survives_hostile_arguments() {
     } else {
         failures.push(format!("the postmaster restarted: started {postmaster_started}, now {now_started}"));
     }
+    // Crashes during the run show in the server log: unreadable, they would
+    // go unseen, so that fails too.
+    let readable = std::fs::read(server_log()).map(|_| ()).map_err(|e| e.to_string());
+    if log_start.is_none() || readable.is_err() {
+        failures.push(format!(
+            "the server log {} cannot be read ({}): crashes during the run would go unseen (FUZZ_SERVER_LOG names it)",
+            server_log().display(),
+            readable.err().unwrap_or_else(|| "its size was unknown at the start".into())
+        ));
+    }
     if let Some(start) = log_start {
         if let Ok(log) = std::fs::read(server_log()) {
             let new = String::from_utf8_lossy(&log[(start as usize).min(log.len())..]).into_owned();

@@ -66,7 +66,7 @@ async fn signals(db: &Client, n: usize, direction: &str, tag: &str) -> Vec<i64> 
 /// Claims the signal and reserves an order of `qty` BTC for it.
 async fn reserve(c: &Db, engine: &str, signal_id: i64, qty: Decimal) -> (i64, String, Reserved) {
     let claimed = c.order_claim(&[signal_id], engine, EXCHANGE, &["BTCUSDT"], None).await.unwrap();
-    let (order, _) = claimed.into_iter().next().flatten().expect("the signal is this engine's");
+    let (order, _) = claimed.into_iter().next().and_then(|c| c.owned()).expect("the signal is this engine's");
     let (asset, amount) = if order.direction == "BUY" {
         ("USDT", qty * Decimal::from(PRICE) * Decimal::new(101, 2))
     } else {
@@ -355,12 +355,27 @@ async fn a_daily_loss_breach_halts_trading_within_one_monitor_round() {
     assert_eq!(alert["max_daily_loss"], json!(15));
     let (_, _, r) = reserve(c, engine, later, one).await;
     assert!(matches!(r, Reserved::Refused(ref w) if w.starts_with("halted: alert rule daily_loss")), "{r:?}");
-    // Resuming needs the operator's explicit acknowledgement of the alert.
+    // Resuming needs the operator's explicit acknowledgement of the alert,
+    // also once its condition has cleared (here: the rule disabled, as the
+    // engine's own role could never do, and the alert resolved).
     let alert_id: i64 = db
         .query_one("SELECT alert_id FROM botai.alerts WHERE rule = 'daily_loss' AND status = 'open'", &[])
         .await
         .unwrap()
         .get(0);
+    db.batch_execute("UPDATE botai.alert_rules SET enabled = false WHERE rule = 'daily_loss'").await.unwrap();
+    t.wait_rounds(2).await;
+    let (mode, status): (String, String) = {
+        let r = db
+            .query_one(
+                "SELECT t.mode, a.status FROM botai.trading_state t, botai.alerts a WHERE a.alert_id = $1",
+                &[&alert_id],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((mode.as_str(), status.as_str()), ("halted", "resolved"), "a rule's halt outlives its condition");
     expect_sqlstate("a resume that acknowledges nothing", db.query_one("SELECT botai_resume('x')", &[]).await, "55000");
     db.batch_execute("SET ROLE botai_operator").await.unwrap();
     let said: String = db
@@ -372,7 +387,8 @@ async fn a_daily_loss_breach_halts_trading_within_one_monitor_round() {
     assert!(said.starts_with("active") && said.contains("1 alert(s) acknowledged"), "{said}");
     let ack = db
         .query_one(
-            "SELECT acknowledged_by, acknowledgement, acknowledged_at IS NOT NULL FROM botai.alerts WHERE alert_id = $1",
+            "SELECT acknowledged_by, reason, acknowledged_at IS NOT NULL FROM botai.alert_acknowledgements \
+             WHERE alert_id = $1",
             &[&alert_id],
         )
         .await
@@ -380,10 +396,16 @@ async fn a_daily_loss_breach_halts_trading_within_one_monitor_round() {
     let (by, why, at): (String, String, bool) = (ack.get(0), ack.get(1), ack.get(2));
     println!("  resumed by the operator ({by}): {said}");
     assert_eq!((why.as_str(), at), ("loss reviewed", true));
-    // An acknowledged resume stands while the same alert stays open.
+    // An acknowledged resume stands; the next breach opens a new alert,
+    // which halts again.
+    db.batch_execute("UPDATE botai.alert_rules SET enabled = true WHERE rule = 'daily_loss'").await.unwrap();
     t.wait_rounds(2).await;
-    let mode: String = db.query_one("SELECT mode FROM botai.trading_state", &[]).await.unwrap().get(0);
-    assert_eq!(mode, "active", "the acknowledged alert no longer holds trading");
+    let (mode, holding): (String, Vec<i64>) = {
+        let r = db.query_one("SELECT mode, halting_alerts FROM botai.trading_state", &[]).await.unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(mode, "halted", "the loss is still there: a new alert, a new halt");
+    assert!(!holding.contains(&alert_id) && holding.len() == 1, "{holding:?}");
 }
 
 /// Issue 26 item 2: a session holding the switch's row lock (an operator's
@@ -448,7 +470,7 @@ async fn an_orders_own_price_never_marks_the_position() {
     assert!(c.mark_price(EXCHANGE, "BTCUSDT", Decimal::from(30_000)).await.unwrap());
     let sell = signals(&db, 1, "SELL", "mark-sell").await[0];
     let claimed = c.order_claim(&[sell], engine, EXCHANGE, &["BTCUSDT"], None).await.unwrap();
-    let (o, _) = claimed.into_iter().next().flatten().unwrap();
+    let (o, _) = claimed.into_iter().next().and_then(|c| c.owned()).unwrap();
     let r = c
         .reserve_orders(
             engine,

@@ -323,8 +323,15 @@ async fn the_daemon_roles_cannot_lift_a_halt_or_silence_alerts() {
         .expect("paper is on the database's clock (the default list)")
         .get(0);
     assert!(paper);
-    // The operator may.
+    // The operator may resume; it edits rules, and never deletes one (a
+    // rule's alerts, with the record of a halt and its acknowledgement, go
+    // with it: that is the owner's).
     let operator = as_role(OPERATOR).await;
+    expect_sqlstate(
+        "botai_operator: delete an alert rule",
+        operator.query("DELETE FROM botai.alert_rules WHERE rule = 'daily_loss'", &[]).await,
+        "42501",
+    );
     let said: String = operator.query_one("SELECT botai_resume('operator')", &[]).await.unwrap().get(0);
     assert!(said.starts_with("active"), "{said}");
 }

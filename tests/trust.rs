@@ -329,9 +329,11 @@ async fn the_api_needs_its_token_off_loopback_and_keeps_answering_probes_under_a
     let (code, head, _) = http_get(port, &format!("/?token={token}"), &[]);
     assert!(code == 303 && head.contains("botai_token="), "a browser's first visit sets the cookie: {head}");
     assert_eq!(http_get(port, "/", &[("Cookie", &format!("botai_token={token}"))]).0, 200);
-    for open in ["/health/live", "/health", "/metrics"] {
+    for open in ["/health/live", "/health"] {
         assert_ne!(http_get(port, open, &[]).0, 401, "{open} needs no token");
     }
+    assert_eq!(http_get(port, "/metrics", &[]).0, 401, "the metrics carry balances: the token off loopback");
+    assert_eq!(http_get(port, "/metrics", &[("Authorization", &bearer)]).0, 200);
     // A half-sent request is dropped after the header timeout.
     let mut half = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     half.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n").unwrap();
@@ -378,7 +380,7 @@ async fn the_api_needs_its_token_off_loopback_and_keeps_answering_probes_under_a
         answered_in.as_secs_f64() * 1000.0
     );
     assert_eq!(live, 200, "the probe answers under the flood");
-    assert!(answered_in < Duration::from_secs(5), "within the header timeout ({answered_in:?})");
+    assert!(answered_in < Duration::from_secs(3), "within the probes' one-second header timeout ({answered_in:?})");
     // Every flood connection was dropped by the API, none left open.
     let mut closed = 0;
     for s in flood.iter_mut() {
@@ -399,37 +401,40 @@ async fn the_api_needs_its_token_off_loopback_and_keeps_answering_probes_under_a
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hostile_argument_costs_the_server_log_a_line() {
     let t = TestDatabase::migrated(&[]).await;
+    let log = std::path::Path::new("/var/log/postgresql/postgresql-15-botai.log");
+    let size = || std::fs::metadata(log).map(|m| m.len()).expect("the server log (make test runs as root)");
+    let before = size();
     let reader = as_role(&t, "botai_reader").await;
     for sql in [
         "SELECT botai_component_health(repeat('x', 5000000))",
         "SELECT botai_fingerprint(repeat('x', 5000000), 'BUY', 's', now())",
     ] {
-        match reader.query(sql, &[]).await {
-            Ok(_) => {}
-            Err(e) => {
-                let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
-                println!("  {} bytes: {}", message.len(), &message[..message.len().min(120)]);
-                assert!(message.len() < 2000, "the error quotes {} bytes of the argument", message.len());
-            }
-        }
+        let e = reader.query(sql, &[]).await.expect_err("refused");
+        let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+        println!("  {} bytes: {}", message.len(), &message[..message.len().min(120)]);
+        assert!(message.len() < 2000, "the error quotes {} bytes of the argument", message.len());
     }
     let service = as_role(&t, "botai_service").await;
     let long = "y".repeat(5_000_000);
     for sql in
         ["SELECT botai_heartbeat('c', $1)", "SELECT botai_register_worker($1)", "SELECT botai_rate_acquire($1, 'x')"]
     {
-        if let Err(e) = service.query(sql, &[&long]).await {
-            let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
-            assert!(message.len() < 2000, "{sql}: the error quotes {} bytes", message.len());
-        }
+        let e = service.query(sql, &[&long]).await.expect_err("refused");
+        let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+        assert!(message.len() < 2000, "{sql}: the error quotes {} bytes", message.len());
     }
+    let grew = size().saturating_sub(before);
+    println!("  five refusals of 5 MB arguments: the server log grew {grew} bytes");
+    assert!(grew < 100_000, "the server log took {grew} bytes for five refused calls");
 }
 
-/// Item 9: sessions of botai's roles cannot hold a transaction open (a
-/// LISTEN inside one holds the cluster's NOTIFY queue), nor take the
-/// cluster's connections; the queue's use is a metric and an alert.
+/// Item 9: botai's logins are configured not to sit in an open
+/// transaction (a LISTEN inside one holds the cluster's NOTIFY queue) nor
+/// to take the cluster's connections; whoever fills the queue anyway (a
+/// session can lift its own timeout) is seen: the queue's use is a metric
+/// and an alert naming the oldest open transaction.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_notify_queue_is_watched_and_roles_cannot_hold_it() {
+async fn the_notify_queue_is_watched_and_botai_logins_do_not_sit_in_transactions() {
     let t = TestDatabase::migrated(&[("botai.monitor_interval", "1")]).await;
     let db = t.connect().await;
     let limits: Vec<(String, i32, Option<Vec<String>>)> = db

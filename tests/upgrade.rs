@@ -438,6 +438,8 @@ INSERT INTO botai.alert_channels (channel, triggers) VALUES ('telegram', ARRAY['
 WITH a AS (INSERT INTO botai.alerts (rule, subject, severity, action, value, details)
            VALUES ('daily_loss', 'six', 'critical', 'halt', 150, '{"loss": 150}') RETURNING alert_id)
 INSERT INTO botai.alert_events (alert_id, event) SELECT alert_id, 'opened' FROM a;
+INSERT INTO botai.alerts (rule, subject, severity, action, status, opened_at, resolved_at, value)
+VALUES ('daily_loss', 'six', 'critical', 'halt', 'resolved', now() - interval '1 day', now() - interval '20 hours', 120);
 INSERT INTO botai.rule_status (rule, last_evaluated_at, last_error, last_error_at)
 VALUES ('daily_loss', now(), NULL, NULL), ('low_balance', now(), 'a bad params row', now());
 "#;
@@ -461,8 +463,24 @@ async fn a_filled_0_6_0_database_upgrades_with_its_halt_its_alerts_and_its_book(
     let switch = db.query_one("SELECT mode, reason, changed_by FROM botai.trading_switch", &[]).await.unwrap();
     let (mode, reason, by): (String, String, String) = (switch.get(0), switch.get(1), switch.get(2));
     assert_eq!((mode.as_str(), reason.as_str(), by.as_str()), ("halted", "ops review", "alice"), "the switch is kept");
-    let alert_id: i64 =
-        db.query_one("SELECT alert_id FROM botai.alerts WHERE rule = 'daily_loss'", &[]).await.unwrap().get(0);
+    let alert_id: i64 = db
+        .query_one("SELECT alert_id FROM botai.alerts WHERE rule = 'daily_loss' AND status = 'open'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // The alert 0.6.0 had resolved is acknowledged by the upgrade; the open
+    // one, which the switch still halts for, is not.
+    let acknowledged: Vec<(String, String)> = db
+        .query(
+            "SELECT a.status, k.acknowledged_by FROM botai.alert_acknowledgements k JOIN botai.alerts a USING (alert_id)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(acknowledged, vec![("resolved".to_owned(), "botai 0.7.0 upgrade".to_owned())]);
     let state = db.query_one("SELECT mode, halting_alerts FROM botai.trading_state", &[]).await.unwrap();
     let (mode, holding): (String, Vec<i64>) = (state.get(0), state.get(1));
     assert_eq!((mode.as_str(), holding), ("halted", vec![alert_id]), "the open daily_loss alert holds trading");
@@ -474,16 +492,22 @@ async fn a_filled_0_6_0_database_upgrades_with_its_halt_its_alerts_and_its_book(
         .unwrap()
         .get(0);
     assert_eq!(said, "active (was halted); 1 alert(s) acknowledged");
-    // The book, the balance and the outbox are as 0.6.0 left them.
+    // The book, the balance and the outbox are as 0.6.0 left them, but for
+    // the position 0.6.0 left without an entry price: the upgrade enters it
+    // at its last price (with a WARNING), so its fill can be booked.
     let book = db
-        .query_one("SELECT qty, avg_entry IS NULL, realized_pnl FROM botai.positions WHERE exchange = 'six'", &[])
+        .query_one("SELECT qty, avg_entry, realized_pnl FROM botai.positions WHERE exchange = 'six'", &[])
         .await
         .unwrap();
-    let (qty, no_entry, realized): (rust_decimal::Decimal, bool, rust_decimal::Decimal) =
+    let (qty, entry, realized): (rust_decimal::Decimal, Option<rust_decimal::Decimal>, rust_decimal::Decimal) =
         (book.get(0), book.get(1), book.get(2));
     assert_eq!(
-        (qty, no_entry, realized),
-        (rust_decimal::Decimal::new(5, 1), true, rust_decimal::Decimal::new(-125, 1))
+        (qty, entry, realized),
+        (
+            rust_decimal::Decimal::new(5, 1),
+            Some(rust_decimal::Decimal::new(40000, 0)),
+            rust_decimal::Decimal::new(-125, 1)
+        )
     );
     let owed: i64 = db
         .query_one("SELECT count(*) FROM botai.alert_deliveries WHERE channel = 'telegram' AND status = 'pending'", &[])

@@ -89,9 +89,13 @@ enum Command {
 enum AlertsCommand {
     /// Make botai.alert_channels say what the alert configuration says
     /// (config/alerts.yaml and the environment): configured channels
-    /// enabled with their triggers, the others disabled. Uses the
-    /// operator's connection (operator.env).
-    Apply,
+    /// enabled with their triggers. Uses the operator's connection
+    /// (operator.env).
+    Apply {
+        /// Also disable the registered channels not configured here.
+        #[arg(long)]
+        prune: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,9 +222,9 @@ impl Cli {
             Command::Resume { reason, acknowledge } => {
                 crate::operator::resume(&self.operator_pg()?, reason, acknowledge).await
             }
-            Command::Alerts { command: AlertsCommand::Apply } => {
+            Command::Alerts { command: AlertsCommand::Apply { prune } } => {
                 let pg = self.operator_pg()?;
-                crate::alerts::apply(&self.config()?.alerts, &pg).await
+                crate::alerts::apply(&self.config()?.alerts, &pg, *prune).await
             }
             Command::Run { mode } => {
                 let cfg = Arc::new(self.config()?);

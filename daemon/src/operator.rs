@@ -117,10 +117,9 @@ pub async fn place(cfg: Arc<Config>, side: Side, symbol: &str, qty: Decimal, pri
     }
     let stop = CancellationToken::new();
     let x = venue(&cfg, &stop)?;
-    let reference = match price {
-        Some(p) => p,
-        None => x.last_price(symbol).await.context("the last price, to reserve the order's funds")?,
-    };
+    // The signal's price is the market's (it marks the position book); a
+    // limit goes as limit_price only, never as a mark.
+    let reference = x.last_price(symbol).await.context("the last price, to reserve the order's funds")?;
     let db = Db::connect(&cfg.pg, "botai order").await?;
     let operator = std::env::var("USER").unwrap_or_else(|_| "operator".into());
     let strategy = format!("manual-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);

@@ -197,7 +197,7 @@ pub async fn write(
             opt(r.col(12, "report")?),
             r.col::<Option<f64>>(13, "report")?.map(|l| format!("{l:.3}")).unwrap_or_default(),
             r.col::<DateTime<Utc>>(14, "report")?.to_rfc3339(),
-            r.get::<_, Option<DateTime<Utc>>>(15).map(|t| t.to_rfc3339()).unwrap_or_default(),
+            r.col::<Option<DateTime<Utc>>>(15, "report")?.map(|t| t.to_rfc3339()).unwrap_or_default(),
         ])?;
     }
     w.flush()?;

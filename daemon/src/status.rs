@@ -55,7 +55,7 @@ pub async fn print(cfg: &Config) -> Result<()> {
     if !state.halting_alerts.is_empty() {
         let ids: Vec<String> = state.halting_alerts.iter().map(i64::to_string).collect();
         println!(
-            "             held by open alert(s) {}: `botai resume REASON --acknowledge {}` as the operator",
+            "             held by alert(s) {} until acknowledged: `botai resume REASON --acknowledge {}` as the operator",
             ids.join(", "),
             ids.join(" --acknowledge ")
         );

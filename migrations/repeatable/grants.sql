@@ -97,8 +97,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA botai TO botai_admi
 -- Components read the tables (the engine its claims and book, the ML manager
 -- its signals); they write only through the functions (SECURITY DEFINER).
 GRANT SELECT ON ALL TABLES IN SCHEMA botai TO botai_ml, botai_engine, botai_alerter, botai_operator;
--- The operator's configuration.
-GRANT INSERT, UPDATE, DELETE ON botai.risk_limits, botai.alert_rules TO botai_operator;
+-- The operator's configuration: risk limits, and alert rules edited or
+-- disabled, never deleted (deleting a rule deletes its alerts, and with them
+-- the record of a halt and its acknowledgement; that is the owner's).
+GRANT INSERT, UPDATE, DELETE ON botai.risk_limits TO botai_operator;
+GRANT INSERT, UPDATE ON botai.alert_rules TO botai_operator;
 -- The venues' configured limits: the rate functions a reader may call
 -- (botai_rate_usage, _stats, _keys) run as their caller and read them.
 GRANT SELECT ON botai.rate_limits TO botai_reader;

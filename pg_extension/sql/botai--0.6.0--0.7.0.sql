@@ -6,9 +6,10 @@
 -- - amounts outside botai's domain (16 digits before the point, 12 after)
 --   are refused at the door with 22003 (checked in the library);
 -- - the trading state in force is a view: the operator's switch
---   (botai.trading_state renamed botai.trading_switch) and the open,
---   unacknowledged alerts of rules that halt, so a rule's halt needs no
---   write and no lock; botai_resume takes the acknowledgement of them;
+--   (botai.trading_state renamed botai.trading_switch) and the alerts of
+--   rules that halt, open or resolved, until an operator acknowledges them
+--   (botai.alert_acknowledgements, through botai_resume), so a rule's halt
+--   needs no write and no lock, and only an operator lifts it;
 -- - a market price marks positions (botai_mark_price), an order's own
 --   price no longer does; a reconciliation that opens a position needs its
 --   entry price; views and rules survive absurd stored figures;
@@ -54,14 +55,57 @@ COMMENT ON TABLE botai.trading_switch IS
     'a position) or halted (no order is sent). Set it with botai_halt(reason[, mode]) and botai_resume(). What is in '
     'force is botai.trading_state: this switch and the open alerts of rules that halt.';
 
-ALTER TABLE botai.alerts ADD COLUMN acknowledged_at timestamptz, ADD COLUMN acknowledged_by text,
-    ADD COLUMN acknowledgement text;
-CREATE INDEX alerts_halting_idx ON botai.alerts (alert_id)
-    WHERE status = 'open' AND action IN ('halt', 'reduce_only') AND acknowledged_at IS NULL;
-COMMENT ON COLUMN botai.alerts.acknowledged_at IS
-    'When an operator acknowledged the open alert (botai_resume(reason, acknowledge => ARRAY[alert_id])), '
-    'acknowledged_by who (the session''s login) and acknowledgement why. An acknowledged alert of a rule that halts no '
-    'longer holds trading halted.';
+-- The alerts of rules that halt, for botai.trading_state.
+CREATE INDEX alerts_halting_idx ON botai.alerts (alert_id) WHERE action IN ('halt', 'reduce_only');
+
+-- 0.7.0: an operator's acknowledgement of an alert (botai_resume …
+-- acknowledge): who, when and why. A table of its own, so that recording
+-- one never locks the alert the monitor updates every round.
+CREATE TABLE botai.alert_acknowledgements (
+    alert_id        bigint      PRIMARY KEY REFERENCES botai.alerts ON DELETE CASCADE,
+    acknowledged_by text        NOT NULL,
+    acknowledged_at timestamptz NOT NULL DEFAULT now(),
+    reason          text        NOT NULL
+);
+COMMENT ON TABLE botai.alert_acknowledgements IS
+    'An operator took note of an alert (botai_resume(reason, acknowledge => ARRAY[alert_id])): who (the session''s '
+    'login), when and why. An alert of a rule that halts holds trading halted, open or resolved, until it is '
+    'acknowledged here.';
+
+-- 0.6.0 halted when a rule's alert opened and let an operator's resume
+-- stand while it stayed open; 0.7.0 holds trading until each such alert is
+-- acknowledged. What 0.6.0 had already settled is acknowledged here, in
+-- the upgrade's name: the alerts that resolved, and the open ones an
+-- operator resumed after (the switch active, changed after the alert
+-- opened, not by the monitor). An open one the switch still halts for
+-- keeps holding trading.
+INSERT INTO botai.alert_acknowledgements (alert_id, acknowledged_by, acknowledged_at, reason)
+SELECT a.alert_id, 'botai 0.7.0 upgrade', now(),
+       CASE WHEN a.status = 'resolved' THEN 'resolved before 0.7.0, which holds rule halts until acknowledged'
+            ELSE format('carried over from 0.6.0: %s resumed trading at %s (%s) while it was open',
+                        t.changed_by, t.changed_at, coalesce(t.reason, 'no reason given')) END
+FROM botai.alerts a CROSS JOIN botai.trading_switch t
+WHERE a.action IN ('halt', 'reduce_only')
+  AND (a.status = 'resolved'
+       OR (t.mode = 'active' AND t.changed_at > a.opened_at AND t.changed_by <> 'botai monitor'));
+
+-- 0.7.0 gives every position an entry: one 0.6.0 left without (a
+-- reconciliation without a price) is entered at its last price, and said.
+DO $$
+DECLARE
+    entered text;
+BEGIN
+    WITH fixed AS (
+        UPDATE botai.positions SET avg_entry = last_price
+        WHERE qty <> 0 AND avg_entry IS NULL AND last_price IS NOT NULL
+        RETURNING exchange || '/' || symbol AS position)
+    SELECT string_agg(position, ', ') INTO entered FROM fixed;
+    IF entered IS NOT NULL THEN
+        RAISE WARNING 'botai 0.7.0: positions % had no entry price; entered at their last price (check them against the venue)',
+            entered;
+    END IF;
+END
+$$;
 
 ALTER TABLE botai.rule_status ADD COLUMN failed_rounds integer NOT NULL DEFAULT 0;
 COMMENT ON TABLE botai.rule_status IS
@@ -109,6 +153,7 @@ COMMENT ON TABLE botai.alert_channels IS
     'channel''s registration on. The daemons deliver the channels they have the secrets of.';
 
 INSERT INTO botai.alert_channels (channel, triggers) VALUES ('log', '{*}') ON CONFLICT (channel) DO NOTHING;
+SELECT pg_catalog.pg_extension_config_dump('botai.alert_channels', 'WHERE channel <> ''log''');
 
 -------------------------------------------------------------------------------
 -- Views and SQL functions
@@ -118,11 +163,14 @@ WITH held AS (
     SELECT bool_or(a.action = 'halt') AS halt,
            bool_or(a.action = 'reduce_only') AS reduce_only,
            array_agg(a.alert_id ORDER BY a.alert_id) AS alerts,
-           string_agg(format('alert rule %s (%s) fired on %s (alert %s; acknowledge it to resume)', a.rule,
-                             r.kind, left(a.subject, 64), a.alert_id), '; ' ORDER BY a.alert_id) AS why,
+           string_agg(format('alert rule %s (%s) fired on %s (alert %s%s; acknowledge it to resume)', a.rule,
+                             coalesce(r.kind, 'a deleted rule'), left(a.subject, 64), a.alert_id,
+                             CASE WHEN a.status = 'resolved' THEN ', resolved' ELSE '' END),
+                      '; ' ORDER BY a.alert_id) AS why,
            max(a.opened_at) AS since
-    FROM botai.alerts a JOIN botai.alert_rules r ON r.rule = a.rule
-    WHERE a.status = 'open' AND a.action IN ('halt', 'reduce_only') AND a.acknowledged_at IS NULL),
+    FROM botai.alerts a LEFT JOIN botai.alert_rules r ON r.rule = a.rule
+    WHERE a.action IN ('halt', 'reduce_only')
+      AND NOT EXISTS (SELECT 1 FROM botai.alert_acknowledgements k WHERE k.alert_id = a.alert_id)),
 effective AS (
     SELECT s.*, h.alerts, h.why, h.since,
            CASE WHEN s.mode = 'halted' OR coalesce(h.halt, false) THEN 'halted'
@@ -138,8 +186,9 @@ SELECT e.in_force AS mode,
 FROM effective e;
 COMMENT ON VIEW botai.trading_state IS
     'The trading state in force, which botai_reserve_order and botai_send_permit obey: the strictest of the operator''s '
-    'switch (botai.trading_switch, switch_mode) and the open alerts of rules whose action is halt or reduce_only that no '
-    'operator acknowledged (halting_alerts). changed_by is ''botai monitor'' while such an alert is what holds trading.';
+    'switch (botai.trading_switch, switch_mode) and the alerts of rules whose action is halt or reduce_only that no '
+    'operator acknowledged, open or resolved (halting_alerts). changed_by is ''botai monitor'' while such an alert is '
+    'what holds trading.';
 
 CREATE FUNCTION botai.unrealized(qty numeric, avg_entry numeric, last_price numeric) RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -315,10 +364,10 @@ COMMENT ON FUNCTION botai_alert_delivered(bigint, text, text) IS
     'deliverer took it) or was already delivered.';
 
 COMMENT ON FUNCTION botai_resume(text, bigint[]) IS
-    'Lifts the operator''s halt or reduce-only state (botai.trading_switch). While an alert of a rule that halts '
-    '(daily_loss) is open, it holds trading halted: resuming then needs each such alert acknowledged in the call '
-    '(acknowledge => ARRAY[alert_id]), recorded on the alert with who, when and why; otherwise refused (55000) naming '
-    'them. For the operator role only.';
+    'Lifts the operator''s halt or reduce-only state (botai.trading_switch). An alert of a rule that halts (daily_loss) '
+    'holds trading halted until an operator acknowledges it, open or resolved: resuming then needs each such alert '
+    'acknowledged in the call (acknowledge => ARRAY[alert_id]), recorded in botai.alert_acknowledgements with who, when '
+    'and why; otherwise refused (55000) naming them. For the operator role only.';
 COMMENT ON FUNCTION botai_mark_price(text, text, numeric) IS
     'A market price of a symbol (ticker, last trade, the venue''s mark) for the position''s unrealised P&L and exposure. '
     'The only price besides fills that marks a position: an order''s own price never does. True when a position was marked.';

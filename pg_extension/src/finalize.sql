@@ -587,21 +587,26 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN abs(qty) < 1e16 AND abs(avg_entry) < 1e16 AND abs(last_price) < 1e16
                 THEN qty * (last_price - avg_entry) END;
 $$;
--- What is in force: the strictest of the operator's switch and the open,
--- unacknowledged alerts of rules that halt (daily_loss). Such an alert holds
--- trading halted from the round that opens it until it resolves, or until
--- an operator acknowledges it (botai_resume … acknowledge): nothing has to
--- be written for it, so no lock a client holds can keep it from force.
+-- What is in force: the strictest of the operator's switch and every alert
+-- of a rule that halts (daily_loss) that no operator acknowledged, open or
+-- resolved. Such an alert holds trading from the round that opens it —
+-- nothing has to be written for it, so no lock a client holds can keep it
+-- from force — and past its condition (a new UTC day, a fresh mark, the
+-- rule edited or disabled), until an operator acknowledges it
+-- (botai_resume … acknowledge): only an operator lifts a rule's halt.
 CREATE VIEW botai.trading_state AS
 WITH held AS (
     SELECT bool_or(a.action = 'halt') AS halt,
            bool_or(a.action = 'reduce_only') AS reduce_only,
            array_agg(a.alert_id ORDER BY a.alert_id) AS alerts,
-           string_agg(format('alert rule %s (%s) fired on %s (alert %s; acknowledge it to resume)', a.rule,
-                             r.kind, left(a.subject, 64), a.alert_id), '; ' ORDER BY a.alert_id) AS why,
+           string_agg(format('alert rule %s (%s) fired on %s (alert %s%s; acknowledge it to resume)', a.rule,
+                             coalesce(r.kind, 'a deleted rule'), left(a.subject, 64), a.alert_id,
+                             CASE WHEN a.status = 'resolved' THEN ', resolved' ELSE '' END),
+                      '; ' ORDER BY a.alert_id) AS why,
            max(a.opened_at) AS since
-    FROM botai.alerts a JOIN botai.alert_rules r ON r.rule = a.rule
-    WHERE a.status = 'open' AND a.action IN ('halt', 'reduce_only') AND a.acknowledged_at IS NULL),
+    FROM botai.alerts a LEFT JOIN botai.alert_rules r ON r.rule = a.rule
+    WHERE a.action IN ('halt', 'reduce_only')
+      AND NOT EXISTS (SELECT 1 FROM botai.alert_acknowledgements k WHERE k.alert_id = a.alert_id)),
 effective AS (
     SELECT s.*, h.alerts, h.why, h.since,
            CASE WHEN s.mode = 'halted' OR coalesce(h.halt, false) THEN 'halted'
@@ -617,8 +622,9 @@ SELECT e.in_force AS mode,
 FROM effective e;
 COMMENT ON VIEW botai.trading_state IS
     'The trading state in force, which botai_reserve_order and botai_send_permit obey: the strictest of the operator''s '
-    'switch (botai.trading_switch, switch_mode) and the open alerts of rules whose action is halt or reduce_only that no '
-    'operator acknowledged (halting_alerts). changed_by is ''botai monitor'' while such an alert is what holds trading.';
+    'switch (botai.trading_switch, switch_mode) and the alerts of rules whose action is halt or reduce_only that no '
+    'operator acknowledged, open or resolved (halting_alerts). changed_by is ''botai monitor'' while such an alert is '
+    'what holds trading.';
 
 CREATE VIEW botai.pnl_today AS
 SELECT e.exchange,
@@ -674,10 +680,10 @@ COMMENT ON FUNCTION botai_halt(text, text) IS
     'The kill switch: no order is sent after this commits. Waits (up to botai.halt_wait, 30 s) for the orders already '
     'permitted to be answered. mode ''halted'' (default) or ''reduce_only''.';
 COMMENT ON FUNCTION botai_resume(text, bigint[]) IS
-    'Lifts the operator''s halt or reduce-only state (botai.trading_switch). While an alert of a rule that halts '
-    '(daily_loss) is open, it holds trading halted: resuming then needs each such alert acknowledged in the call '
-    '(acknowledge => ARRAY[alert_id]), recorded on the alert with who, when and why; otherwise refused (55000) naming '
-    'them. For the operator role only.';
+    'Lifts the operator''s halt or reduce-only state (botai.trading_switch). An alert of a rule that halts (daily_loss) '
+    'holds trading halted until an operator acknowledges it, open or resolved: resuming then needs each such alert '
+    'acknowledged in the call (acknowledge => ARRAY[alert_id]), recorded in botai.alert_acknowledgements with who, when '
+    'and why; otherwise refused (55000) naming them. For the operator role only.';
 COMMENT ON FUNCTION botai_mark_price(text, text, numeric) IS
     'A market price of a symbol (ticker, last trade, the venue''s mark) for the position''s unrealised P&L and exposure. '
     'The only price besides fills that marks a position: an order''s own price never does. True when a position was marked.';

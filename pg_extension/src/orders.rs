@@ -200,6 +200,7 @@ fn claim(
     let signal_id = required(signal_id, "signal_id")?;
     let engine = names::name("engine", required(engine, "engine")?)?;
     let exchange = names::exchange(required(exchange, "exchange")?)?;
+    crate::roles::trading_exchange(&exchange)?;
     writing(|client| {
         let signal = SIGNAL.run(client, &[signal_id.into()])?;
         if signal.is_empty() {

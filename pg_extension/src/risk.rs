@@ -14,12 +14,12 @@
 //!   the permit of an order until the venue's answer, and the halt takes the
 //!   gate exclusively. While a halt waits, new permits are refused.
 //! - Halts of alert rules (action `halt` or `reduce_only`, daily_loss as
-//!   seeded): the open alert itself holds trading halted, from the round
-//!   that opens it until it resolves, whatever the operator's switch
-//!   (botai.trading_switch) says and whoever holds that row's lock:
-//!   botai.trading_state is the strictest of the switch and those alerts.
-//!   Lifting such a halt before its condition clears takes an operator's
-//!   `botai_resume` with an explicit acknowledgement of the alert.
+//!   seeded): the alert itself holds trading halted, from the round that
+//!   opens it, whatever the operator's switch (botai.trading_switch) says
+//!   and whoever holds that row's lock, and past its condition, until an
+//!   operator acknowledges it (`botai_resume` … acknowledge, recorded in
+//!   botai.alert_acknowledgements): botai.trading_state is the strictest of
+//!   the switch and those alerts.
 //! - The position book (botai.positions) follows every recorded fill
 //!   (`apply_fill`, called by `botai_order_finish`).
 
@@ -50,21 +50,26 @@ static SET_STATE: Statement = Statement::new(
        pg_catalog.pg_notify('botai_trading_state', \
          jsonb_build_object('mode', $1, 'reason', $2, 'changed_by', session_user)::text) IS NULL",
 );
-/// The open alerts whose rule halts trading (action halt or reduce_only)
-/// and that nobody acknowledged: each holds trading halted while it is
-/// open, whatever the switch says. (alert_id, rule, subject, action, in
-/// $1 = acknowledged now).
-static HALTING_ALERTS: Statement = Statement::new(
-    "risk.halting_alerts",
-    "SELECT a.alert_id, a.rule, a.subject, a.action, a.alert_id = ANY ($1) FROM botai.alerts a \
-     WHERE a.status = 'open' AND a.action IN ('halt', 'reduce_only') AND a.acknowledged_at IS NULL \
-     ORDER BY a.alert_id FOR UPDATE",
-);
-/// Records an operator's acknowledgement of open alerts ($1), with who and why.
+/// Records an operator's acknowledgement of the alerts $1 that exist and
+/// nobody acknowledged yet, with who and why (a row of its own: the alert,
+/// which the monitor updates every round, is not locked).
 static ACKNOWLEDGE: Statement = Statement::new(
     "risk.acknowledge",
-    "UPDATE botai.alerts SET acknowledged_at = now(), acknowledged_by = session_user, acknowledgement = $2 \
-     WHERE alert_id = ANY ($1) AND status = 'open' AND acknowledged_at IS NULL RETURNING alert_id",
+    "INSERT INTO botai.alert_acknowledgements (alert_id, acknowledged_by, reason) \
+     SELECT a.alert_id, session_user, $2 FROM botai.alerts a WHERE a.alert_id = ANY ($1) \
+     ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id",
+);
+/// The alerts of rules that halt trading (action halt or reduce_only) that
+/// nobody acknowledged, open or resolved: each holds trading halted,
+/// whatever the switch says. (alert_id, rule, subject, action, status).
+/// Read, not locked: an acknowledgement that races a new alert leaves the
+/// new one holding trading, which is the safe side.
+static HALTING_ALERTS: Statement = Statement::new(
+    "risk.halting_alerts",
+    "SELECT a.alert_id, a.rule, a.subject, a.action, a.status FROM botai.alerts a \
+     WHERE a.action IN ('halt', 'reduce_only') \
+       AND NOT EXISTS (SELECT 1 FROM botai.alert_acknowledgements k WHERE k.alert_id = a.alert_id) \
+     ORDER BY a.alert_id",
 );
 /// The sessions holding the send gate (for a halt that could not wait them out).
 static GATE_HOLDERS: Statement = Statement::new(
@@ -161,7 +166,7 @@ static POSITION_FILL: Statement = Statement::new(
        qty = old.qty + $3, \
        avg_entry = CASE WHEN old.qty + $3 = 0 THEN NULL \
                         WHEN sign(old.qty) * sign($3) >= 0 \
-                          THEN (abs(old.qty) * coalesce(old.avg_entry, 0) + abs($3) * $4) / (abs(old.qty) + abs($3)) \
+                          THEN (abs(old.qty) * coalesce(old.avg_entry, $4) + abs($3) * $4) / (abs(old.qty) + abs($3)) \
                         WHEN abs($3) > abs(old.qty) THEN $4 \
                         ELSE old.avg_entry END, \
        realized_pnl = p.realized_pnl + CASE WHEN sign(old.qty) * sign($3) < 0 \
@@ -266,32 +271,33 @@ fn resume(reason: Option<&str>, acknowledge: Option<Vec<i64>>) -> Result<String>
     let acknowledge = acknowledge.unwrap_or_default();
     writing(|client| {
         let (was, _) = trading_state(client)?;
-        let open = HALTING_ALERTS.run(client, &[acknowledge.clone().into()])?;
-        let mut unacknowledged = Vec::new();
-        for r in open {
-            let listed = r.get::<bool>(5)?.unwrap_or(false);
-            if !listed {
-                unacknowledged.push(format!(
-                    "alert {} (rule {} on {}, action {})",
-                    r.get::<i64>(1)?.unwrap_or_default(),
-                    r.get::<String>(2)?.unwrap_or_default(),
-                    botai_core::amount::quoted(&r.get::<String>(3)?.unwrap_or_default()),
-                    r.get::<String>(4)?.unwrap_or_default(),
-                ));
-            }
-        }
-        if !unacknowledged.is_empty() {
-            return Err(BotaiError::WrongState(format!(
-                "trading is held by {} still open: acknowledge it to resume, e.g. SELECT botai_resume('why', \
-                 acknowledge => ARRAY[<alert id>]) as an operator (or `botai resume REASON --acknowledge ID`)",
-                unacknowledged.join(", ")
-            )));
-        }
         let acknowledged = if acknowledge.is_empty() {
             0
         } else {
             ACKNOWLEDGE.run(client, &[acknowledge.clone().into(), reason.as_str().into()])?.len()
         };
+        // What still holds trading after the acknowledgements of this call
+        // (a fresh statement: it sees them).
+        let holding = HALTING_ALERTS.run(client, &[])?;
+        let mut unacknowledged = Vec::new();
+        for r in holding {
+            unacknowledged.push(format!(
+                "alert {} (rule {} on {}, action {}, {})",
+                r.get::<i64>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                botai_core::amount::quoted(&r.get::<String>(3)?.unwrap_or_default()),
+                r.get::<String>(4)?.unwrap_or_default(),
+                r.get::<String>(5)?.unwrap_or_default(),
+            ));
+        }
+        if !unacknowledged.is_empty() {
+            // Raised: the acknowledgements of this call are rolled back too.
+            return Err(BotaiError::WrongState(format!(
+                "trading is held by {} not acknowledged: acknowledge it to resume, e.g. SELECT botai_resume('why', \
+                 acknowledge => ARRAY[<alert id>]) as an operator (or `botai resume REASON --acknowledge ID`)",
+                unacknowledged.join(", ")
+            )));
+        }
         SET_STATE.run(client, &["active".into(), reason.as_str().into()])?;
         let acked = match acknowledged {
             0 => String::new(),
@@ -503,6 +509,7 @@ fn reserve_order(
         }
         let o = order.first();
         let exchange = o.get::<String>(1)?.unwrap_or_default();
+        crate::roles::trading_exchange(&exchange)?;
         let symbol = o.get::<String>(2)?.unwrap_or_default();
         let side = o.get::<String>(3)?.unwrap_or_default();
         let client_order_id = o.get::<String>(4)?.unwrap_or_default();

@@ -62,3 +62,16 @@ pub fn may_book(exchange: &str) -> Result<()> {
         "the rate-limit keys of \"{exchange}\" pace {what}: only {owner} books, observes or penalizes them"
     )))
 }
+
+/// Refuses an alert-delivery key as a trading exchange: an order of
+/// "telegram" would book Telegram's window through botai_reserve_order,
+/// which runs as the owner (past `may_book`).
+pub fn trading_exchange(exchange: &str) -> Result<()> {
+    if ALERT_DELIVERY_KEYS.contains(&exchange) {
+        return Err(BotaiError::invalid(
+            "exchange",
+            format!("\"{exchange}\" paces alert delivery; it is no exchange orders are placed on"),
+        ));
+    }
+    Ok(())
+}

@@ -302,21 +302,26 @@ CREATE TABLE botai.alerts (
     last_seen_at timestamptz NOT NULL DEFAULT now(),
     resolved_at  timestamptz,
     value        float8,
-    details      jsonb,
-    -- 0.7.0: an operator took note of the alert (botai_resume … acknowledge).
-    acknowledged_at  timestamptz,
-    acknowledged_by  text,
-    acknowledgement  text
+    details      jsonb
 );
 CREATE UNIQUE INDEX alerts_one_open_idx ON botai.alerts (rule, subject) WHERE status = 'open';
--- The open alerts that hold trading halted (botai.trading_state): read by
--- every reservation and send permit, empty almost always.
-CREATE INDEX alerts_halting_idx ON botai.alerts (alert_id)
-    WHERE status = 'open' AND action IN ('halt', 'reduce_only') AND acknowledged_at IS NULL;
-COMMENT ON COLUMN botai.alerts.acknowledged_at IS
-    'When an operator acknowledged the open alert (botai_resume(reason, acknowledge => ARRAY[alert_id])), '
-    'acknowledged_by who (the session''s login) and acknowledgement why. An acknowledged alert of a rule that halts no '
-    'longer holds trading halted.';
+-- The alerts of rules that halt (botai.trading_state reads those nobody
+-- acknowledged on every reservation and send permit): a handful.
+CREATE INDEX alerts_halting_idx ON botai.alerts (alert_id) WHERE action IN ('halt', 'reduce_only');
+
+-- 0.7.0: an operator's acknowledgement of an alert (botai_resume …
+-- acknowledge): who, when and why. A table of its own, so that recording
+-- one never locks the alert the monitor updates every round.
+CREATE TABLE botai.alert_acknowledgements (
+    alert_id        bigint      PRIMARY KEY REFERENCES botai.alerts ON DELETE CASCADE,
+    acknowledged_by text        NOT NULL,
+    acknowledged_at timestamptz NOT NULL DEFAULT now(),
+    reason          text        NOT NULL
+);
+COMMENT ON TABLE botai.alert_acknowledgements IS
+    'An operator took note of an alert (botai_resume(reason, acknowledge => ARRAY[alert_id])): who (the session''s '
+    'login), when and why. An alert of a rule that halts holds trading halted, open or resolved, until it is '
+    'acknowledged here.';
 
 -- Delivery of alerts to people (0.5.0): every open and resolve is an event;
 -- each event is owed once to every channel registered when it happened.
@@ -435,3 +440,5 @@ COMMENT ON TABLE botai.positions IS
 -- collide with the rows CREATE EXTENSION seeds; dump them with --data-only.
 SELECT pg_catalog.pg_extension_config_dump('botai.worker_types', '');
 SELECT pg_catalog.pg_extension_config_dump('botai.risk_limits', '');
+-- The channels an operator registered (the seeded log channel is the install's).
+SELECT pg_catalog.pg_extension_config_dump('botai.alert_channels', 'WHERE channel <> ''log''');

@@ -315,10 +315,12 @@ pub fn wanted(cfg: &AlertsConfig) -> Vec<(&'static str, Option<Vec<String>>)> {
 
 /// `botai alerts apply`, with the operator's connection: makes
 /// botai.alert_channels say what the configuration says — a configured
-/// channel enabled with its triggers, a known channel no longer configured
-/// disabled (its history stays) — and prints each channel's state. Every
-/// daemon delivers the enabled channels it holds the secrets of.
-pub async fn apply(cfg: &AlertsConfig, pg: &PgSettings) -> anyhow::Result<()> {
+/// channel enabled with its triggers; with `prune`, a channel not
+/// configured here disabled (its history stays), else left as it is (the
+/// operator need not hold every channel's secret) — and prints each
+/// channel's state. Every daemon delivers the enabled channels it holds the
+/// secrets of.
+pub async fn apply(cfg: &AlertsConfig, pg: &PgSettings, prune: bool) -> anyhow::Result<()> {
     use anyhow::Context;
     let db = Db::connect(pg, "botai alerts apply").await?;
     let registered = db.alert_channels().await.context("reading botai.alert_channels")?;
@@ -331,10 +333,13 @@ pub async fn apply(cfg: &AlertsConfig, pg: &PgSettings) -> anyhow::Result<()> {
                 let what = if changed { "enabled" } else { "unchanged" };
                 println!("{name:<9} {what} (triggers: {})", t.join(", "));
             }
-            (None, Some(r)) if r.enabled => {
+            (None, Some(r)) if r.enabled && prune => {
                 db.alert_channel(name, &r.triggers, false).await.map_err(crate::operator::needs_operator)?;
                 println!("{name:<9} disabled (not configured here; its history stays)");
             }
+            (None, Some(r)) if r.enabled => println!(
+                "{name:<9} enabled, not configured here: left as it is (`botai alerts apply --prune` disables it)"
+            ),
             (None, _) => println!("{name:<9} off"),
         }
     }
@@ -514,31 +519,65 @@ impl ChannelWorker {
         let (alone, rest): (Vec<_>, Vec<_>) = owed.into_iter().enumerate().partition(|(i, (a, _))| {
             !collapse || (*i < ONE_BY_ONE && a.severity() == "critical" && a.event() == "opened")
         });
-        for (_, (alert, attempts)) in alone {
-            if stop.is_cancelled() {
-                // Not sent: the claim lapses and it is sent later.
+        let mut sends: Vec<Vec<(Alert, i32)>> = alone.into_iter().map(|(_, e)| vec![e]).collect();
+        if !rest.is_empty() {
+            sends.push(rest.into_iter().map(|(_, e)| e).collect());
+        }
+        // Everything claimed is sent, or given back, within three quarters
+        // of the lease: no other deliverer takes a claim while this one may
+        // still send it. The first failure ends the round (the channel is
+        // down, or refuses): what is left is due again with the same wait.
+        let deadline = tokio::time::Instant::now() + self.lease * 3 / 4;
+        let mut sends = sends.into_iter();
+        while let Some(events) = sends.next() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if stop.is_cancelled() || left.is_zero() {
+                let unsent: Vec<(Alert, i32)> = std::iter::once(events).chain(sends).flatten().collect();
+                let why = if stop.is_cancelled() { "the daemon is stopping" } else { "the round ran out of its lease" };
+                self.give_back(&unsent, why).await?;
                 return Ok(None);
             }
-            let sent = self.bounded(self.channel.send(&alert)).await;
-            self.record(&[(alert, attempts)], sent).await?;
-        }
-        if !rest.is_empty() && !stop.is_cancelled() {
-            let rest: Vec<(Alert, i32)> = rest.into_iter().map(|(_, e)| e).collect();
-            let summary = Summary { events: rest.iter().map(|(a, _)| a.clone()).collect() };
-            info!(channel = name, events = rest.len(), "a backlog of alert events goes as one summary");
-            let sent = self.bounded(self.channel.send_summary(&summary)).await;
-            self.record(&rest, sent).await?;
+            let limit = left.min(self.lease / 2);
+            let send = async {
+                if events.len() == 1 {
+                    self.channel.send(&events[0].0).await
+                } else {
+                    let summary = Summary { events: events.iter().map(|(a, _)| a.clone()).collect() };
+                    info!(channel = name, events = events.len(), "a backlog of alert events goes as one summary");
+                    self.channel.send_summary(&summary).await
+                }
+            };
+            let sent = match tokio::time::timeout(limit, send).await {
+                Ok(r) => r,
+                Err(_) => Err(SendError::new(format!("no answer within {limit:?}"))),
+            };
+            let failed =
+                sent.as_ref().err().map(|e| e.retry_after.unwrap_or_else(|| backoff(events[0].1, self.retry_max)));
+            self.record(&events, sent).await?;
+            if let Some(wait) = failed {
+                let unsent: Vec<(Alert, i32)> = sends.flatten().collect();
+                if !unsent.is_empty() {
+                    self.give_back_after(&unsent, "not sent: the channel failed on an earlier event", wait).await?;
+                }
+                return Ok(None);
+            }
         }
         Ok(None)
     }
 
-    /// A send, cut at half the lease (the other half records it).
-    async fn bounded(&self, send: impl std::future::Future<Output = Result<(), SendError>>) -> Result<(), SendError> {
-        let limit = self.lease / 2;
-        match tokio::time::timeout(limit, send).await {
-            Ok(r) => r,
-            Err(_) => Err(SendError::new(format!("no answer within {limit:?}"))),
+    /// Gives claimed events back unsent, due now.
+    async fn give_back(&self, events: &[(Alert, i32)], why: &str) -> Result<(), db::DbError> {
+        self.give_back_after(events, why, Duration::ZERO).await
+    }
+
+    /// Gives claimed events back unsent, due after `wait`.
+    async fn give_back_after(&self, events: &[(Alert, i32)], why: &str, wait: Duration) -> Result<(), db::DbError> {
+        let name = self.channel.name();
+        let conn = db::pooled(&self.pool).await?;
+        for (alert, _) in events {
+            conn.alert_failed(alert.event_id, name, &self.claimer, why, wait).await?;
         }
+        Ok(())
     }
 
     /// Records what came of sending `events` (one event, or a summary).
@@ -581,8 +620,10 @@ impl ChannelWorker {
 
 /// Events sent one by one in a round; more owed at once are a backlog.
 pub const ONE_BY_ONE: usize = 3;
-/// Events claimed in a round (a backlog larger than this takes a second summary).
-const CLAIM_AT_ONCE: i32 = 500;
+/// Events claimed in a round: a summary carries at most this many less
+/// [`ONE_BY_ONE`] (a webhook's body stays well under a receiver's usual
+/// 1 MB limit); a larger backlog takes another summary the next round.
+const CLAIM_AT_ONCE: i32 = 100;
 
 fn rand_u32() -> u32 {
     uuid::Uuid::new_v4().as_u128() as u32

@@ -1,16 +1,18 @@
 //! Who may read the HTTP API, and how many at once.
 //!
-//! - The dashboard (`/`) and `/api/*` show balances, positions and orders:
-//!   when the API listens on an address other machines reach, each request
-//!   carries the bearer token (`Authorization: Bearer …`, API_TOKEN) or the
-//!   cookie a browser gets by opening `/?token=…` once. `/health*` and
-//!   `/metrics` stay open, for probes and Prometheus.
+//! - The dashboard (`/`), `/api/*` and `/metrics` show balances, positions
+//!   and orders: when the API listens on an address other machines reach,
+//!   each request carries the bearer token (`Authorization: Bearer …`,
+//!   API_TOKEN) or the cookie a browser gets by opening `/?token=…` once.
+//!   `/health*` stays open, for probes.
 //! - Connections are served by hyper with a header-read timeout that also
-//!   closes idle kept-alive connections (API_HEADER_TIMEOUT), and at most
-//!   API_MAX_CONNECTIONS at once. A few more are kept for `/health*` and
-//!   `/metrics` only, so a flood of idle or half-sent requests leaves the
-//!   probes answering; beyond those a connection is closed at once, and the
-//!   process never runs out of file descriptors (which stopped `accept`).
+//!   closes idle kept-alive connections (API_HEADER_TIMEOUT), at most
+//!   API_MAX_CONNECTIONS at once and a quarter of them from one address. A
+//!   few more are kept for `/health*` and `/metrics` only, with a one-second
+//!   header timeout, so a flood of idle or half-sent requests leaves the
+//!   probes answering within a second; beyond those a connection is closed
+//!   at once, and the process never runs out of file descriptors (which
+//!   stopped `accept`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,40 @@ use crate::config::ApiConfig;
 
 /// Connections kept for `/health*` and `/metrics` when the rest are taken.
 pub const PROBE_CONNECTIONS: usize = 8;
+/// How long a connection of those kept for probes may take to send its
+/// request's headers: a probe sends them at once.
+const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Connections per client address, so one client cannot take them all.
+#[derive(Clone, Default)]
+struct PerAddress(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+/// One connection of an address, counted until dropped.
+struct AddressSlot(PerAddress, std::net::IpAddr);
+
+impl PerAddress {
+    fn take(&self, ip: std::net::IpAddr, cap: usize) -> Option<AddressSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_default();
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot(self.clone(), ip))
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = (self.0).0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.1);
+            }
+        }
+    }
+}
 /// The cookie a browser keeps the token in.
 const COOKIE: &str = "botai_token";
 
@@ -122,14 +158,18 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let general = Arc::new(Semaphore::new(cfg.max_connections));
     let probes = Arc::new(Semaphore::new(PROBE_CONNECTIONS));
+    let per_address = PerAddress::default();
+    let address_cap = (cfg.max_connections / 4).max(1);
     let probe_router = router.clone().layer(axum::middleware::from_fn(probes_only));
     let tracker = TaskTracker::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(cfg.header_timeout).keep_alive(true);
+    let mut probe_builder = hyper::server::conn::http1::Builder::new();
+    probe_builder.timer(TokioTimer::new()).header_read_timeout(PROBE_HEADER_TIMEOUT).keep_alive(false);
     let mut refused_since_log = 0u64;
     let mut last_log = tokio::time::Instant::now();
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -141,10 +181,16 @@ pub async fn serve(
                 }
             },
         };
-        let (permit, service) = if let Ok(p) = general.clone().try_acquire_owned() {
-            (p, router.clone())
-        } else if let Ok(p) = probes.clone().try_acquire_owned() {
-            (p, probe_router.clone())
+        let general_slot = per_address
+            .take(peer.ip(), address_cap)
+            .and_then(|a| general.clone().try_acquire_owned().ok().map(|p| (p, a)));
+        let connection = if let Some((permit, address)) = general_slot {
+            let c = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+            (permit, Some(address), c)
+        } else if let Ok(permit) = probes.clone().try_acquire_owned() {
+            let c =
+                probe_builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(probe_router.clone()));
+            (permit, None, c)
         } else {
             drop(stream);
             refused_since_log += 1;
@@ -152,16 +198,16 @@ pub async fn serve(
                 warn!(
                     refused = refused_since_log,
                     "the HTTP API is at its connection limit (API_MAX_CONNECTIONS {}): closing new connections",
-                    general.available_permits()
+                    cfg.max_connections
                 );
                 (refused_since_log, last_log) = (0, tokio::time::Instant::now());
             }
             continue;
         };
-        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let (permit, address, connection) = connection;
         let stop = stop.clone();
         tracker.spawn(async move {
-            let _permit = permit;
+            let _held = (permit, address);
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}

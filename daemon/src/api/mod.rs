@@ -53,16 +53,18 @@ pub struct Api {
 
 /// The routes; the dashboard and `/api/*` behind `gate` (access.rs).
 pub fn router(api: Api, gate: access::Gate) -> Router {
+    // Balances, positions and orders: the dashboard, its document, and the
+    // metrics (which carry them too) need the token off loopback.
     let guarded = Router::new()
         .route("/", get(dashboard))
         .route("/api/status", get(status))
         .route("/api/events", get(live::events))
+        .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(gate, access::require_token));
     Router::new()
         .route("/health", get(health))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
         .merge(guarded)
         .with_state(api)
 }
@@ -72,7 +74,7 @@ pub async fn serve(api: Api, cfg: ApiConfig, stop: CancellationToken) -> anyhow:
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("the HTTP API cannot listen on {listen}: {e}"))?;
-    let guarded = if cfg.needs_token() { "; the dashboard and /api/* need API_TOKEN" } else { "" };
+    let guarded = if cfg.needs_token() { "; the dashboard, /api/* and /metrics need API_TOKEN" } else { "" };
     tracing::info!(
         max_connections = cfg.max_connections,
         header_timeout = ?cfg.header_timeout,

@@ -152,6 +152,28 @@ pub struct Settlement {
     pub details: Value,
 }
 
+/// What `order_claim` answered for one signal id.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// This engine owns the order now, with the free funds of the asset it
+    /// would spend (when asked).
+    Owned(Box<ClaimedOrder>, Option<Decimal>),
+    /// Another engine's, another exchange's or symbol's, or handled.
+    Elsewhere,
+    /// No signal has this id.
+    NoSuchSignal,
+}
+
+impl Claim {
+    /// The order, when this engine owns it.
+    pub fn owned(self) -> Option<(ClaimedOrder, Option<Decimal>)> {
+        match self {
+            Claim::Owned(order, free) => Some((*order, free)),
+            _ => None,
+        }
+    }
+}
+
 /// An order this engine now owns, with its signal.
 #[derive(Debug, Clone)]
 pub struct ClaimedOrder {
@@ -253,7 +275,9 @@ pub trait BotaiSql {
     /// `held` alone saw a balance short for good once a snapshot retired
     /// more than it left, since only a reservation folds). One answer per id, in
     /// order: None where another engine owns the order or it was handled
-    /// (and for a repeated id).
+    /// (and for a repeated id); `NoSuchSignal` where no signal has the id (a
+    /// forged notification: looked up, not claimed, so one does not fail
+    /// the batch of real ones).
     async fn order_claim(
         &self,
         signal_ids: &[i64],
@@ -261,7 +285,7 @@ pub trait BotaiSql {
         exchange: &str,
         symbols: &[&str],
         free_of: Option<(&str, &str)>,
-    ) -> Result<Vec<Option<(ClaimedOrder, Option<Decimal>)>>>;
+    ) -> Result<Vec<Claim>>;
     /// `botai_position_reconcile`: the venue's quantity of a position; the
     /// correction the book took (0: none), None while orders are open.
     async fn position_reconcile(
@@ -535,7 +559,7 @@ impl<C: Sql> BotaiSql for C {
         exchange: &str,
         symbols: &[&str],
         free_of: Option<(&str, &str)>,
-    ) -> Result<Vec<Option<(ClaimedOrder, Option<Decimal>)>>> {
+    ) -> Result<Vec<Claim>> {
         let (with_free, quote, base) = match free_of {
             Some((q, b)) => (true, q, b),
             None => (false, "", ""),
@@ -549,37 +573,47 @@ impl<C: Sql> BotaiSql for C {
                 "SELECT u.signal_id, c.order_id, c.client_order_id, c.attempt, c.exchange, c.symbol, c.direction, \
                         c.strategy, c.strength, c.payload, c.signal_ts, c.accepted_at, \
                         CASE WHEN $6 THEN (SELECT b.free FROM botai.balances_status b WHERE b.exchange = c.exchange \
-                           AND b.asset = CASE c.direction WHEN 'BUY' THEN $4 ELSE $5 END) END \
+                           AND b.asset = CASE c.direction WHEN 'BUY' THEN $4 ELSE $5 END) END, \
+                        k.known \
                  FROM unnest($1::bigint[]) WITH ORDINALITY AS u(signal_id, i) \
-                 CROSS JOIN LATERAL botai_order_claim(u.signal_id, $2, $3, $7::text[]) AS c \
+                 CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM botai.signals s \
+                                                    WHERE s.signal_id = u.signal_id) AS known) k \
+                 LEFT JOIN LATERAL (SELECT * FROM botai_order_claim(u.signal_id, $2, $3, $7::text[]) \
+                                    WHERE k.known) c ON true \
                  ORDER BY u.i",
                 &[&ids, &engine, &exchange, &quote, &base, &with_free, &symbols],
             )
             .await?;
         let c = "botai_order_claim";
-        let mut claimed: std::collections::HashMap<i64, (ClaimedOrder, Option<Decimal>)> = rows
-            .into_iter()
-            .map(|r| {
-                let order = ClaimedOrder {
-                    order_id: r.col(1, c)?,
-                    signal_id: r.col(0, c)?,
-                    client_order_id: r.col(2, c)?,
-                    attempt: r.col(3, c)?,
-                    exchange: r.col(4, c)?,
-                    symbol: r.col(5, c)?,
-                    direction: r.col(6, c)?,
-                    strategy: r.col(7, c)?,
-                    strength: r.col(8, c)?,
-                    payload: r.col::<Json>(9, c)?.0,
-                    signal_ts: r.col(10, c)?,
-                    accepted_at: r.col(11, c)?,
-                };
-                // Free funds outside what a Decimal holds size nothing.
-                let free = r.col::<Option<Amount>>(12, c)?.and_then(|a| a.value());
-                Ok((r.col(0, c)?, (order, free)))
-            })
-            .collect::<Result<_>>()?;
-        Ok(signal_ids.iter().map(|id| claimed.remove(id)).collect())
+        let mut claimed: std::collections::HashMap<i64, Claim> = std::collections::HashMap::new();
+        for r in rows {
+            let signal_id: i64 = r.col(0, c)?;
+            let claim = match (r.col::<bool>(13, c)?, r.col::<Option<i64>>(1, c)?) {
+                (false, _) => Claim::NoSuchSignal,
+                (true, None) => Claim::Elsewhere,
+                (true, Some(order_id)) => {
+                    let order = ClaimedOrder {
+                        order_id,
+                        signal_id,
+                        client_order_id: r.col(2, c)?,
+                        attempt: r.col(3, c)?,
+                        exchange: r.col(4, c)?,
+                        symbol: r.col(5, c)?,
+                        direction: r.col(6, c)?,
+                        strategy: r.col(7, c)?,
+                        strength: r.col(8, c)?,
+                        payload: r.col::<Json>(9, c)?.0,
+                        signal_ts: r.col(10, c)?,
+                        accepted_at: r.col(11, c)?,
+                    };
+                    // Free funds outside what a Decimal holds size nothing.
+                    let free = r.col::<Option<Amount>>(12, c)?.and_then(|a| a.value());
+                    Claim::Owned(Box::new(order), free)
+                }
+            };
+            claimed.insert(signal_id, claim);
+        }
+        Ok(signal_ids.iter().map(|id| claimed.remove(id).unwrap_or(Claim::Elsewhere)).collect())
     }
 
     async fn reserve_orders(&self, engine: &str, ttl: Duration, orders: &[OrderReservation]) -> Result<Vec<Reserved>> {

@@ -21,7 +21,7 @@ use crate::config::PgSettings;
 
 pub use batch::Batcher;
 pub use functions::{
-    BotaiSql, ClaimedOrder, OrderFilter, OrderRecord, OrderReservation, PositionRecord, Reserved, Settlement,
+    BotaiSql, Claim, ClaimedOrder, OrderFilter, OrderRecord, OrderReservation, PositionRecord, Reserved, Settlement,
     SignalVerdict, Sql, TradingState,
 };
 pub use value::{Amount, Cell, Json};

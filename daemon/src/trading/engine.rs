@@ -44,7 +44,9 @@ use super::balance_sync::{self, Snapshot};
 use super::fault::Step;
 use super::sizing;
 use crate::config::Config;
-use crate::db::{self, Batcher, BotaiSql, ClaimedOrder, Db, OrderFilter, OrderReservation, Reserved, Settlement};
+use crate::db::{
+    self, Batcher, BotaiSql, Claim, ClaimedOrder, Db, OrderFilter, OrderReservation, Reserved, Settlement,
+};
 use crate::exchange::{limits, Exchange, ExchangeError, Instrument, OrderRequest, OrderState, Side};
 use crate::telemetry::{Reason, Telemetry};
 
@@ -75,8 +77,6 @@ const CLIENT_ORDER_PREFIX: &str = "botai-";
 /// Fee and slippage allowance reserved on top of a BUY's notional.
 const BUY_BUFFER: Decimal = Decimal::from_parts(5, 0, 0, false, 3);
 
-type Claimed = Option<(ClaimedOrder, Option<Decimal>)>;
-
 /// An order went out and no answer came back (a timeout, a 5xx, 10016):
 /// it may exist at the venue.
 #[derive(Debug)]
@@ -96,7 +96,7 @@ pub struct Engine {
     pool: Pool,
     /// Claims, bookings with reservations, and settlements of concurrent
     /// signals go to the database together (one statement per batch).
-    claims: Batcher<i64, Claimed>,
+    claims: Batcher<i64, Claim>,
     reservations: Batcher<OrderReservation, Reserved>,
     settlements: Batcher<Settlement, bool>,
     telemetry: Arc<Telemetry>,
@@ -514,8 +514,14 @@ impl Engine {
     }
 
     async fn handle(&self, signal_id: i64) -> Result<()> {
-        let Some((order, _)) = self.claims.call(signal_id).await? else {
-            return Ok(()); // another engine owns it, or it was handled
+        let (order, _) = match self.claims.call(signal_id).await? {
+            Claim::Owned(order, free) => (*order, free),
+            Claim::Elsewhere => return Ok(()), // another engine owns it, or it was handled
+            Claim::NoSuchSignal => {
+                // A notification naming no signal: forged, or pruned since.
+                self.dropped_notification("unknown_signal");
+                return Ok(());
+            }
         };
         debug!(client_order_id = %order.client_order_id, attempt = order.attempt, "claimed");
         let Some(side) = Side::from_direction(&order.direction) else {

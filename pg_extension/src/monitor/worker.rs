@@ -419,6 +419,8 @@ const MAINTENANCE: &[(&str, &str, Horizon)] = &[
                         AND NOT EXISTS (SELECT 1 FROM botai.alert_events e \
                                         JOIN botai.alert_deliveries d ON d.event_id = e.event_id \
                                         WHERE e.alert_id = a.alert_id AND d.status = 'pending') \
+                        AND (a.action NOT IN ('halt', 'reduce_only') \
+                             OR EXISTS (SELECT 1 FROM botai.alert_acknowledgements k WHERE k.alert_id = a.alert_id)) \
                       FOR UPDATE OF a SKIP LOCKED)), \
               r AS (DELETE FROM botai.reservations WHERE reservation_id IN ( \
                       SELECT reservation_id FROM botai.reservations WHERE status IN ('released', 'expired', 'retired') \
