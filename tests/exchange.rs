@@ -11,8 +11,9 @@ use std::time::Duration;
 use botai_daemon::config::PgSettings;
 use botai_daemon::exchange::bybit::{BybitClient, BybitSettings};
 use botai_daemon::exchange::limits::{SharedLimits, Unlimited, VenueLimits};
-use botai_daemon::exchange::venue::{Faults, LimitClass, Venue, VenueSettings};
-use botai_daemon::exchange::{double, Category, Exchange, ExchangeError, OrderRequest, OrderStatus, Side};
+use botai_daemon::exchange::sim::double;
+use botai_daemon::exchange::sim::venue::{Faults, LimitClass, Venue, VenueSettings};
+use botai_daemon::exchange::{Category, Exchange, ExchangeError, OrderRequest, OrderStatus, Side};
 use botai_daemon::market::replay::PriceSource;
 use botai_tests::{connect, database, repo_root, unique};
 use chrono::{DateTime, Utc};
@@ -210,7 +211,7 @@ async fn ccxt_trades_against_the_double_with_nothing_changed_but_its_urls() {
 
 /// (method, path, parameters) of a logged request, parameters from the
 /// query string or the JSON body, values as strings.
-fn shape(r: &botai_daemon::exchange::venue::LoggedRequest) -> (String, String, BTreeMap<String, String>) {
+fn shape(r: &botai_daemon::exchange::sim::venue::LoggedRequest) -> (String, String, BTreeMap<String, String>) {
     let mut params: BTreeMap<String, String> = url::form_urlencoded::parse(r.query.as_bytes()).into_owned().collect();
     if let Ok(Value::Object(body)) = serde_json::from_str::<Value>(&r.body) {
         for (k, v) in body {

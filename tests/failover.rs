@@ -302,6 +302,11 @@ const WRITERS: &[(&str, &str)] = &[
     ("botai_reserve_order", "SELECT * FROM botai_reserve_order(1, 'e', 1, 1, 'USDT', 1)"),
     ("botai_position_reconcile", "SELECT botai_position_reconcile('paper', 'BTCUSDT', 0)"),
     ("botai_mark_price", "SELECT botai_mark_price('paper', 'BTCUSDT', 1)"),
+    ("botai_position_adopt", "SELECT botai_position_adopt('paper', 'BTCUSDT', 0, NULL)"),
+    (
+        "botai_venue_trade",
+        "SELECT botai_venue_trade('paper', 'BTCUSDT', 'funding', 'standby-1', NULL, NULL, NULL, 0.1)",
+    ),
     ("botai_order_claim", "SELECT * FROM botai_order_claim(1, 'e', 'paper')"),
     ("botai_order_finish", "SELECT botai_order_finish(1, 'e', 'filled')"),
     ("botai_register_component", "SELECT botai_register_component('c')"),

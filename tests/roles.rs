@@ -83,13 +83,14 @@ async fn functions_that_write_run_as_their_owner_with_a_pinned_search_path() {
                'botai_complete_task', 'botai_update_balance', 'botai_reserve_balance', 'botai_release_reservation', \
                'botai_commit_reservation', 'botai_check_balance_availability', 'botai_register_component', \
                'botai_heartbeat', 'botai_report_error', 'botai_reserve_order', 'botai_halt', 'botai_resume', \
-               'botai_send_permit', 'botai_send_done', 'botai_position_reconcile', 'botai_mark_price')",
+               'botai_send_permit', 'botai_send_done', 'botai_position_reconcile', 'botai_mark_price', \
+               'botai_position_adopt', 'botai_venue_trade')",
             &[],
         )
         .await
         .unwrap();
-    // 23 names; botai_update_balance has two signatures (0.4.0 adds clock_skew).
-    assert_eq!(rows.len(), 24);
+    // 25 names; botai_update_balance has two signatures (0.4.0 adds clock_skew).
+    assert_eq!(rows.len(), 26);
     for r in rows {
         let (name, definer, config): (String, bool, String) = (r.get(0), r.get(1), r.get(2));
         assert!(definer, "{name} is SECURITY DEFINER");
@@ -175,6 +176,8 @@ const RIGHTS: &[(&str, &[&str])] = &[
     ("botai_send_done", &[ENGINE]),
     ("botai_position_reconcile", &[ENGINE]),
     ("botai_mark_price", &[ENGINE]),
+    ("botai_position_adopt", &[ENGINE]),
+    ("botai_venue_trade", &[ENGINE]),
     ("botai_alert_claim", &[ALERTER]),
     ("botai_alert_delivered", &[ALERTER]),
     ("botai_alert_failed", &[ALERTER]),

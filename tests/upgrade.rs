@@ -539,3 +539,102 @@ async fn a_filled_0_6_0_database_upgrades_with_its_halt_its_alerts_and_its_book(
     assert!(differs.is_empty(), "the upgraded catalog differs from a fresh install: {differs:#?}");
     println!("  0.6.0 with data upgraded to {current}: its halt, alert, book and outbox kept; catalog as fresh");
 }
+
+/// Data 0.7.0 wrote, in the tables 0.8.0's functions and views read: a
+/// position with its entry, the account's limits, an acknowledged halt.
+const FILL_0_7_0: &str = r#"
+INSERT INTO botai.risk_limits (exchange, symbol, max_position_notional, max_daily_loss) VALUES ('seven', '*', 5000, 100);
+INSERT INTO botai.positions (exchange, symbol, qty, avg_entry, last_price, realized_pnl, fees, trades, opened_at)
+VALUES ('seven', 'BTCUSDT', 0.002, 50000, 40000, -5, 0.1, 2, now());
+WITH a AS (INSERT INTO botai.alerts (rule, subject, severity, action, status, opened_at, resolved_at, value)
+           VALUES ('daily_loss', 'seven', 'critical', 'halt', 'resolved', now() - interval '1 day',
+                   now() - interval '20 hours', 120) RETURNING alert_id)
+INSERT INTO botai.alert_acknowledgements (alert_id, acknowledged_by, reason) SELECT alert_id, 'alice', 'seen' FROM a;
+"#;
+
+/// From the previous release, 0.7.0, with its book in it: 0.8.0 keeps every
+/// row, books the venue's own trades into that book and the day's P&L once
+/// per venue id, adopts the venue's position at its entry price, and ends
+/// with a fresh install's catalog.
+#[tokio::test]
+async fn a_filled_0_7_0_database_upgrades_and_books_the_venues_own_trades() {
+    let old = TestDatabase::without_extension(&[("botai.monitor_enabled", "off")]).await;
+    let db = old.connect().await;
+    db.batch_execute("CREATE EXTENSION botai VERSION '0.7.0'").await.expect("install 0.7.0");
+    db.batch_execute(FILL_0_7_0).await.expect("fill the 0.7.0 database");
+    db.batch_execute("ALTER EXTENSION botai UPDATE").await.expect("ALTER EXTENSION botai UPDATE");
+    drop(db);
+    let db = old.connect().await;
+    assert_eq!(version(&db).await, library_version(&db).await);
+    let state = db.query_one("SELECT mode FROM botai.trading_state", &[]).await.unwrap();
+    assert_eq!(state.get::<_, String>(0), "active", "the acknowledged halt stays lifted");
+    let d = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+    let book = || async {
+        let r = db
+            .query_one("SELECT qty, avg_entry, realized_pnl, fees FROM botai.positions WHERE exchange = 'seven'", &[])
+            .await
+            .unwrap();
+        (
+            r.get::<_, rust_decimal::Decimal>(0),
+            r.get::<_, Option<rust_decimal::Decimal>>(1),
+            r.get::<_, rust_decimal::Decimal>(2),
+            r.get::<_, rust_decimal::Decimal>(3),
+        )
+    };
+    assert_eq!(book().await, (d("0.002"), Some(d("50000")), d("-5"), d("0.1")), "the book as 0.7.0 left it");
+
+    // A liquidation of half, booked once however often the venue says it.
+    let liquidate = "SELECT botai_venue_trade('seven', 'BTCUSDT', 'liquidation', 'L-1', 'SELL', 0.001, 39000, 0.3)";
+    let realized: Option<rust_decimal::Decimal> = db.query_one(liquidate, &[]).await.unwrap().get(0);
+    assert_eq!(realized, Some(d("-11")));
+    let again: Option<rust_decimal::Decimal> = db.query_one(liquidate, &[]).await.unwrap().get(0);
+    assert_eq!(again, None, "the same venue id books nothing");
+    db.execute("SELECT botai_venue_trade('seven', 'BTCUSDT', 'funding', 'F-1', NULL, NULL, NULL, 0.2)", &[])
+        .await
+        .unwrap();
+    assert_eq!(book().await, (d("0.001"), Some(d("50000")), d("-16"), d("0.6")));
+    let day = db
+        .query_one("SELECT realized_pnl, fees, fills FROM botai.pnl_today WHERE exchange = 'seven'", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (day.get::<_, rust_decimal::Decimal>(0), day.get::<_, rust_decimal::Decimal>(1), day.get::<_, i64>(2)),
+        (d("-11"), d("0.5"), 1),
+        "the day's P&L counts the forced close and the funding fee (one fill)"
+    );
+    // The venue's position, adopted at its entry price (not the mark).
+    let correction: Option<rust_decimal::Decimal> =
+        db.query_one("SELECT botai_position_adopt('seven', 'BTCUSDT', 0.003, 46000, 44000)", &[]).await.unwrap().get(0);
+    assert_eq!(correction, Some(d("0.002")));
+    assert_eq!(book().await, (d("0.003"), Some(d("46000")), d("-16"), d("0.6")));
+    for (what, sql, state) in [
+        (
+            "a forced close without a side",
+            "SELECT botai_venue_trade('seven', 'BTCUSDT', 'adl', 'A-1', NULL, 1, 1, 0)",
+            "22004",
+        ),
+        (
+            "a funding fee with a quantity",
+            "SELECT botai_venue_trade('seven', 'BTCUSDT', 'funding', 'F-2', NULL, 1, NULL, 0)",
+            "22023",
+        ),
+        (
+            "an unknown kind",
+            "SELECT botai_venue_trade('seven', 'BTCUSDT', 'margin_call', 'M-1', 'SELL', 1, 1, 0)",
+            "22023",
+        ),
+        ("a position without its entry", "SELECT botai_position_adopt('seven', 'BTCUSDT', 0.5, NULL)", "22023"),
+        (
+            "a price outside the domain",
+            "SELECT botai_venue_trade('seven', 'BTCUSDT', 'adl', 'A-2', 'SELL', 1, 1e300, 0)",
+            "22003",
+        ),
+    ] {
+        expect_sqlstate(what, db.query_one(sql, &[]).await, state);
+    }
+    let fresh = TestDatabase::create(&[("botai.monitor_enabled", "off")]).await;
+    let fresh_db = fresh.connect().await;
+    let (upgraded, installed) = (catalog(&db).await, catalog(&fresh_db).await);
+    let differs: Vec<_> = upgraded.symmetric_difference(&installed).collect();
+    assert!(differs.is_empty(), "the upgraded catalog differs from a fresh install: {differs:#?}");
+}

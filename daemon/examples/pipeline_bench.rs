@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use botai_daemon::config::{Config, PgSettings, Source};
 use botai_daemon::db::{self, BotaiSql, Db};
-use botai_daemon::exchange::paper::PaperExchange;
+use botai_daemon::exchange::sim::paper::PaperExchange;
 use botai_daemon::exchange::Exchange;
 use botai_daemon::market::replay::Replay;
 use botai_daemon::telemetry::Telemetry;

@@ -236,14 +236,14 @@ impl Cli {
                 let _logs = crate::logging::init(&cfg.log_dir)?;
                 let listen = cfg.paper.listen.context("PAPER_LISTEN is off: nothing to serve")?;
                 let replay = crate::market::replay::Replay::load(&cfg.market)?;
-                let venue = Arc::new(crate::exchange::venue::Venue::new(
-                    crate::exchange::venue::VenueSettings::from_config(&cfg.paper),
+                let venue = Arc::new(crate::exchange::sim::venue::Venue::new(
+                    crate::exchange::sim::venue::VenueSettings::from_config(&cfg.paper),
                     &cfg.market.symbol,
                     &cfg.trading.base,
                     &cfg.trading.quote,
                     replay,
                 ));
-                crate::exchange::double::serve(venue, listen, crate::run::shutdown_signal()).await
+                crate::exchange::sim::double::serve(venue, listen, crate::run::shutdown_signal()).await
             }
         }
     }

@@ -88,6 +88,12 @@ pub async fn check(cfg: &Config, allow_withdraw: bool) -> Result<()> {
         instrument.quote,
         instrument.tick_size
     );
+    if x.hedge_mode(&cfg.market.symbol).await.context("the account's position mode")? {
+        bail!(
+            "this account is in hedge mode (a long and a short leg per symbol): botai books one position per \
+             symbol; switch the account to one-way mode"
+        );
+    }
     let limits = x.venue_limits();
     if limits.is_empty() {
         println!("limits       (no limit headers seen yet)");

@@ -153,6 +153,8 @@ DECLARE
         "botai_send_done":                  ["botai_engine"],
         "botai_position_reconcile":         ["botai_engine"],
         "botai_mark_price":                 ["botai_engine"],
+        "botai_position_adopt":             ["botai_engine"],
+        "botai_venue_trade":                ["botai_engine"],
         "botai_alert_claim":                ["botai_alerter"],
         "botai_alert_delivered":            ["botai_alerter"],
         "botai_alert_failed":               ["botai_alerter"],

@@ -634,15 +634,20 @@ SELECT e.exchange,
        coalesce(f.realized_pnl, 0) - coalesce(f.fees, 0) + coalesce(u.unrealized_pnl, 0) AS net_pnl,
        coalesce(f.fills, 0) AS fills
 FROM (SELECT exchange FROM botai.positions UNION SELECT exchange FROM botai.risk_limits) e
-LEFT JOIN (SELECT exchange, sum(coalesce(realized_pnl, 0)) AS realized_pnl, sum(coalesce(fee_quote, 0)) AS fees,
-                  count(*) AS fills
-           FROM botai.orders
-           WHERE status = 'filled' AND finished_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+LEFT JOIN (SELECT exchange, sum(realized_pnl) AS realized_pnl, sum(fee_quote) AS fees, count(*) FILTER (WHERE fill) AS fills
+           FROM (SELECT exchange, coalesce(realized_pnl, 0) AS realized_pnl, coalesce(fee_quote, 0) AS fee_quote, true AS fill
+                 FROM botai.orders
+                 WHERE status = 'filled' AND finished_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                 UNION ALL
+                 SELECT exchange, realized_pnl, fee_quote, kind <> 'funding'
+                 FROM botai.venue_trades
+                 WHERE booked_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') t
            GROUP BY exchange) f ON f.exchange = e.exchange
 LEFT JOIN (SELECT exchange, sum(botai.unrealized(qty, avg_entry, last_price)) AS unrealized_pnl
            FROM botai.positions WHERE qty <> 0 GROUP BY exchange) u ON u.exchange = e.exchange;
 COMMENT ON VIEW botai.pnl_today IS
-    'Per exchange account, the UTC day so far: realised P&L and fees of the day''s fills (quote currency), the open '
+    'Per exchange account, the UTC day so far: realised P&L and fees of the day''s fills and of the venue''s own '
+    'trades (forced closes, funding; quote currency), the open '
     'positions'' unrealised P&L at their last price, and the net the daily loss limit is checked against.';
 
 CREATE VIEW botai.pending_orders AS
@@ -690,6 +695,15 @@ COMMENT ON FUNCTION botai_mark_price(text, text, numeric) IS
 COMMENT ON FUNCTION botai_update_balance(text, text, numeric, numeric, numeric, timestamptz, interval) IS
     'botai_update_balance from a caller that knows how far as_of''s clock can be from the database''s: commits older '
     'than as_of minus clock_skew retire (instead of botai.balance_clock_skew).';
+COMMENT ON FUNCTION botai_position_adopt(text, text, numeric, numeric, numeric) IS
+    'The venue''s position of a symbol (signed quantity, the venue''s entry price, the market''s mark): with no order '
+    'of the symbol open, the book takes the venue''s quantity and entry price (realised P&L and fees stay). Returns '
+    'venue minus book (0 when they agree), NULL while orders are open.';
+COMMENT ON FUNCTION botai_venue_trade(text, text, text, text, text, numeric, numeric, numeric) IS
+    'A trade the venue made on its own: a forced close (kind liquidation, adl, delisting: side, quantity, price) or a '
+    'funding fee (kind funding, no side, quantity or price), fee in the quote currency (positive paid). Booked once per '
+    'venue_id into the position book and the day''s P&L (botai.venue_trades); returns the realised P&L, NULL when '
+    'the venue_id was booked before.';
 COMMENT ON FUNCTION botai_position_reconcile(text, text, numeric, numeric) IS
     'What the venue says a position is: with no order of the symbol open, the book takes the venue''s quantity. A '
     'position the book takes on (from flat, or reversed) needs the venue''s entry price (refused with 22023 without '

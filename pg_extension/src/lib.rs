@@ -22,6 +22,7 @@ mod shmem;
 mod signals;
 mod standby;
 mod statements;
+mod venue;
 mod workers;
 
 pgrx::pg_module_magic!();

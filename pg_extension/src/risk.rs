@@ -151,7 +151,7 @@ static PERMIT_ORDER: Statement = Statement::new(
      FROM botai.orders o LEFT JOIN botai.positions p ON p.exchange = o.exchange AND p.symbol = o.symbol \
      WHERE o.order_id = $1",
 );
-static POSITION_ROW: Statement = Statement::new(
+pub(crate) static POSITION_ROW: Statement = Statement::new(
     "risk.position_row",
     "INSERT INTO botai.positions (exchange, symbol) VALUES ($1, $2) ON CONFLICT (exchange, symbol) DO NOTHING",
 );
@@ -159,7 +159,7 @@ static POSITION_ROW: Statement = Statement::new(
 /// a fill on the position's side moves the average entry; one against it
 /// realises (price − entry) on the part it closes, and a fill that flips
 /// the position opens the rest at its price. Returns the realised P&L.
-static POSITION_FILL: Statement = Statement::new(
+pub(crate) static POSITION_FILL: Statement = Statement::new(
     "risk.position_fill",
     "WITH old AS (SELECT qty, avg_entry FROM botai.positions WHERE exchange = $1 AND symbol = $2 FOR UPDATE) \
      UPDATE botai.positions p SET \
@@ -638,12 +638,12 @@ pub fn apply_fill(
     Ok(())
 }
 
-static OPEN_ORDERS: Statement = Statement::new(
+pub(crate) static OPEN_ORDERS: Statement = Statement::new(
     "risk.open_orders",
     "SELECT count(*) FROM botai.orders WHERE exchange = $1 AND symbol = $2 AND status = 'claimed' \
        AND planned_qty IS NOT NULL",
 );
-static BOOK_QTY: Statement =
+pub(crate) static BOOK_QTY: Statement =
     Statement::new("risk.book_qty", "SELECT qty FROM botai.positions WHERE exchange = $1 AND symbol = $2 FOR UPDATE");
 static BOOK_SET: Statement = Statement::new(
     "risk.book_set",

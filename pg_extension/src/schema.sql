@@ -435,6 +435,26 @@ COMMENT ON TABLE botai.positions IS
     'The position book: botai''s net position per exchange and symbol (signed base quantity: negative is short), '
     'moved by every fill botai_order_finish records; average entry, realised P&L and fees in the quote currency.';
 
+CREATE TABLE botai.venue_trades (
+    trade_id      bigserial   PRIMARY KEY,
+    exchange      text        NOT NULL,
+    symbol        text        NOT NULL,
+    kind          text        NOT NULL CHECK (kind IN ('liquidation', 'adl', 'delisting', 'funding')),
+    venue_id      text        NOT NULL,
+    side          text        CHECK (side IN ('BUY', 'SELL')),
+    qty           numeric     NOT NULL DEFAULT 0,
+    price         numeric,
+    fee_quote     numeric     NOT NULL DEFAULT 0,
+    realized_pnl  numeric     NOT NULL DEFAULT 0,
+    booked_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (exchange, venue_id),
+    CHECK ((kind = 'funding') = (side IS NULL))
+);
+COMMENT ON TABLE botai.venue_trades IS
+    'Trades the venue made on its own (botai_venue_trade): forced closes (liquidation, adl, delisting) and funding '
+    'fees, each once per venue id, booked into the position book and the day''s P&L.';
+CREATE INDEX venue_trades_booked_idx ON botai.venue_trades (exchange, booked_at);
+
 -- worker_types holds only what users add, so pg_dump keeps it whole. The
 -- seeded tables (rate_limits, alert_rules) are not marked: a restore would
 -- collide with the rows CREATE EXTENSION seeds; dump them with --data-only.

@@ -295,6 +295,32 @@ pub trait BotaiSql {
         qty: Decimal,
         price: Option<Decimal>,
     ) -> Result<Option<Decimal>>;
+    /// `botai_position_adopt`: the venue's position (quantity, entry price)
+    /// taken by the book when it differs; the correction (0: none), None
+    /// while orders are open.
+    async fn position_adopt(
+        &self,
+        exchange: &str,
+        symbol: &str,
+        qty: Decimal,
+        entry: Option<Decimal>,
+        mark: Option<Decimal>,
+    ) -> Result<Option<Decimal>>;
+    /// `botai_venue_trade`: a trade the venue made on its own (a forced
+    /// close, a funding fee) booked once by its id; the realised P&L, None
+    /// when it was booked already.
+    #[allow(clippy::too_many_arguments)]
+    async fn venue_trade(
+        &self,
+        exchange: &str,
+        symbol: &str,
+        kind: &str,
+        venue_id: &str,
+        side: Option<&str>,
+        qty: Option<Decimal>,
+        price: Option<Decimal>,
+        fee: Decimal,
+    ) -> Result<Option<Decimal>>;
     /// The position book's (qty, average entry) of a symbol; None when flat.
     async fn position(&self, exchange: &str, symbol: &str) -> Result<Option<(Decimal, Option<Decimal>)>>;
     /// When the last signal of (symbol, strategy, direction) was accepted
@@ -696,6 +722,47 @@ impl<C: Sql> BotaiSql for C {
             )
             .await?;
         row.col(0, "position_reconcile")
+    }
+
+    async fn position_adopt(
+        &self,
+        exchange: &str,
+        symbol: &str,
+        qty: Decimal,
+        entry: Option<Decimal>,
+        mark: Option<Decimal>,
+    ) -> Result<Option<Decimal>> {
+        let nearest = |p: Decimal| at_scale(p, Toward::Nearest);
+        let row = self
+            .q_one(
+                "botai_position_adopt",
+                "SELECT botai_position_adopt($1, $2, $3, $4, $5)",
+                &[&exchange, &symbol, &nearest(qty), &entry.map(nearest), &mark.map(nearest)],
+            )
+            .await?;
+        row.col(0, "position_adopt")
+    }
+
+    async fn venue_trade(
+        &self,
+        exchange: &str,
+        symbol: &str,
+        kind: &str,
+        venue_id: &str,
+        side: Option<&str>,
+        qty: Option<Decimal>,
+        price: Option<Decimal>,
+        fee: Decimal,
+    ) -> Result<Option<Decimal>> {
+        let nearest = |p: Decimal| at_scale(p, Toward::Nearest);
+        let row = self
+            .q_one(
+                "botai_venue_trade",
+                "SELECT botai_venue_trade($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&exchange, &symbol, &kind, &venue_id, &side, &qty.map(nearest), &price.map(nearest), &nearest(fee)],
+            )
+            .await?;
+        row.col(0, "venue_trade")
     }
 
     async fn position(&self, exchange: &str, symbol: &str) -> Result<Option<(Decimal, Option<Decimal>)>> {

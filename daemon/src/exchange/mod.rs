@@ -1,9 +1,15 @@
-//! Exchanges behind one trait. The trading engine knows only `Exchange`:
-//! the in-process paper exchange (paper.rs) and the Bybit V5 adapter
-//! (bybit.rs) implement it. Both paper exchange and exchange double run on
-//! the simulated venue (venue.rs); the double (double/) serves it over HTTP
-//! in the venues' own dialects, so the adapters are tested against the wire
-//! protocol they speak to the real venue.
+//! Exchanges behind one trait. The trading engine knows only `Exchange`,
+//! laid out by venue and by layer:
+//!
+//! - `bybit/`, `binance/`: each venue's REST client, its messages typed once
+//!   (`models.rs`: the venue's field names and enums, spelled once) and its
+//!   private stream;
+//! - `sim/`: the simulated venue, the in-process paper exchange on it, and
+//!   the exchange double that serves it over HTTP in each venue's dialect,
+//!   serialising the same model types the adapters parse, so the adapters
+//!   are tested against the wire protocol they speak to the real venue;
+//! - shared by the adapters: `clock` (the venue's clock), `limits` (botai's
+//!   shared limiter), `sign`, `stream` (reconnect, dedup, the order feed).
 //!
 //! Errors carry the exchange's own codes: Bybit's retCode 10006 ("Too many
 //! visits!", a rate limit), 110007 (insufficient balance), 110072 (duplicate
@@ -11,16 +17,15 @@
 //! real one.
 
 pub mod binance;
-pub mod binance_stream;
 pub mod bybit;
-pub mod bybit_stream;
 pub mod clock;
-pub mod double;
+pub mod figure;
+#[cfg(test)]
+mod fixtures;
 pub mod limits;
-pub mod paper;
 pub mod sign;
+pub mod sim;
 pub mod stream;
-pub mod venue;
 
 use std::time::Duration;
 
@@ -133,6 +138,49 @@ impl OrderStatus {
     }
 }
 
+/// Why a venue closed a position by force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForcedClose {
+    /// The position fell below its maintenance margin.
+    Liquidation,
+    /// Auto-deleveraging: the venue closed it against a liquidated one.
+    Adl,
+    /// The contract was delisted or delivered.
+    Delisting,
+}
+
+impl ForcedClose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForcedClose::Liquidation => "liquidation",
+            ForcedClose::Adl => "adl",
+            ForcedClose::Delisting => "delisting",
+        }
+    }
+}
+
+/// What a venue did to the account on its own, pushed by its private stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountEvent {
+    /// The venue closed (part of) a position by force: `side` is the
+    /// closing trade's (a long is closed by a Sell).
+    ForcedClose {
+        kind: ForcedClose,
+        symbol: String,
+        side: Side,
+        qty: Decimal,
+        price: Decimal,
+        /// In `fee_asset`; positive is paid.
+        fee: Decimal,
+        fee_asset: String,
+        /// The venue's own id of the trade (repeats are dropped by it).
+        venue_id: String,
+    },
+    /// A funding fee: positive is paid, negative received.
+    Funding { symbol: String, amount: Decimal, asset: String, venue_id: String },
+}
+
 /// An order as the exchange knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderState {
@@ -148,6 +196,11 @@ pub struct OrderState {
     /// The asset the fee was charged in (a Bybit spot BUY pays it in the
     /// base coin).
     pub fee_asset: String,
+    /// What the venue said about how the order ended, when it said more
+    /// than "no error" (Bybit's rejectReason, e.g. EC_PostOnlyWillTakeLiquidity).
+    pub venue_reason: Option<String>,
+    /// The profit the venue says the order realised (Binance's `rp`).
+    pub realised_pnl: Option<Decimal>,
 }
 
 impl OrderState {
@@ -176,12 +229,15 @@ pub struct KeyInfo {
     pub permissions: String,
 }
 
-/// A linear position: signed size (long > 0).
+/// A linear position: signed size (long > 0), at the venue's entry price.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Position {
     pub symbol: String,
     pub size: Decimal,
+    /// The venue's average entry price (Bybit avgPrice, Binance entryPrice).
     pub entry_price: Decimal,
+    /// The leg of a hedge-mode account (None: one-way mode).
+    pub leg: Option<Side>,
 }
 
 /// A balance snapshot and the exchange's time when it was taken.
@@ -274,6 +330,11 @@ pub trait Exchange: Send + Sync {
     async fn positions(&self) -> Result<Vec<Position>, ExchangeError> {
         Ok(Vec::new())
     }
+    /// Whether the account keeps a long and a short leg per symbol (hedge
+    /// mode): botai books one position per symbol and refuses it.
+    async fn hedge_mode(&self, _symbol: &str) -> Result<bool, ExchangeError> {
+        Ok(false)
+    }
     /// The venue's clock minus ours, in milliseconds, when measured.
     fn clock_offset_ms(&self) -> Option<i64> {
         None
@@ -300,6 +361,11 @@ pub trait Exchange: Send + Sync {
     /// Order updates pushed by the venue (its private stream), while it is
     /// connected; subscribe before placing an order so no push is missed.
     fn order_updates(&self) -> Option<tokio::sync::broadcast::Receiver<OrderState>> {
+        None
+    }
+    /// What the venue does to the account on its own (forced closes,
+    /// funding), pushed by its private stream.
+    fn account_events(&self) -> Option<tokio::sync::broadcast::Receiver<AccountEvent>> {
         None
     }
 }

@@ -10,17 +10,46 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{OrderState, OrderStatus};
+use super::{AccountEvent, OrderState, OrderStatus};
 
 /// What the stream publishes, and whether it is live.
 pub struct OrderFeed {
     pub updates: broadcast::Sender<OrderState>,
+    /// Forced closes and funding: what the venue did on its own.
+    pub account: broadcast::Sender<AccountEvent>,
     pub connected: AtomicBool,
 }
 
 impl Default for OrderFeed {
     fn default() -> OrderFeed {
-        OrderFeed { updates: broadcast::channel(4096).0, connected: AtomicBool::new(false) }
+        OrderFeed {
+            updates: broadcast::channel(4096).0,
+            account: broadcast::channel(1024).0,
+            connected: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The venue's trade ids seen lately, so a repeated push of a forced close
+/// or a funding fee is published once.
+#[derive(Default)]
+pub struct SeenIds {
+    order: VecDeque<String>,
+}
+
+impl SeenIds {
+    const KEEP: usize = 4096;
+
+    /// True the first time `id` is seen (among the last 4,096).
+    pub fn first(&mut self, id: &str) -> bool {
+        if self.order.iter().any(|s| s == id) {
+            return false;
+        }
+        if self.order.len() == Self::KEEP {
+            self.order.pop_front();
+        }
+        self.order.push_back(id.to_owned());
+        true
     }
 }
 

@@ -47,7 +47,9 @@ use crate::config::Config;
 use crate::db::{
     self, Batcher, BotaiSql, Claim, ClaimedOrder, Db, OrderFilter, OrderReservation, Reserved, Settlement,
 };
-use crate::exchange::{limits, Exchange, ExchangeError, Instrument, OrderRequest, OrderState, Side};
+use crate::exchange::{
+    limits, AccountEvent, Exchange, ExchangeError, ForcedClose, Instrument, OrderRequest, OrderState, Position, Side,
+};
 use crate::telemetry::{Reason, Telemetry};
 
 const WORKER_TYPE: &str = "trading_engine";
@@ -293,6 +295,13 @@ pub async fn run_for(
             }
         }
     });
+    // What the venue does to the account on its own (forced closes,
+    // funding), booked as its private stream pushes it.
+    let venue_stop = stop.child_token();
+    let venue_events = engine.exchange.account_events().map(|events| {
+        let (engine, stop) = (engine.clone(), venue_stop.clone());
+        tokio::spawn(async move { engine.venue_events(events, stop).await })
+    });
     let sync_stop = stop.child_token();
     let sync = tokio::spawn(balance_sync::run(
         cfg.clone(),
@@ -371,6 +380,10 @@ pub async fn run_for(
     let _ = sync.await;
     reconcile_stop.cancel();
     let _ = reconciler.await;
+    venue_stop.cancel();
+    if let Some(task) = venue_events {
+        let _ = task.await;
+    }
     if !lock.is_closed() {
         let _ = lock.unregister_worker(&worker_id).await;
         let _ = lock.heartbeat(&component, "stopped", 0, None).await;
@@ -845,10 +858,11 @@ impl Engine {
             if let Some((id, _)) = reservation {
                 self.conn().await?.release_reservation(id).await?;
             }
-            let message = format!("the venue ended the order {:?} with nothing filled", placed.status);
-            return self
-                .finish(order, "rejected", json!({"message": message, "exchange_order_id": placed.exchange_order_id}))
-                .await;
+            let because = placed.venue_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let message = format!("the venue ended the order {:?} with nothing filled{because}", placed.status);
+            let details = json!({"message": message, "exchange_order_id": placed.exchange_order_id,
+                                 "venue_reason": placed.venue_reason});
+            return self.finish(order, "rejected", details).await;
         }
         // The exchange's next balance snapshot will include this order; until
         // then the amount it spent stays held.
@@ -877,6 +891,8 @@ impl Engine {
             "qty": placed.filled_qty, "net_qty": net_qty, "price": placed.avg_price, "notional": placed.notional(), "fee": placed.fee,
             "fee_asset": placed.fee_asset, "fee_quote": fee_quote.round_dp(12), "exchange_status": format!("{:?}", placed.status),
             "exchange_order_id": placed.exchange_order_id, "reservation_id": reservation.map(|r| r.0),
+            // What the venue says about the order beside the fill.
+            "venue_reason": placed.venue_reason, "venue_realised_pnl": placed.realised_pnl,
         });
         self.record(order, commit, "filled", details).await?;
         self.filled.notify_one();
@@ -960,35 +976,161 @@ impl Engine {
     async fn reconcile_position(&self) -> Result<()> {
         let (exchange, symbol) = (self.exchange.name(), self.instrument.symbol.as_str());
         let (book, _) = self.conn().await?.exposure(exchange, symbol).await?;
-        let venue = if self.shorts {
-            let positions = self.exchange.positions().await?;
-            positions.iter().find(|p| p.symbol == symbol).map_or(Decimal::ZERO, |p| p.size)
-        } else {
-            let Some(wallet) = self.snapshot.wallet() else { return Ok(()) };
-            let held =
-                wallet.assets.iter().find(|a| a.asset == self.cfg.trading.base).map_or(Decimal::ZERO, |a| a.total);
-            book.clamp(Decimal::ZERO, held)
-        };
-        if venue == book {
-            return Ok(());
-        }
         let price = match self.last_price.load(Ordering::Relaxed) {
             0 => self.exchange.last_price(symbol).await.ok(),
             bits => Decimal::from_f64(f64::from_bits(bits)),
         };
+        if !self.shorts {
+            let Some(wallet) = self.snapshot.wallet() else { return Ok(()) };
+            let held =
+                wallet.assets.iter().find(|a| a.asset == self.cfg.trading.base).map_or(Decimal::ZERO, |a| a.total);
+            let venue = book.clamp(Decimal::ZERO, held);
+            if venue == book {
+                return Ok(());
+            }
+            let conn = self.conn().await?;
+            if let Some(correction) = conn.position_reconcile(exchange, symbol, venue, price).await? {
+                if !correction.is_zero() {
+                    let message = format!(
+                        "the {exchange}/{symbol} position in botai's book was {book}, the account holds {venue}: \
+                         the book was corrected by {correction}"
+                    );
+                    warn!("{message}");
+                    conn.report_error(&self.component, &message, true).await?;
+                }
+            }
+            return Ok(());
+        }
+        let positions = self.exchange.positions().await?;
+        let mine: Vec<&Position> = positions.iter().filter(|p| p.symbol == symbol).collect();
         let conn = self.conn().await?;
-        match conn.position_reconcile(exchange, symbol, venue, price).await? {
-            Some(correction) if !correction.is_zero() => {
+        if mine.iter().any(|p| p.leg.is_some()) {
+            let message = format!(
+                "the {exchange} account holds {symbol} in hedge mode (a long and a short leg): botai books one \
+                 position per symbol and adopts neither; switch the account to one-way mode"
+            );
+            warn!("{message}");
+            return conn.report_error(&self.component, &message, true).await.map_err(Into::into);
+        }
+        let (venue, entry) = mine.first().map_or((Decimal::ZERO, None), |p| (p.size, Some(p.entry_price)));
+        if venue == book {
+            return Ok(());
+        }
+        if let Some(correction) = conn.position_adopt(exchange, symbol, venue, entry, price).await? {
+            if !correction.is_zero() {
+                let at = entry.map(|e| format!(" at the venue's entry price {e}")).unwrap_or_default();
                 let message = format!(
-                    "the {exchange}/{symbol} position in botai's book was {book}, the venue's is {venue}: \
-                     the book was corrected by {correction}"
+                    "the {exchange}/{symbol} position in botai's book was {book}, the venue's is {venue}: the book \
+                     took the venue's position{at} (a correction of {correction})"
                 );
                 warn!("{message}");
                 conn.report_error(&self.component, &message, true).await?;
             }
-            _ => {}
         }
         Ok(())
+    }
+
+    /// Books what the venue does to the account on its own: a forced close
+    /// of this engine's symbol (a critical alert, the fill into the book
+    /// and the day's P&L) and funding fees, each once (by the venue's id).
+    async fn venue_events(
+        self: Arc<Self>,
+        mut events: tokio::sync::broadcast::Receiver<AccountEvent>,
+        stop: CancellationToken,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let event = tokio::select! {
+                _ = stop.cancelled() => return,
+                event = events.recv() => event,
+            };
+            let event = match event {
+                Ok(e) => e,
+                Err(RecvError::Lagged(n)) => {
+                    warn!("{n} venue events were missed; reconciliation adopts the venue's position");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            };
+            if let Err(e) = self.venue_event(&event).await {
+                warn!("cannot book the venue's {event:?}: {e:#}");
+                if let Ok(conn) = self.conn().await {
+                    let message = format!("cannot book what the venue did on its own ({event:?}): {e:#}");
+                    let _ = conn.report_error(&self.component, &message, true).await;
+                }
+            }
+        }
+    }
+
+    async fn venue_event(&self, event: &AccountEvent) -> Result<()> {
+        let (exchange, symbol) = (self.exchange.name(), self.instrument.symbol.as_str());
+        match event {
+            AccountEvent::ForcedClose { kind, symbol: s, side, qty, price, fee, fee_asset, venue_id }
+                if s == symbol =>
+            {
+                let fee_quote = self.fee_in_quote(*fee, fee_asset, *price);
+                let side_word = if *side == Side::Buy { "BUY" } else { "SELL" };
+                let conn = self.conn().await?;
+                let booked = conn
+                    .venue_trade(
+                        exchange,
+                        symbol,
+                        kind.as_str(),
+                        venue_id,
+                        Some(side_word),
+                        Some(*qty),
+                        Some(*price),
+                        fee_quote,
+                    )
+                    .await?;
+                if let Some(realized) = booked {
+                    let what = match kind {
+                        ForcedClose::Liquidation => "LIQUIDATED",
+                        ForcedClose::Adl => "AUTO-DELEVERAGED (ADL)",
+                        ForcedClose::Delisting => "closed by delisting",
+                    };
+                    let message = format!(
+                        "the venue {what} {qty} {symbol} on {exchange} ({side_word} at {price}, fee {fee} {fee_asset}): \
+                         booked, realised {realized}"
+                    );
+                    warn!("{message}");
+                    conn.report_error(&self.component, &message, true).await?;
+                    self.filled.notify_one();
+                }
+            }
+            AccountEvent::Funding { symbol: s, amount, asset, venue_id } => {
+                // Cross-margin funding may name no symbol: it is this
+                // engine's when it holds a position (booked once, by id).
+                let mine = if s.is_empty() {
+                    !self.conn().await?.exposure(exchange, symbol).await?.0.is_zero()
+                } else {
+                    s == symbol
+                };
+                if !mine {
+                    return Ok(());
+                }
+                let fee = self.fee_in_quote(*amount, asset, Decimal::ZERO);
+                self.conn().await?.venue_trade(exchange, symbol, "funding", venue_id, None, None, None, fee).await?;
+            }
+            AccountEvent::ForcedClose { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// A fee in the quote currency (a base-coin fee at `price`; another
+    /// asset's counts 0, said in the log).
+    fn fee_in_quote(&self, fee: Decimal, asset: &str, price: Decimal) -> Decimal {
+        if asset == self.cfg.trading.quote || asset.is_empty() {
+            fee
+        } else if asset == self.cfg.trading.base && price > Decimal::ZERO {
+            fee * price
+        } else {
+            warn!(
+                "a venue fee of {fee} {asset} is in neither {} nor {}: counted 0",
+                self.cfg.trading.quote, self.cfg.trading.base
+            );
+            Decimal::ZERO
+        }
     }
 
     /// Ends the process here when BOTAI_FAULT names this step (crash tests).
