@@ -23,6 +23,7 @@ pub mod figure;
 #[cfg(test)]
 mod fixtures;
 pub mod limits;
+pub mod rest;
 pub mod sign;
 pub mod sim;
 pub mod stream;

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures_util::{SinkExt, StreamExt};
-use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -32,6 +32,7 @@ use tracing::{info, warn};
 
 use super::replay::PriceSource;
 use super::Bar;
+use crate::exchange::bybit::models;
 use crate::exchange::stream::{self, Reconnect};
 use crate::exchange::Category;
 
@@ -194,8 +195,8 @@ async fn session(
     let backfilled = market.append(bars);
     let mut ws = stream::connect(url).await?;
     let topic = format!("kline.1.{}", s.symbol);
-    let subscribe = json!({"req_id": "klines", "op": "subscribe", "args": [topic]});
-    ws.send(Message::Text(subscribe.to_string().into())).await.map_err(|e| e.to_string())?;
+    let subscribe = models::OpRequest::new("klines", "subscribe", vec![json!(topic)]);
+    ws.send(Message::Text(subscribe.text().into())).await.map_err(|e| e.to_string())?;
     market.connected.store(true, Ordering::Relaxed);
     info!(%url, %topic, backfilled, last_bar = ?market.last_bar(), "kline stream subscribed");
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -211,7 +212,8 @@ async fn session(
                 if last_heard.elapsed() > 2 * PING_EVERY + Duration::from_secs(5) {
                     return Err("no message (not even a pong) for two ping intervals".into());
                 }
-                ws.send(Message::Text(json!({"op": "ping"}).to_string().into())).await.map_err(|e| e.to_string())?;
+                let ping = models::OpRequest::new("ping", "ping", Vec::new());
+                ws.send(Message::Text(ping.text().into())).await.map_err(|e| e.to_string())?;
             }
             message = ws.next() => {
                 let message = match message {
@@ -242,15 +244,25 @@ async fn on_push(
         warn!("the kline stream sent something that is not JSON");
         return Ok(());
     };
-    if v.get("op").and_then(Value::as_str) == Some("subscribe")
-        && v.get("success").and_then(Value::as_bool) != Some(true)
-    {
-        return Err(format!("subscribe refused: {}", v.get("ret_msg").and_then(Value::as_str).unwrap_or_default()));
+    if v.get("op").is_some() {
+        let answer: models::OpResponse =
+            serde_json::from_value(v).map_err(|e| format!("an answer that does not parse: {e}"))?;
+        if answer.op == "subscribe" && answer.success != Some(true) {
+            return Err(format!("subscribe refused by the venue: {}", answer.ret_msg));
+        }
+        return Ok(());
     }
     if v.get("topic").and_then(Value::as_str) != Some(topic) {
         return Ok(());
     }
-    for item in v.get("data").and_then(Value::as_array).into_iter().flatten() {
+    let push: models::PublicPush<Vec<models::WsKline>> = match serde_json::from_value(v) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!("a kline push that does not parse: {e}");
+            return Ok(());
+        }
+    };
+    for item in &push.data {
         let bar = match pushed_bar(item) {
             Ok(bar) => bar,
             Err(e) => {
@@ -258,7 +270,7 @@ async fn on_push(
                 continue;
             }
         };
-        if item.get("confirm").and_then(Value::as_bool) != Some(true) {
+        if !item.confirm {
             *market.price.lock().unwrap_or_else(|p| p.into_inner()) = Decimal::from_f64(bar.close);
             continue;
         }
@@ -275,13 +287,9 @@ async fn on_push(
     Ok(())
 }
 
-fn number(v: &Value, key: &str) -> Result<f64, String> {
-    let text = match v.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(format!("no {key}")),
-    };
-    text.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("{key} is not a number: {text:?}"))
+fn number(figure: models::Figure, key: &str) -> Result<f64, String> {
+    let d = figure.known().ok_or_else(|| format!("{key} is empty"))?;
+    d.to_f64().filter(|x| x.is_finite()).ok_or_else(|| format!("{key} is not a number: {d}"))
 }
 
 fn millis(ms: i64) -> Result<DateTime<Utc>, String> {
@@ -289,26 +297,23 @@ fn millis(ms: i64) -> Result<DateTime<Utc>, String> {
 }
 
 /// A kline push's item as a bar.
-fn pushed_bar(item: &Value) -> Result<Bar, String> {
-    let start = item.get("start").and_then(Value::as_i64).ok_or("no start")?;
+fn pushed_bar(item: &models::WsKline) -> Result<Bar, String> {
     Ok(Bar {
-        ts: millis(start)?,
-        open: number(item, "open")?,
-        high: number(item, "high")?,
-        low: number(item, "low")?,
-        close: number(item, "close")?,
-        volume: number(item, "turnover")?,
+        ts: millis(item.start)?,
+        open: number(item.open, "open")?,
+        high: number(item.high, "high")?,
+        low: number(item.low, "low")?,
+        close: number(item.close, "close")?,
+        volume: number(item.turnover, "turnover")?,
     })
 }
 
 /// A REST kline row `[start, open, high, low, close, volume, turnover]`.
-fn listed_bar(row: &Value) -> Result<Bar, String> {
+fn listed_bar(row: &[String; 7]) -> Result<Bar, String> {
     let field = |i: usize| -> Result<f64, String> {
-        let text = row.get(i).and_then(Value::as_str).ok_or_else(|| format!("kline row without field {i}"))?;
-        text.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("kline field {i}: {text:?}"))
+        row[i].parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("kline field {i}: {:?}", row[i]))
     };
-    let start =
-        row.get(0).and_then(Value::as_str).and_then(|t| t.parse::<i64>().ok()).ok_or("kline row without start")?;
+    let start = row[0].parse::<i64>().map_err(|_| format!("kline start {:?}", row[0]))?;
     Ok(Bar {
         ts: millis(start)?,
         open: field(1)?,
@@ -319,55 +324,16 @@ fn listed_bar(row: &Value) -> Result<Bar, String> {
     })
 }
 
-/// One-minute klines from `from` (the newest 1000 without it) up to `to`,
-/// oldest first, paging through Bybit's 1000-row answers.
+/// One-minute bars from `from` (the newest 1000 without it) up to `to`,
+/// oldest first, as the Bybit adapter reads them.
 async fn klines(
     s: &LiveSettings,
     http: &reqwest::Client,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<Vec<Bar>, String> {
-    let mut out: Vec<Bar> = Vec::new();
-    let mut end = to;
-    loop {
-        let mut query = vec![
-            ("category", s.category.as_str().to_owned()),
-            ("symbol", s.symbol.clone()),
-            ("interval", "1".to_owned()),
-            ("limit", "1000".to_owned()),
-        ];
-        if let Some(from) = from {
-            query.push(("start", from.timestamp_millis().to_string()));
-        }
-        if let Some(end) = end {
-            query.push(("end", end.timestamp_millis().to_string()));
-        }
-        let url = format!("{}/v5/market/kline", s.rest_url.trim_end_matches('/'));
-        let v: Value = http
-            .get(&url)
-            .query(&query)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {}", crate::exchange::bybit::describe(&e)))?
-            .json()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        if v.get("retCode").and_then(Value::as_i64) != Some(0) {
-            return Err(format!("GET {url}: {} {}", v["retCode"], v["retMsg"]));
-        }
-        let rows = v["result"]["list"].as_array().cloned().unwrap_or_default();
-        let mut page: Vec<Bar> = rows.iter().map(listed_bar).collect::<Result<_, _>>()?;
-        page.reverse();
-        let full = rows.len() == 1000;
-        let oldest = page.first().map(|b| b.ts);
-        page.append(&mut out);
-        out = page;
-        // Without `from`, one page is the history; with it, page back until it is reached.
-        match (from, oldest) {
-            (Some(from), Some(oldest)) if full && oldest > from => end = Some(oldest - MINUTE),
-            _ => return Ok(out),
-        }
-    }
+    let rows = crate::exchange::bybit::market::klines(http, &s.rest_url, s.category, &s.symbol, from, to).await?;
+    rows.iter().map(listed_bar).collect()
 }
 
 #[cfg(test)]
@@ -382,18 +348,21 @@ mod tests {
     #[test]
     fn the_recorded_kline_push_and_rest_row_become_bars_with_volume_in_quote() {
         let push = fixture("ws_kline.json");
-        let bar = pushed_bar(&push["data"][0]).unwrap();
+        let push: models::PublicPush<Vec<models::WsKline>> = serde_json::from_value(push).unwrap();
+        let bar = pushed_bar(&push.data[0]).unwrap();
         assert_eq!(bar.ts.timestamp_millis(), 1672324800000);
         assert_eq!((bar.open, bar.high, bar.low, bar.close), (16649.5, 16677.0, 16608.0, 16677.0));
         assert_eq!(bar.volume, 34666.4005, "turnover, the quote currency");
         let rest = fixture("http_get_klines_linear.json");
-        let bar = listed_bar(&rest["result"]["list"][0]).unwrap();
+        let row: [String; 7] = serde_json::from_value(rest["result"]["list"][0].clone()).unwrap();
+        let bar = listed_bar(&row).unwrap();
         assert_eq!((bar.ts.timestamp_millis(), bar.close, bar.volume), (1709891679000, 27455.0, 3390000.0));
-        assert!(listed_bar(&json!(["1", "x", "1", "1", "1", "1", "1"])).is_err());
-        assert!(pushed_bar(
-            &json!({"start": 1, "open": "NaN", "high": "1", "low": "1", "close": "1", "turnover": "1"})
-        )
-        .is_err());
+        let row = ["1", "x", "1", "1", "1", "1", "1"].map(str::to_owned);
+        assert!(listed_bar(&row).is_err());
+        let empty: models::WsKline = serde_json::from_value(json!({"start": 1, "end": 2, "interval": "1", "open": "",
+            "high": "1", "low": "1", "close": "1", "volume": "1", "turnover": "1", "confirm": true, "timestamp": 2}))
+        .unwrap();
+        assert!(pushed_bar(&empty).is_err(), "an empty open is no price");
     }
 
     fn bar(minute: i64) -> Bar {

@@ -31,12 +31,12 @@ use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
 use super::models;
 use crate::exchange::bybit::encode_query;
 use crate::exchange::clock::VenueClock;
 use crate::exchange::limits::VenueLimits;
+use crate::exchange::rest;
 use crate::exchange::stream::OrderFeed;
 use crate::exchange::{
     sign, AccountEvent, AssetBalance, Exchange, ExchangeError, Instrument, KeyInfo, OrderRequest, OrderState, Position,
@@ -162,22 +162,14 @@ impl BinanceClient {
     }
 
     async fn call(&self, call: Call<'_>) -> Result<Value, ExchangeError> {
-        let mut resynced = false;
-        loop {
-            if !call.booked {
-                self.limits.book(call.endpoint).await?;
-            }
-            match self.send_once(&call).await {
-                Err(ExchangeError::Rejected { ret_code: code::TIMESTAMP_OUTSIDE_RECV_WINDOW, message })
-                    if call.signed && !resynced =>
-                {
-                    warn!(exchange = %self.name, "the venue refused our timestamp ({message}); measuring its clock again");
-                    resynced = true;
-                    self.sync_clock().await?;
-                }
-                other => return other,
-            }
-        }
+        let attempt = rest::Attempt {
+            exchange: &self.name,
+            endpoint: call.endpoint,
+            booked: call.booked,
+            signed: call.signed,
+            timestamp_refused: code::TIMESTAMP_OUTSIDE_RECV_WINDOW,
+        };
+        rest::call(attempt, self.limits.as_ref(), || self.send_once(&call), || self.sync_clock()).await
     }
 
     async fn send_once(&self, call: &Call<'_>) -> Result<Value, ExchangeError> {

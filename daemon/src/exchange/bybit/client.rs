@@ -35,12 +35,13 @@ use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::models;
 use super::stream::StreamSettings;
 use crate::exchange::clock::VenueClock;
 use crate::exchange::limits::VenueLimits;
+use crate::exchange::rest;
 use crate::exchange::stream::OrderFeed;
 use crate::exchange::{
     ret_code, sign, AccountEvent, AssetBalance, Category, Exchange, ExchangeError, Instrument, KeyInfo, OrderRequest,
@@ -184,22 +185,14 @@ impl BybitClient {
     /// Sends a call: booked, signed, its limit headers observed, its answer
     /// mapped. A 10002 (timestamp) re-measures the clock and sends once more.
     async fn call(&self, call: Call<'_>) -> Result<Value, ExchangeError> {
-        let mut resynced = false;
-        loop {
-            if !call.booked {
-                self.limits.book(call.endpoint).await?;
-            }
-            match self.send_once(&call).await {
-                Err(ExchangeError::Rejected { ret_code: ret_code::TIMESTAMP_OUT_OF_WINDOW, message })
-                    if call.signed && !resynced =>
-                {
-                    warn!(exchange = %self.name, "the venue refused our timestamp ({message}); measuring its clock again");
-                    resynced = true;
-                    self.sync_clock().await?;
-                }
-                other => return other,
-            }
-        }
+        let attempt = rest::Attempt {
+            exchange: &self.name,
+            endpoint: call.endpoint,
+            booked: call.booked,
+            signed: call.signed,
+            timestamp_refused: ret_code::TIMESTAMP_OUT_OF_WINDOW,
+        };
+        rest::call(attempt, self.limits.as_ref(), || self.send_once(&call), || self.sync_clock()).await
     }
 
     async fn send_once(&self, call: &Call<'_>) -> Result<Value, ExchangeError> {

@@ -1,8 +1,9 @@
 //! Bybit V5: the REST client (client.rs), the venue's messages typed once
-//! (models.rs, shared with the exchange double), and the private stream
-//! (stream.rs).
+//! (models.rs, shared with the exchange double), the private stream
+//! (stream.rs) and the public market data (market.rs).
 
 mod client;
+pub mod market;
 pub mod models;
 pub mod stream;
 

@@ -555,8 +555,19 @@ pub struct OpRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req_id: Option<String>,
     pub op: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<serde_json::Value>,
+}
+
+impl OpRequest {
+    pub fn new(req_id: &str, op: &str, args: Vec<serde_json::Value>) -> OpRequest {
+        OpRequest { req_id: Some(req_id.to_owned()), op: op.to_owned(), args }
+    }
+
+    /// The text sent on the stream.
+    pub fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// /v5/market/kline: bars newest first, each

@@ -65,15 +65,15 @@ async fn session(
     let mut ws = stream::connect(&url).await?;
     let expires = Utc::now().timestamp_millis() + (s.clock_offset_ms)() + 10_000;
     let signature = sign::hmac_sha256_hex(&s.api_secret, &format!("GET/realtime{expires}"));
-    let auth = json!({"req_id": "auth", "op": "auth", "args": [s.api_key, expires, signature]});
-    ws.send(Message::Text(auth.to_string().into())).await.map_err(|e| e.to_string())?;
+    let auth = models::OpRequest::new("auth", "auth", vec![json!(s.api_key), json!(expires), json!(signature)]);
+    ws.send(Message::Text(auth.text().into())).await.map_err(|e| e.to_string())?;
     expect_success(&mut ws, "auth").await?;
     let mut topics = vec!["order", "execution", "wallet"];
     if s.category == Category::Linear {
         topics.push("position");
     }
-    let subscribe = json!({"req_id": "subscribe", "op": "subscribe", "args": topics});
-    ws.send(Message::Text(subscribe.to_string().into())).await.map_err(|e| e.to_string())?;
+    let subscribe = models::OpRequest::new("subscribe", "subscribe", topics.iter().map(|t| json!(t)).collect());
+    ws.send(Message::Text(subscribe.text().into())).await.map_err(|e| e.to_string())?;
     expect_success(&mut ws, "subscribe").await?;
     feed.connected.store(true, Ordering::Relaxed);
     info!(%url, ?topics, "private stream subscribed");
@@ -90,8 +90,8 @@ async fn session(
                 if last_heard.elapsed() > 2 * PING_EVERY + Duration::from_secs(5) {
                     return Err("no message (not even a pong) for two ping intervals".into());
                 }
-                let ping = json!({"req_id": "ping", "op": "ping"});
-                ws.send(Message::Text(ping.to_string().into())).await.map_err(|e| e.to_string())?;
+                let ping = models::OpRequest::new("ping", "ping", Vec::new());
+                ws.send(Message::Text(ping.text().into())).await.map_err(|e| e.to_string())?;
             }
             message = ws.next() => {
                 let message = match message {
