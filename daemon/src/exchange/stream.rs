@@ -64,6 +64,56 @@ pub async fn connect(url: &str) -> Result<Socket, String> {
     Ok(ws)
 }
 
+/// Reads a subscribed WebSocket until `stop`, the venue's close, or
+/// silence: `ping` goes out every `every`, and no message for two intervals
+/// (not even a pong) ends the session with an error; the venue's pings are
+/// answered; each text goes to `on_text`, whose error ends the session.
+pub async fn pinged<F, Fut>(
+    ws: &mut Socket,
+    stop: &CancellationToken,
+    every: Duration,
+    ping: &str,
+    mut on_text: F,
+) -> Result<(), String>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => {
+                let _ = ws.close(None).await;
+                return Ok(());
+            }
+            _ = ticks.tick() => {
+                if last_heard.elapsed() > 2 * every + Duration::from_secs(5) {
+                    return Err("no message (not even a pong) for two ping intervals".into());
+                }
+                ws.send(Message::Text(ping.to_owned().into())).await.map_err(|e| e.to_string())?;
+            }
+            message = ws.next() => {
+                let message = match message {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(e.to_string()),
+                    Some(Ok(m)) => m,
+                };
+                last_heard = tokio::time::Instant::now();
+                match message {
+                    Message::Text(text) => on_text(text.to_string()).await?,
+                    Message::Ping(p) => ws.send(Message::Pong(p)).await.map_err(|e| e.to_string())?,
+                    Message::Close(_) => return Ok(()),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
 /// A stream's reconnections: a backoff of 1 s doubling to 30 s, back to
 /// 1 s after a session that lasted a minute.
 pub struct Reconnect {

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -199,38 +199,10 @@ async fn session(
     ws.send(Message::Text(subscribe.text().into())).await.map_err(|e| e.to_string())?;
     market.connected.store(true, Ordering::Relaxed);
     info!(%url, %topic, backfilled, last_bar = ?market.last_bar(), "kline stream subscribed");
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    let mut last_heard = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => {
-                let _ = ws.close(None).await;
-                return Ok(());
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > 2 * PING_EVERY + Duration::from_secs(5) {
-                    return Err("no message (not even a pong) for two ping intervals".into());
-                }
-                let ping = models::OpRequest::new("ping", "ping", Vec::new());
-                ws.send(Message::Text(ping.text().into())).await.map_err(|e| e.to_string())?;
-            }
-            message = ws.next() => {
-                let message = match message {
-                    None => return Ok(()),
-                    Some(Err(e)) => return Err(e.to_string()),
-                    Some(Ok(m)) => m,
-                };
-                last_heard = tokio::time::Instant::now();
-                match message {
-                    Message::Text(text) => on_push(s, http, market, &topic, &text).await?,
-                    Message::Ping(p) => ws.send(Message::Pong(p)).await.map_err(|e| e.to_string())?,
-                    Message::Close(_) => return Ok(()),
-                    _ => {}
-                }
-            }
-        }
-    }
+    let ping = models::OpRequest::new("ping", "ping", Vec::new()).text();
+    let topic = topic.as_str();
+    stream::pinged(&mut ws, stop, PING_EVERY, &ping, |text| async move { on_push(s, http, market, topic, &text).await })
+        .await
 }
 
 async fn on_push(

@@ -77,38 +77,12 @@ async fn session(
     expect_success(&mut ws, "subscribe").await?;
     feed.connected.store(true, Ordering::Relaxed);
     info!(%url, ?topics, "private stream subscribed");
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    let mut last_heard = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => {
-                let _ = ws.close(None).await;
-                return Ok(());
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > 2 * PING_EVERY + Duration::from_secs(5) {
-                    return Err("no message (not even a pong) for two ping intervals".into());
-                }
-                let ping = models::OpRequest::new("ping", "ping", Vec::new());
-                ws.send(Message::Text(ping.text().into())).await.map_err(|e| e.to_string())?;
-            }
-            message = ws.next() => {
-                let message = match message {
-                    None => return Ok(()),
-                    Some(Err(e)) => return Err(e.to_string()),
-                    Some(Ok(m)) => m,
-                };
-                last_heard = tokio::time::Instant::now();
-                match message {
-                    Message::Text(text) => on_message(&text, s.category, feed, seen),
-                    Message::Ping(p) => ws.send(Message::Pong(p)).await.map_err(|e| e.to_string())?,
-                    Message::Close(_) => return Ok(()),
-                    _ => {}
-                }
-            }
-        }
-    }
+    let ping = models::OpRequest::new("ping", "ping", Vec::new()).text();
+    stream::pinged(&mut ws, stop, PING_EVERY, &ping, |text| {
+        on_message(&text, s.category, feed, seen);
+        std::future::ready(Ok(()))
+    })
+    .await
 }
 
 async fn expect_success(ws: &mut Socket, op: &str) -> Result<(), String> {
