@@ -1101,16 +1101,13 @@ impl Engine {
             AccountEvent::Funding { symbol: s, amount, asset, venue_id } => {
                 // Cross-margin funding may name no symbol: it is this
                 // engine's when it holds a position (booked once, by id).
-                let mine = if s.is_empty() {
-                    !self.conn().await?.exposure(exchange, symbol).await?.0.is_zero()
-                } else {
-                    s == symbol
-                };
+                let conn = self.conn().await?;
+                let mine = if s.is_empty() { !conn.exposure(exchange, symbol).await?.0.is_zero() } else { s == symbol };
                 if !mine {
                     return Ok(());
                 }
                 let fee = self.fee_in_quote(*amount, asset, Decimal::ZERO);
-                self.conn().await?.venue_trade(exchange, symbol, "funding", venue_id, None, None, None, fee).await?;
+                conn.venue_trade(exchange, symbol, "funding", venue_id, None, None, None, fee).await?;
             }
             AccountEvent::ForcedClose { .. } => {}
         }
