@@ -118,7 +118,7 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router, sto
 }
 
 fn order(id: &str, side: Side, qty: Decimal, price: Option<Decimal>) -> OrderRequest {
-    OrderRequest { client_order_id: id.into(), symbol: "BTCUSDT".into(), side, qty, price }
+    OrderRequest { client_order_id: id.into(), symbol: "BTCUSDT".into(), side, qty, price, trigger: None }
 }
 
 fn pg() -> PgSettings {

@@ -690,3 +690,58 @@ async fn a_venue_position_is_adopted_at_its_entry_and_forced_closes_are_booked()
     drop(engine);
     drop(double);
 }
+
+/// Issue 27 (conditional orders), end to end through botai's CLI on
+/// Bybit linear: `botai order buy --trigger` above the market waits at the
+/// venue as Untriggered; the last price reaches the trigger; the private
+/// stream pushes Triggered, New, then Filled, and the order is recorded
+/// filled — a Triggered read as final would have ended it unfilled. On
+/// Binance (conditional orders are algo orders there) the command refuses
+/// it and nothing reaches the venue.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conditional_order_waits_for_its_trigger_and_is_recorded_filled() {
+    let db = TestDatabase::migrated(&[]).await;
+    let (_double, url) = start_double(&db.name, &[]).await;
+    account(&url, serde_json::json!({"last_price": ["BTCUSDT", "40000"]})).await;
+    let order = Daemon::start(
+        "order",
+        &db.name,
+        &["order", "buy", "BTCUSDT", "0.001", "--trigger", "41000"],
+        &bybit_env(&url, "linear"),
+    );
+    let at_venue =
+        || async { get(&format!("{url}/botai-double/orders")).await.as_array().cloned().unwrap_or_default() };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while at_venue().await.is_empty() {
+        assert!(Instant::now() < deadline, "the order never reached the venue:\n{}", order.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let placed = &at_venue().await[0];
+    assert_eq!(placed["status"], "Untriggered", "{placed}");
+    assert_eq!(placed["trigger"]["direction"], "Rises", "{placed}");
+    let client = db.connect().await;
+    let recorded = || async {
+        client
+            .query_opt(
+                "SELECT o.status FROM botai.orders o JOIN botai.signals s USING (signal_id) \
+                  WHERE s.payload->>'trigger_price' = '41000'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .map(|r| r.get::<_, String>(0))
+    };
+    assert_eq!(recorded().await.as_deref(), Some("claimed"), "not final while it waits");
+    account(&url, serde_json::json!({"last_price": ["BTCUSDT", "41000"]})).await;
+    let (status, out) = order.wait(Duration::from_secs(60));
+    assert!(status.success() && out.contains("filled"), "{out}");
+    assert!(out.contains("rises to 41000 (now 40000)"), "{out}");
+    assert_eq!(recorded().await.as_deref(), Some("filled"));
+    let orders = at_venue().await;
+    assert_eq!(orders.len(), 1, "one order at the venue: {orders:?}");
+    assert_eq!(orders[0]["status"], "Filled");
+
+    let (ok, out) = botai(&db.name, &binance_env(&url), &["order", "buy", "BTCUSDT", "0.001", "--trigger", "42000"]);
+    assert!(!ok && out.contains("no conditional orders"), "{out}");
+    assert_eq!(at_venue().await.len(), 1, "nothing sent to Binance");
+}

@@ -695,6 +695,7 @@ async fn an_open_order_botai_did_not_place_is_reported_and_left_alone() {
         side: Side::Buy,
         qty: Decimal::new(1, 2),
         price: Some(Decimal::new(1000, 0)),
+        trigger: None,
     };
     by_hand.place_order(&request).await.unwrap();
     let engine = venue.engine("engine-a");

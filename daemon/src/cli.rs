@@ -129,6 +129,11 @@ struct OrderArgs {
     /// Limit price (good till cancelled); without it, a market order.
     #[arg(long)]
     price: Option<rust_decimal::Decimal>,
+    /// A conditional order: it waits at the venue until the last price
+    /// reaches TRIGGER (rising to it from below, or falling to it from
+    /// above), then goes to the book. Bybit and the paper exchange.
+    #[arg(long)]
+    trigger: Option<rust_decimal::Decimal>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +202,7 @@ impl Cli {
                             &a.symbol.to_uppercase(),
                             a.qty,
                             a.price,
+                            a.trigger,
                         )
                         .await
                     }
@@ -207,6 +213,7 @@ impl Cli {
                             &a.symbol.to_uppercase(),
                             a.qty,
                             a.price,
+                            a.trigger,
                         )
                         .await
                     }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, PgSettings};
 use crate::db::{Amount, BotaiSql, Db, DbError, OrderFilter, OrderRecord};
-use crate::exchange::{self, Exchange, Side};
+use crate::exchange::{self, Exchange, Side, Trigger, TriggerDirection};
 use crate::telemetry::Telemetry;
 
 /// The adapter of the configured venue, for a command.
@@ -114,18 +114,36 @@ pub async fn check(cfg: &Config, allow_withdraw: bool) -> Result<()> {
 }
 
 /// `botai order buy|sell`: one order through botai's guarantees.
-pub async fn place(cfg: Arc<Config>, side: Side, symbol: &str, qty: Decimal, price: Option<Decimal>) -> Result<()> {
+pub async fn place(
+    cfg: Arc<Config>,
+    side: Side,
+    symbol: &str,
+    qty: Decimal,
+    price: Option<Decimal>,
+    trigger: Option<Decimal>,
+) -> Result<()> {
     if qty <= Decimal::ZERO {
         bail!("QTY must be positive (got {qty})");
     }
     if price.is_some_and(|p| p <= Decimal::ZERO) {
         bail!("--price must be positive");
     }
+    if trigger.is_some_and(|p| p <= Decimal::ZERO) {
+        bail!("--trigger must be positive");
+    }
     let stop = CancellationToken::new();
     let x = venue(&cfg, &stop)?;
+    if trigger.is_some() && !x.conditional_orders() {
+        bail!("{} takes no conditional orders from botai (--trigger): nothing was sent", x.name());
+    }
     // The signal's price is the market's (it marks the position book); a
     // limit goes as limit_price only, never as a mark.
     let reference = x.last_price(symbol).await.context("the last price, to reserve the order's funds")?;
+    // The way the market goes to the trigger, seen from here.
+    let trigger = trigger.map(|at| Trigger::from_market(at, reference));
+    if trigger.is_some_and(|t| t.price == reference) {
+        bail!("--trigger {reference} is the last price already: place the order without it");
+    }
     let db = Db::connect(&cfg.pg, "botai order").await?;
     let operator = std::env::var("USER").unwrap_or_else(|_| "operator".into());
     let strategy = format!("manual-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -134,14 +152,24 @@ pub async fn place(cfg: Arc<Config>, side: Side, symbol: &str, qty: Decimal, pri
         "timestamp": Utc::now().to_rfc3339(), "price": reference.to_string().parse::<f64>().unwrap_or(0.0),
         "exchange": x.name(), "qty": qty.normalize().to_string(),
         "limit_price": price.map(|p| p.normalize().to_string()), "operator": operator,
+        "trigger_price": trigger.map(|t| t.price.normalize().to_string()),
+        "trigger_direction": trigger.map(|t| match t.direction {
+            TriggerDirection::Rises => "rises",
+            TriggerDirection::Falls => "falls",
+        }),
     });
     let verdict = db.register_signal(&signal, None).await?;
     let signal_id = verdict.signal_id.with_context(|| format!("botai refused the order: {}", verdict.reason))?;
     println!("order        {} {} {symbol} {}, signal {signal_id}", x.name(), side.as_str(), qty.normalize());
+    if let Some(t) = trigger {
+        let way = if t.direction == TriggerDirection::Rises { "rises" } else { "falls" };
+        println!("trigger      waits at the venue until the last price {way} to {} (now {reference})", t.price);
+    }
     let telemetry = Arc::new(Telemetry::new());
     let engine =
         tokio::spawn(crate::trading::engine::run_for(cfg.clone(), x, telemetry, stop.clone(), Some(signal_id)));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(if price.is_some() { 10 } else { 90 });
+    let resting = price.is_some() || trigger.is_some();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(if resting { 10 } else { 90 });
     let record = loop {
         let rows = db.orders(OrderFilter::Signal(signal_id), 1).await?;
         if let Some(r) = rows.into_iter().next().filter(|r| r.status != "claimed") {

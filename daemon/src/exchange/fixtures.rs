@@ -55,6 +55,7 @@ const BYBIT_READ: &[&str] = &[
     "position-list.inverse.json",
     "tickers.inverse.json",
     "tickers.spot.json",
+    "user-query-api.json",
     "wallet-balance.unified.json",
     "ws.private.auth.request.json",
     "ws.private.auth.response.json",
@@ -98,6 +99,14 @@ fn every_bybit_fixture_is_accounted_for() {
 fn bybit_rest_examples_parse_into_the_adapters_models() {
     let info: by::Response<by::AccountInfo> = read("bybit", "account-info.json");
     assert_eq!((info.result.unified_margin_status, info.result.margin_mode.as_str()), (4, "REGULAR_MARGIN"));
+
+    // The documented key is read only though its groups list trading
+    // words: it cannot trade; its Wallet group has no Withdraw.
+    let key: by::Response<by::ApiKeyInfo> = read("bybit", "user-query-api.json");
+    let info = super::bybit::parse_key_info(&key.result);
+    assert!(info.read_only && !info.can_trade && !info.can_withdraw, "{info:?}");
+    assert_eq!(info.ips.len(), 3);
+    assert!(info.permissions.contains("ContractTrade: Order+Position"), "{}", info.permissions);
 
     let time: by::Response<by::ServerTime> = read("bybit", "market-time.json");
     assert_eq!(time.result.time_nano, "1688639403423213947");
@@ -251,6 +260,11 @@ fn bybit_forced_closes_and_funding_are_account_events() {
 }
 
 const BINANCE_READ: &[&str] = &[
+    "account.v2.multi-assets.json",
+    "account.v2.single-asset.json",
+    "account.v3.multi-assets.json",
+    "account.v3.single-asset.json",
+    "apiRestrictions.json",
     "balance.v2.json",
     "balance.v3.json",
     "error.json",
@@ -283,10 +297,6 @@ const BINANCE_READ: &[&str] = &[
 ];
 
 const BINANCE_NOT_READ: &[(&str, &str)] = &[
-    ("account.v2.multi-assets.json", "/fapi/v2/account: botai reads /fapi/v2/balance"),
-    ("account.v2.single-asset.json", "/fapi/v2/account: botai reads /fapi/v2/balance"),
-    ("account.v3.multi-assets.json", "/fapi/v3/account: botai reads /fapi/v2/balance"),
-    ("account.v3.single-asset.json", "/fapi/v3/account: botai reads /fapi/v2/balance"),
     ("forceOrders.json", "/fapi/v1/forceOrders: the user stream carries forced closes"),
     ("klines.json", "botai's market data comes from Bybit or the replay"),
     ("listenKey.delete.json", "an empty object: botai never deletes its key"),
@@ -317,6 +327,29 @@ fn binance_rest_examples_parse_into_the_adapters_models() {
     // The documented USDT: balance 122607.35137903, availableBalance 23.72469206.
     let list: Vec<bn::Balance> = read("binance", "balance.v2.json");
     assert_eq!(list[0].funds().unwrap(), (d("122607.35137903"), d("23.72469206")));
+
+    // /fapi/v2/account and v3: botai reads /fapi/v2/balance, the double
+    // answers these for ccxt in the model's shape; every example parses.
+    for file in [
+        "account.v2.multi-assets.json",
+        "account.v2.single-asset.json",
+        "account.v3.multi-assets.json",
+        "account.v3.single-asset.json",
+    ] {
+        let account: bn::Account = read("binance", file);
+        assert!(!account.assets.is_empty(), "{file}");
+        let v3 = file.contains("v3");
+        assert_eq!(account.fee_tier.is_none(), v3, "{file}: v3 has no top-level flags");
+        assert!(account.positions.iter().all(|p| p.entry_price.is_none() == v3), "{file}");
+    }
+    let single: bn::Account = read("binance", "account.v2.single-asset.json");
+    assert_eq!(single.can_trade, None, "the documented example hides canTrade inside a comment");
+
+    // The documented key may not trade USDⓈ-M futures (portfolio margin).
+    let key: bn::ApiRestrictions = read("binance", "apiRestrictions.json");
+    let info = super::binance::parse_key_info(&key);
+    assert!(info.read_only && !info.can_trade && !info.can_withdraw, "{info:?}");
+    assert_eq!(info.permissions, "enableReading");
 
     let error: bn::ApiError = read("binance", "error.json");
     assert_eq!(error.code, -1121);
@@ -449,7 +482,7 @@ fn documented_fields(examples: &[(&str, &str, &str)]) -> std::collections::BTree
 /// against the same messages in the venues' own examples.
 #[test]
 fn the_doubles_answers_have_the_documented_shapes() {
-    use super::sim::double::{binance as bn_double, bybit as by_double};
+    use super::sim::double::{binance_state as bn_double, bybit as by_double};
     use super::sim::venue::tests::{settings, Fixed};
     use super::sim::venue::{OrderKind, Placement, Venue};
     use std::sync::{Arc, Mutex};
@@ -464,6 +497,7 @@ fn the_doubles_answers_have_the_documented_shapes() {
         qty: d("0.01"),
         quote_qty: false,
         price: None,
+        trigger: None,
         link_id: Some("shape-1".into()),
         reduce_only: false,
         link_unique_while_open: false,
@@ -506,6 +540,11 @@ fn the_doubles_answers_have_the_documented_shapes() {
         same_shape("bybit wallet coin", c, &coins);
     }
 
+    let info = documented_fields(&[("bybit", "account-info.json", "/result")]);
+    same_shape("bybit account info", &serde_json::to_value(by_double::account_info()).unwrap(), &info);
+    let key = documented_fields(&[("bybit", "user-query-api.json", "/result")]);
+    same_shape("bybit api key", &serde_json::to_value(by_double::api_key(&venue)).unwrap(), &key);
+
     let orders = documented_fields(&[
         ("binance", "order.new.json", ""),
         ("binance", "order.query.json", ""),
@@ -524,4 +563,20 @@ fn the_doubles_answers_have_the_documented_shapes() {
     for p in bn_double::position_risks(&venue) {
         same_shape("binance position", &serde_json::to_value(p).unwrap(), &risks);
     }
+    let account = serde_json::to_value(bn_double::account(&venue)).unwrap();
+    let mut top = account.clone();
+    top.as_object_mut().unwrap().retain(|k, _| k != "assets" && k != "positions");
+    let documented = [("binance", "account.v2.single-asset.json", ""), ("binance", "account.v2.multi-assets.json", "")];
+    same_shape("binance account", &top, &documented_fields(&documented));
+    let assets = documented_fields(&documented.map(|(v, f, _)| (v, f, "/assets")));
+    let positions = documented_fields(&documented.map(|(v, f, _)| (v, f, "/positions")));
+    assert!(!account["positions"].as_array().unwrap().is_empty(), "the venue holds the position opened above");
+    for a in account["assets"].as_array().unwrap() {
+        same_shape("binance account asset", a, &assets);
+    }
+    for p in account["positions"].as_array().unwrap() {
+        same_shape("binance account position", p, &positions);
+    }
+    let key = serde_json::to_value(super::binance::models::ApiRestrictions::default()).unwrap();
+    same_shape("binance api key", &key, &documented_fields(&[("binance", "apiRestrictions.json", "")]));
 }

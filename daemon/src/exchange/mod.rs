@@ -120,6 +120,39 @@ pub struct OrderRequest {
     pub qty: Decimal,
     /// Limit price (good till cancelled); None for a market order.
     pub price: Option<Decimal>,
+    /// A conditional order: it goes to the book (at market, or at `price`)
+    /// once the last price reaches the trigger.
+    pub trigger: Option<Trigger>,
+}
+
+/// A conditional order's trigger: the last price it waits for, reached
+/// from below (`Rises`, Bybit's triggerDirection 1) or from above (`Falls`, 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Trigger {
+    pub price: Decimal,
+    pub direction: TriggerDirection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TriggerDirection {
+    Rises,
+    Falls,
+}
+
+impl Trigger {
+    /// The direction for a trigger at `price` seen from the market at
+    /// `market`: rising to a price above it, falling to one below.
+    pub fn from_market(price: Decimal, market: Decimal) -> Trigger {
+        let direction = if price > market { TriggerDirection::Rises } else { TriggerDirection::Falls };
+        Trigger { price, direction }
+    }
+
+    pub fn reached(&self, market: Decimal) -> bool {
+        match self.direction {
+            TriggerDirection::Rises => market >= self.price,
+            TriggerDirection::Falls => market <= self.price,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,9 +347,16 @@ impl ExchangeError {
 pub trait Exchange: Send + Sync {
     /// The name botai's rate limits and balances use for it.
     fn name(&self) -> &str;
-    /// Places a market order; a second call with the same client order id
-    /// is refused with `DuplicateOrder`, so a retry never trades twice.
+    /// Places an order (market, limit, or conditional where
+    /// [`Exchange::conditional_orders`]); a second call with the same
+    /// client order id is refused with `DuplicateOrder`, so a retry never
+    /// trades twice.
     async fn place_order(&self, order: &OrderRequest) -> Result<OrderState, ExchangeError>;
+    /// Whether botai places conditional orders here (an order with a
+    /// trigger); where not, `place_order` refuses one without sending it.
+    fn conditional_orders(&self) -> bool {
+        false
+    }
     /// The order with this client order id, if the exchange has it.
     async fn order(&self, symbol: &str, client_order_id: &str) -> Result<Option<OrderState>, ExchangeError>;
     async fn cancel_order(&self, symbol: &str, client_order_id: &str) -> Result<(), ExchangeError>;

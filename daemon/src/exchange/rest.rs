@@ -2,7 +2,8 @@
 //! limiter first, and sent once more after the venue refused a signed
 //! request's timestamp, the venue's clock measured again in between (a
 //! request refused for its timestamp did nothing, so sending it again
-//! cannot trade twice).
+//! cannot trade twice); what goes on the wire the same way for both
+//! (a query string) and what is said of a failed request.
 
 use std::future::Future;
 
@@ -55,5 +56,52 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// Errors of reqwest without the URL (it may carry a token on other venues).
+pub fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "no answer in time"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_request() {
+        "request failed"
+    } else if e.is_body() || e.is_decode() {
+        "answer cut short"
+    } else {
+        "transport error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+/// `key=value&…` in the given order, values form-encoded as ccxt and
+/// Bybit's own SDK send them.
+pub fn encode_query(params: &[(&str, String)]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        out.append_pair(k, v);
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_encode_like_a_form() {
+        let q = encode_query(&[("category", "spot".into()), ("orderLinkId", "a b/c".into())]);
+        assert_eq!(q, "category=spot&orderLinkId=a+b%2Fc");
     }
 }

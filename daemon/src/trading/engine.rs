@@ -49,6 +49,7 @@ use crate::db::{
 };
 use crate::exchange::{
     limits, AccountEvent, Exchange, ExchangeError, ForcedClose, Instrument, OrderRequest, OrderState, Position, Side,
+    Trigger, TriggerDirection,
 };
 use crate::telemetry::{Reason, Telemetry};
 
@@ -573,11 +574,22 @@ impl Engine {
         let manual_qty = order.payload.get("qty").and_then(Value::as_str).and_then(|q| q.parse::<Decimal>().ok());
         let limit_price =
             order.payload.get("limit_price").and_then(Value::as_str).and_then(|p| p.parse::<Decimal>().ok());
+        // A conditional order (`botai order --trigger`): the trigger and the
+        // way the market goes to it, as the operator's command saw it.
+        let trigger =
+            order.payload.get("trigger_price").and_then(Value::as_str).and_then(|p| p.parse::<Decimal>().ok());
+        let trigger = trigger.map(|at| match order.payload.get("trigger_direction").and_then(Value::as_str) {
+            Some("rises") => Trigger { price: at, direction: TriggerDirection::Rises },
+            Some("falls") => Trigger { price: at, direction: TriggerDirection::Falls },
+            _ => Trigger::from_market(at, price),
+        });
+        // What the order is expected to cost per unit: its limit, else its
+        // trigger, else the market.
+        let order_price = limit_price.or(trigger.map(|t| t.price)).unwrap_or(price);
         let (size, target) = match manual_qty {
             Some(qty) => {
                 let buffer = if side == Side::Buy { BUY_BUFFER } else { Decimal::ZERO };
-                let Some(size) = sizing::exact(qty, side, limit_price.unwrap_or(price), buffer, &self.instrument)
-                else {
+                let Some(size) = sizing::exact(qty, side, order_price, buffer, &self.instrument) else {
                     let message = format!(
                         "qty {qty} does not meet {}'s rules (step {}, minimum {}, minimum value {})",
                         self.instrument.symbol,
@@ -651,7 +663,7 @@ impl Engine {
                     target,
                     signal_id,
                     qty: size.qty,
-                    price: limit_price.unwrap_or(price),
+                    price: order_price,
                     asset: spend_asset.to_owned(),
                     amount: size.reserve,
                     // The signal's market price marks the position; a limit
@@ -710,6 +722,7 @@ impl Engine {
             side,
             qty: size.qty,
             price: limit_price,
+            trigger,
         };
         // Subscribed before sending: a fill pushed before the answer arrives is not missed.
         let updates = self.exchange.order_updates();

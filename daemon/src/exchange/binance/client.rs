@@ -33,10 +33,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::models;
-use crate::exchange::bybit::encode_query;
 use crate::exchange::clock::VenueClock;
 use crate::exchange::limits::VenueLimits;
-use crate::exchange::rest;
+use crate::exchange::rest::{self, encode_query};
 use crate::exchange::stream::OrderFeed;
 use crate::exchange::{
     sign, AccountEvent, AssetBalance, Exchange, ExchangeError, Instrument, KeyInfo, OrderRequest, OrderState, Position,
@@ -204,8 +203,7 @@ impl BinanceClient {
         if call.signed || call.path.ends_with("listenKey") {
             request = request.header("X-MBX-APIKEY", &self.settings.api_key);
         }
-        let response =
-            request.send().await.map_err(|e| ExchangeError::Transport(crate::exchange::bybit::describe(&e)))?;
+        let response = request.send().await.map_err(|e| ExchangeError::Transport(rest::describe(&e)))?;
         let status = response.status();
         let headers = response.headers().clone();
         self.observe(&headers).await;
@@ -228,7 +226,7 @@ impl BinanceClient {
         if status.is_server_error() {
             return Err(ExchangeError::Transport(format!("HTTP {status} on {}", call.path)));
         }
-        let text = response.text().await.map_err(|e| ExchangeError::Transport(crate::exchange::bybit::describe(&e)))?;
+        let text = response.text().await.map_err(|e| ExchangeError::Transport(rest::describe(&e)))?;
         let body: Value = serde_json::from_str(&text)
             .map_err(|_| ExchangeError::Transport(format!("HTTP {status} on {}: not JSON", call.path)))?;
         if status.is_success() {
@@ -343,6 +341,28 @@ pub fn parse_instrument(s: &models::SymbolInfo) -> Result<Instrument, ExchangeEr
     })
 }
 
+/// /sapi/v1/account/apiRestrictions: a key without `enableFutures` cannot
+/// trade here; `enableWithdrawals` is a key that can move funds out.
+pub fn parse_key_info(key: &models::ApiRestrictions) -> KeyInfo {
+    let permissions = [
+        ("enableReading", key.enable_reading),
+        ("enableFutures", key.enable_futures),
+        ("enableSpotAndMarginTrading", key.enable_spot_and_margin_trading),
+        ("enableWithdrawals", key.enable_withdrawals),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect::<Vec<_>>()
+    .join(", ");
+    KeyInfo {
+        read_only: !key.enable_futures,
+        can_trade: key.enable_futures,
+        can_withdraw: key.enable_withdrawals,
+        ips: if key.ip_restrict { vec!["(restricted)".into()] } else { Vec::new() },
+        permissions,
+    }
+}
+
 /// The positions of /fapi/v2/positionRisk: signed (a SHORT leg is
 /// negative), at the venue's entry price; a hedge-mode leg says which.
 pub fn parse_positions(list: &[models::PositionRisk]) -> Result<Vec<Position>, ExchangeError> {
@@ -370,6 +390,16 @@ impl Exchange for BinanceClient {
     }
 
     async fn place_order(&self, order: &OrderRequest) -> Result<OrderState, ExchangeError> {
+        if order.trigger.is_some() {
+            // Since 2025-12-09 USDⓈ-M takes conditional orders only through
+            // its Algo Service (/fapi/v1/order answers -4120).
+            return Err(ExchangeError::Rejected {
+                ret_code: 0,
+                message: "conditional orders on Binance USDⓈ-M are algo orders (/fapi/v1/algoOrder), which botai \
+                          does not place: nothing was sent"
+                    .into(),
+            });
+        }
         let mut params = vec![
             ("symbol", order.symbol.clone()),
             ("side", if order.side == Side::Buy { "BUY" } else { "SELL" }.to_owned()),
@@ -481,20 +511,8 @@ impl Exchange for BinanceClient {
     async fn key_info(&self) -> Result<Option<KeyInfo>, ExchangeError> {
         let mut call = self.signed(Method::GET, "/sapi/v1/account/apiRestrictions", Vec::new(), endpoint::GLOBAL);
         call.sapi = true;
-        let v = self.call(call).await?;
-        let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-        let permissions = ["enableReading", "enableFutures", "enableSpotAndMarginTrading", "enableWithdrawals"]
-            .into_iter()
-            .filter(|k| flag(k))
-            .collect::<Vec<_>>()
-            .join(", ");
-        Ok(Some(KeyInfo {
-            read_only: !flag("enableFutures"),
-            can_trade: flag("enableFutures"),
-            can_withdraw: flag("enableWithdrawals"),
-            ips: if flag("ipRestrict") { vec!["(restricted)".into()] } else { Vec::new() },
-            permissions,
-        }))
+        let key: models::ApiRestrictions = model("/sapi/v1/account/apiRestrictions", self.call(call).await?)?;
+        Ok(Some(parse_key_info(&key)))
     }
 
     fn venue_limits(&self) -> Vec<(String, i32, i32)> {

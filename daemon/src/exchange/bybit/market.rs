@@ -44,7 +44,7 @@ pub async fn klines(
             .query(&query)
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {}", super::describe(&e)))?
+            .map_err(|e| format!("GET {url}: {}", crate::exchange::rest::describe(&e)))?
             .json()
             .await
             .map_err(|e| format!("GET {url}: {e}"))?;

@@ -11,7 +11,6 @@
 //! Fields botai does not read are left out of the types (serde ignores
 //! them); fields it reads and the venue may leave out have defaults.
 
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub use crate::exchange::figure::Figure;
@@ -183,10 +182,14 @@ pub struct Order {
     /// `CreateByTakeOver_PassThrough`, `CreateByAdl_PassThrough`… (not on spot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_type: Option<String>,
+    /// `Stop` for a conditional order; `""`/`UNKNOWN` otherwise.
     #[serde(default)]
     pub stop_order_type: String,
     #[serde(default)]
     pub trigger_price: Figure,
+    /// 1 rises to the trigger, 2 falls to it; 0 not conditional.
+    #[serde(default)]
+    pub trigger_direction: i32,
     #[serde(default)]
     pub position_idx: i32,
     #[serde(default)]
@@ -312,61 +315,6 @@ pub struct WalletCoin {
     pub collateral_switch: bool,
 }
 
-/// What a coin of a wallet is worth to botai: the account's own funds
-/// (borrowing never counts) and what of them is free for an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoinFunds {
-    pub own: Decimal,
-    pub available: Decimal,
-    pub locked: Decimal,
-}
-
-impl WalletCoin {
-    /// The coin's own funds and what is available, by the venue's figures
-    /// (v5/account/wallet-balance):
-    /// - own = walletBalance − spotBorrow (borrowAmount when spotBorrow is
-    ///   not given); unknown borrowing in a unified account is an error,
-    ///   never taken as none;
-    /// - available = own − locked − totalPositionIM − totalOrderIM − bonus
-    ///   ("walletBalance - totalPositionIM - totalOrderIM - locked - bonus"
-    ///   of isolated margin), no more than `availableToWithdraw` when
-    ///   given, no more than the account's `totalAvailableBalance` (USD)
-    ///   at the coin's price when given (cross margin); never below 0.
-    pub fn funds(&self, account: &WalletAccount) -> Result<CoinFunds, String> {
-        let coin = &self.coin;
-        let wallet = self.wallet_balance.required(&format!("{coin} walletBalance"))?;
-        let borrowed = match (self.spot_borrow.known(), self.borrow_amount.known()) {
-            (Some(b), _) | (None, Some(b)) => b.max(Decimal::ZERO),
-            (None, None) if account.account_type == AccountType::Unified => {
-                return Err(format!(
-                    "{coin}: spotBorrow and borrowAmount are both empty; borrowing unknown, own funds unknown"
-                ))
-            }
-            (None, None) => Decimal::ZERO,
-        };
-        let own = (wallet - borrowed).max(Decimal::ZERO);
-        let held = self.locked.or_zero()
-            + self.total_position_im.or_zero()
-            + self.total_order_im.or_zero()
-            + self.bonus.or_zero();
-        let mut available = own - held;
-        if let Some(w) = self.available_to_withdraw.known() {
-            available = available.min(w);
-        }
-        if let (Some(usd), Some(price)) = (account.total_available_balance.known(), self.usd_price()) {
-            available = available.min(usd / price);
-        }
-        let available = available.clamp(Decimal::ZERO, own);
-        Ok(CoinFunds { own, available, locked: own - available })
-    }
-
-    /// The coin's price in USD, from its own usdValue and equity.
-    fn usd_price(&self) -> Option<Decimal> {
-        let (usd, equity) = (self.usd_value.known()?, self.equity.known()?);
-        (equity > Decimal::ZERO && usd > Decimal::ZERO).then(|| usd / equity)
-    }
-}
-
 /// A position (/v5/position/list; the `position` topic calls the entry
 /// price `entryPrice`, the list `avgPrice`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -418,6 +366,71 @@ pub struct AccountInfo {
     pub spot_hedging_status: String,
     #[serde(default)]
     pub updated_time: String,
+    /// Disconnected-cancel protection: `ON`, `OFF`.
+    #[serde(default)]
+    pub dcp_status: String,
+    /// Deprecated, "always 0" by the table (the example says 10).
+    #[serde(default)]
+    pub time_window: i32,
+    #[serde(default)]
+    pub smp_group: i64,
+}
+
+/// /v5/user/query-api: the key asking. Its permissions are groups of
+/// words (`ContractTrade: [Order, Position]`, `Wallet: [.., Withdraw]`);
+/// the groups change as the venue adds products, so they are kept as a map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyInfo {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub api_key: String,
+    /// 0 read and write, 1 read only.
+    pub read_only: i32,
+    /// Always `""`.
+    #[serde(default)]
+    pub secret: String,
+    pub permissions: std::collections::BTreeMap<String, Vec<String>>,
+    /// The IPs the key is bound to (`*`: none).
+    #[serde(default)]
+    pub ips: Vec<String>,
+    /// 1 personal, 2 a third-party application's.
+    #[serde(default, rename = "type")]
+    pub key_type: i32,
+    #[serde(default)]
+    pub deadline_day: i64,
+    #[serde(default)]
+    pub expired_at: String,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub unified: i32,
+    /// 1: the account is a unified trading account.
+    #[serde(default)]
+    pub uta: i32,
+    #[serde(default, rename = "userID")]
+    pub user_id: i64,
+    #[serde(default, rename = "inviterID")]
+    pub inviter_id: i64,
+    #[serde(default)]
+    pub vip_level: String,
+    #[serde(default)]
+    pub mkt_maker_level: String,
+    #[serde(default, rename = "affiliateID")]
+    pub affiliate_id: i64,
+    #[serde(default)]
+    pub rsa_public_key: String,
+    #[serde(default)]
+    pub is_master: bool,
+    #[serde(default)]
+    pub parent_uid: String,
+    #[serde(default)]
+    pub kyc_level: String,
+    #[serde(default)]
+    pub kyc_region: String,
 }
 
 /// /v5/market/time.
@@ -503,6 +516,15 @@ pub struct CreateOrder {
     pub position_idx: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_in_force: Option<String>,
+    /// A conditional order: the last price that sends it to the book.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_price: Option<String>,
+    /// Linear: 1 the price rises to the trigger, 2 it falls to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_direction: Option<i32>,
+    /// Spot: `StopOrder` for a conditional order (`Order` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_filter: Option<String>,
     pub order_link_id: String,
 }
 
@@ -609,36 +631,7 @@ pub struct WsKline {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn coin(wallet: &str, borrow: &str, withdraw: &str) -> WalletCoin {
-        serde_json::from_value(serde_json::json!({
-            "coin": "USDT", "equity": "1000", "usdValue": "1000", "walletBalance": wallet, "locked": "0",
-            "spotBorrow": borrow, "borrowAmount": borrow, "availableToWithdraw": withdraw,
-            "totalOrderIM": "", "totalPositionIM": "", "bonus": "0"}))
-        .unwrap()
-    }
-
-    fn unified(available: &str) -> WalletAccount {
-        serde_json::from_value(serde_json::json!({"accountType": "UNIFIED", "totalAvailableBalance": available,
-            "coin": []}))
-        .unwrap()
-    }
-
-    #[test]
-    fn borrowed_money_is_never_the_accounts_own() {
-        let d = |s: &str| s.parse::<Decimal>().unwrap();
-        let f = coin("1200", "200", "800").funds(&unified("")).unwrap();
-        assert_eq!((f.own, f.available), (d("1000"), d("800")));
-        // availableToWithdraw deprecated (""): own funds less what is held.
-        let f = coin("1200", "200", "").funds(&unified("")).unwrap();
-        assert_eq!((f.own, f.available), (d("1000"), d("1000")));
-        // Cross margin: no more than the account's available balance.
-        let f = coin("1200", "200", "").funds(&unified("650")).unwrap();
-        assert_eq!(f.available, d("650"));
-        // Borrowing unknown: no figure at all.
-        assert!(coin("1200", "", "").funds(&unified("")).unwrap_err().contains("borrowing unknown"));
-        assert!(coin("", "0", "").funds(&unified("")).unwrap_err().contains("walletBalance is empty"));
-    }
+    use rust_decimal::Decimal;
 
     /// The documentation spells the stream's answer `ret_msg`; a refusal
     /// recorded from the venue said `retMsg`: the venue's words are kept

@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::client::{parse_order, quote_of};
 use super::models;
+use super::parse::{parse_order, quote_of};
 use crate::exchange::stream::{self, Dedup, OrderFeed, Reconnect, SeenIds, Socket};
 use crate::exchange::{sign, AccountEvent, Category, Side};
 

@@ -106,7 +106,7 @@ pub fn order_state(o: &VenueOrder) -> OrderState {
         symbol: o.symbol.clone(),
         side: o.side,
         status: match o.status {
-            VenueStatus::New => OrderStatus::New,
+            VenueStatus::Untriggered | VenueStatus::Triggered | VenueStatus::New => OrderStatus::New,
             VenueStatus::PartiallyFilled => OrderStatus::PartiallyFilled,
             VenueStatus::Filled => OrderStatus::Filled,
             VenueStatus::Cancelled | VenueStatus::PartiallyFilledCanceled => OrderStatus::Cancelled,
@@ -132,6 +132,10 @@ impl Exchange for PaperExchange {
         true
     }
 
+    fn conditional_orders(&self) -> bool {
+        true
+    }
+
     async fn place_order(&self, order: &OrderRequest) -> Result<OrderState, ExchangeError> {
         if let Err(e) = self.admit(LimitClass::Order) {
             return Err(self.refused("order", e).await);
@@ -144,6 +148,7 @@ impl Exchange for PaperExchange {
             qty: order.qty,
             quote_qty: false,
             price: order.price,
+            trigger: order.trigger,
             link_id: Some(order.client_order_id.clone()),
             reduce_only: false,
             link_unique_while_open: false,
@@ -241,7 +246,14 @@ mod tests {
     }
 
     fn buy(id: &str, qty: Decimal) -> OrderRequest {
-        OrderRequest { client_order_id: id.into(), symbol: "BTCUSDT".into(), side: Side::Buy, qty, price: None }
+        OrderRequest {
+            client_order_id: id.into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            qty,
+            price: None,
+            trigger: None,
+        }
     }
 
     #[tokio::test]

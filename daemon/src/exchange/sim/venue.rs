@@ -4,8 +4,10 @@
 //! Bybit charges them (a spot BUY pays its fee in the base coin it receives,
 //! everything else in the quote coin), funds locked while an order is open,
 //! orders confirmed asynchronously (New → PartiallyFilled → Filled over
-//! `fill_delay`), limit orders resting until the price crosses them, and the
-//! venue's own request limits per endpoint class.
+//! `fill_delay`), limit orders resting until the price crosses them,
+//! conditional orders waiting for their trigger (Untriggered → Triggered →
+//! New → Filled, as Bybit reports them), and the venue's own request limits
+//! per endpoint class.
 //!
 //! Nothing here speaks a wire protocol: `paper.rs` calls it in-process, the
 //! double's dialects (`double/`) put Bybit V5's and Binance's HTTP on it.
@@ -21,7 +23,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::config::PaperConfig;
-use crate::exchange::{Category, ForcedClose, Instrument, Side};
+use crate::exchange::{Category, ForcedClose, Instrument, Side, Trigger, TriggerDirection};
 use crate::market::replay::PriceSource;
 
 /// A request limit of the venue, per endpoint class.
@@ -116,6 +118,11 @@ pub enum OrderKind {
 /// The states of an order, with Bybit's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum VenueStatus {
+    /// A conditional order waiting for its trigger.
+    Untriggered,
+    /// The trigger was reached: the order goes to the book as New (a
+    /// passage, never where an order stays).
+    Triggered,
     New,
     PartiallyFilled,
     Filled,
@@ -126,7 +133,10 @@ pub enum VenueStatus {
 
 impl VenueStatus {
     pub fn is_open(self) -> bool {
-        matches!(self, VenueStatus::New | VenueStatus::PartiallyFilled)
+        matches!(
+            self,
+            VenueStatus::Untriggered | VenueStatus::Triggered | VenueStatus::New | VenueStatus::PartiallyFilled
+        )
     }
 }
 
@@ -142,6 +152,10 @@ pub struct Placement {
     pub qty: Decimal,
     pub quote_qty: bool,
     pub price: Option<Decimal>,
+    /// A conditional order: it waits, holding its funds, until the last
+    /// price reaches the trigger (Bybit holds no margin for an untriggered
+    /// order; the double holds it from the start, the stricter reading).
+    pub trigger: Option<Trigger>,
     pub link_id: Option<String>,
     pub reduce_only: bool,
     /// Binance's rule: a client order id is unique among open orders only
@@ -193,6 +207,7 @@ pub struct VenueOrder {
     /// The quote amount of a quote-amount market BUY.
     pub quote_amount: Option<Decimal>,
     pub price: Option<Decimal>,
+    pub trigger: Option<Trigger>,
     pub status: VenueStatus,
     pub cum_qty: Decimal,
     pub cum_value: Decimal,
@@ -262,6 +277,10 @@ pub struct AccountSetup {
     pub position: Option<(String, Decimal, Decimal)>,
     #[serde(default)]
     pub forced_close: Option<ForcedCloseSetup>,
+    /// The market's last price for a symbol from now on, in place of the
+    /// replay's (a conditional order's trigger reached on cue).
+    #[serde(default)]
+    pub last_price: Option<(String, Decimal)>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -313,6 +332,8 @@ struct State {
     borrowed: BTreeMap<String, Decimal>,
     /// The account keeps a long and a short leg per symbol.
     hedge_mode: bool,
+    /// Last prices a test set, in place of the replay's.
+    last_prices: BTreeMap<String, Decimal>,
 }
 
 /// The venue's settings, from `PaperConfig` or a test.
@@ -437,6 +458,7 @@ impl Venue {
                 next_seq: 1,
                 borrowed: BTreeMap::new(),
                 hedge_mode: false,
+                last_prices: BTreeMap::new(),
             }),
             changed: tokio::sync::Notify::new(),
             stream_generation: std::sync::atomic::AtomicU64::new(0),
@@ -461,7 +483,13 @@ impl Venue {
     }
 
     pub fn price(&self, symbol: &str) -> Option<Decimal> {
-        self.prices.price(symbol)
+        let set = self.state().last_prices.get(symbol).copied();
+        set.or_else(|| self.prices.price(symbol))
+    }
+
+    /// The last price with the state held.
+    fn price_in(&self, s: &State, symbol: &str) -> Option<Decimal> {
+        s.last_prices.get(symbol).copied().or_else(|| self.prices.price(symbol))
     }
 
     /// Market time (the replay's clock on a replayed venue).
@@ -670,6 +698,13 @@ impl Venue {
         if let Some(hedge) = setup.hedge_mode {
             s.hedge_mode = hedge;
         }
+        if let Some((symbol, price)) = setup.last_price {
+            if price <= Decimal::ZERO {
+                return Err("a last price must be positive".into());
+            }
+            s.last_prices.insert(symbol, price);
+            self.advance_locked(&mut s);
+        }
         if let Some((symbol, size, entry_price)) = setup.position {
             if entry_price <= Decimal::ZERO && !size.is_zero() {
                 return Err("a position needs a positive entry price".into());
@@ -730,7 +765,7 @@ impl Venue {
 
     /// Account value in the quote coin at the current price.
     pub fn equity(&self, symbol: &str) -> Option<Decimal> {
-        let price = self.prices.price(symbol)?;
+        let price = self.price(symbol)?;
         self.advance();
         let s = self.state();
         let quote = s.balances.get(&self.quote).copied().unwrap_or_default();
@@ -744,7 +779,7 @@ impl Venue {
     /// currency at the current price.
     pub fn mark(&self, symbol: &str) -> Option<(Decimal, Decimal, Decimal)> {
         let equity = self.equity(symbol)?;
-        let price = self.prices.price(symbol)?;
+        let price = self.price(symbol)?;
         let s = self.state();
         let base = s.balances.get(&self.base).copied().unwrap_or_default();
         let positions: Decimal = s.positions.values().map(|p| p.size.abs()).sum();
@@ -765,7 +800,7 @@ impl Venue {
         let instrument = self
             .instrument(p.category, &p.symbol)
             .ok_or_else(|| PlaceError::Invalid(format!("symbol {} is not traded in {}", p.symbol, p.category)))?;
-        let market = self.prices.price(&p.symbol).ok_or_else(|| PlaceError::Invalid("no market price yet".into()))?;
+        let market = self.price(&p.symbol).ok_or_else(|| PlaceError::Invalid("no market price yet".into()))?;
         if p.qty <= Decimal::ZERO {
             return Err(PlaceError::Invalid(format!("qty {} must be positive", p.qty)));
         }
@@ -789,6 +824,25 @@ impl Venue {
             }
             (OrderKind::Limit, _) => return Err(PlaceError::Invalid("a Limit order needs a positive price".into())),
             (OrderKind::Market, _) => market,
+        };
+        // Bybit refuses a trigger already reached: "expect Rising, but
+        // trigger_price[…] <= current[…]" (and Falling the other way).
+        let price = match p.trigger {
+            Some(t) if t.price <= Decimal::ZERO => {
+                return Err(PlaceError::Invalid("triggerPrice must be positive".into()))
+            }
+            Some(t) if t.reached(market) => {
+                let (expect, cmp) = match t.direction {
+                    TriggerDirection::Rises => ("Rising", "<="),
+                    TriggerDirection::Falls => ("Falling", ">="),
+                };
+                return Err(PlaceError::Invalid(format!(
+                    "expect {expect}, but trigger_price[{}] {cmp} current[{market}]",
+                    t.price
+                )));
+            }
+            Some(t) if p.kind == OrderKind::Market => t.price,
+            _ => price,
         };
         let quote_amount = (p.quote_qty && p.kind == OrderKind::Market && p.side == Side::Buy).then_some(p.qty);
         let qty = match quote_amount {
@@ -873,7 +927,8 @@ impl Venue {
             qty,
             quote_amount,
             price: (p.kind == OrderKind::Limit).then_some(price),
-            status: VenueStatus::New,
+            trigger: p.trigger,
+            status: if p.trigger.is_some() { VenueStatus::Untriggered } else { VenueStatus::New },
             cum_qty: Decimal::ZERO,
             cum_value: Decimal::ZERO,
             cum_fee: Decimal::ZERO,
@@ -969,8 +1024,25 @@ impl Venue {
                 continue;
             }
             let o = &s.orders[i];
-            let Some(market) = self.prices.price(&o.symbol) else { continue };
+            let Some(market) = self.price_in(s, &o.symbol) else { continue };
             let Some(instrument) = self.instrument(o.category, &o.symbol) else { continue };
+            if o.status == VenueStatus::Untriggered {
+                if !o.trigger.is_some_and(|t| t.reached(market)) {
+                    continue;
+                }
+                // Reached: reported Triggered, then in the book as New, its
+                // fill delay counted from here.
+                let o = &mut s.orders[i];
+                o.status = VenueStatus::Triggered;
+                o.updated_ms = now_ms();
+                let triggered = o.clone();
+                o.status = VenueStatus::New;
+                o.created = now;
+                let new = o.clone();
+                s.events.push(Event::Order(triggered));
+                s.events.push(Event::Order(new));
+            }
+            let o = &s.orders[i];
             let (fill_price, target_fraction, maker) = match o.kind {
                 OrderKind::Market => {
                     let slip = self.settings.slippage_bps / Decimal::new(10_000, 0);
@@ -1182,6 +1254,7 @@ pub(crate) mod tests {
             qty,
             quote_qty: false,
             price: None,
+            trigger: None,
             link_id: Some(link.into()),
             reduce_only: false,
             link_unique_while_open: false,
@@ -1232,6 +1305,31 @@ pub(crate) mod tests {
         let c = v.cancel(Category::Spot, None, Some("m")).unwrap();
         assert_eq!(c.status, VenueStatus::Cancelled);
         assert!(v.cancel(Category::Spot, None, Some("m")).is_none(), "a closed order cannot be cancelled again");
+    }
+
+    #[test]
+    fn a_conditional_order_waits_for_its_trigger_then_fills_as_bybit_reports() {
+        let (v, prices) = venue(Duration::ZERO);
+        let mut p = buy(Category::Linear, Decimal::new(1, 2), "t");
+        p.trigger = Some(Trigger { price: Decimal::new(39_000, 0), direction: TriggerDirection::Rises });
+        let refused = v.place(&p).unwrap_err();
+        assert!(matches!(&refused, PlaceError::Invalid(m) if m.contains("expect Rising")), "{refused:?}");
+        p.trigger = Some(Trigger { price: Decimal::new(41_000, 0), direction: TriggerDirection::Rises });
+        let placed = v.place(&p).unwrap();
+        assert_eq!((placed.status, placed.cum_qty), (VenueStatus::Untriggered, Decimal::ZERO));
+        *prices.0.lock().unwrap() = Decimal::new(40_900, 0);
+        assert_eq!(v.order(None, Some("t")).unwrap().status, VenueStatus::Untriggered);
+        *prices.0.lock().unwrap() = Decimal::new(41_000, 0);
+        let filled = v.order(None, Some("t")).unwrap();
+        assert_eq!((filled.status, filled.avg_price()), (VenueStatus::Filled, Decimal::new(41_000, 0)));
+        let (events, _) = v.events_since(0);
+        let statuses: Vec<VenueStatus> =
+            events.iter().filter_map(|e| if let Event::Order(o) = e { Some(o.status) } else { None }).collect();
+        assert_eq!(
+            statuses,
+            [VenueStatus::Untriggered, VenueStatus::Triggered, VenueStatus::New, VenueStatus::Filled],
+            "the passages the private stream pushes"
+        );
     }
 
     #[test]

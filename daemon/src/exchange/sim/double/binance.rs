@@ -27,9 +27,10 @@ use chrono::Utc;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
+use super::binance_state::{account, balance_list, exchange_info, order_json, position_risks};
 use crate::exchange::binance::models;
 use crate::exchange::sim::venue::{
-    LimitClass, LoggedRequest, OrderKind, PlaceError, Placement, Refusal, Venue, VenueOrder, VenueStatus,
+    LimitClass, LoggedRequest, OrderKind, PlaceError, Placement, Refusal, Venue, VenueOrder,
 };
 use crate::exchange::{sign, Category, Side};
 
@@ -205,7 +206,7 @@ fn answer(
     Some(match (method.as_str(), path) {
         ("GET", "/fapi/v1/ping") => ok(json!({})),
         ("GET", "/fapi/v1/time") => ok(json!({"serverTime": Utc::now().timestamp_millis()})),
-        ("GET", "/fapi/v1/exchangeInfo") => exchange_info(venue),
+        ("GET", "/fapi/v1/exchangeInfo") => ok(exchange_info(venue)),
         ("GET", "/fapi/v1/ticker/price") => {
             let symbol = get("symbol").unwrap_or("BTCUSDT");
             match venue.price(symbol) {
@@ -266,16 +267,7 @@ fn answer(
             ok(json!(list))
         }
         ("GET", "/fapi/v2/balance" | "/fapi/v3/balance") => ok(json!(balance_list(venue))),
-        ("GET", "/fapi/v2/account" | "/fapi/v3/account") => {
-            let assets = balances(venue);
-            ok(
-                json!({"feeTier": 0, "canTrade": true, "canDeposit": true, "canWithdraw": venue.settings.key_can_withdraw,
-                      "updateTime": 0, "multiAssetsMargin": false, "tradeGroupId": -1,
-                      "totalWalletBalance": "0", "totalUnrealizedProfit": "0", "totalMarginBalance": "0",
-                      "availableBalance": "0", "maxWithdrawAmount": "0",
-                      "assets": assets, "positions": position_risks(venue)}),
-            )
-        }
+        ("GET", "/fapi/v2/account" | "/fapi/v3/account") => ok(json!(account(venue))),
         ("GET", "/fapi/v2/positionRisk" | "/fapi/v3/positionRisk") => ok(json!(position_risks(venue))),
         ("GET", "/fapi/v1/leverageBracket") => ok(json!([{"symbol": "BTCUSDT", "brackets": [{"bracket": 1,
             "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0.0}]}])),
@@ -286,12 +278,13 @@ fn answer(
             ok(json!({"indicators": {}, "updateTime": Utc::now().timestamp_millis()}))
         }
         ("POST" | "PUT", "/fapi/v1/listenKey") => ok(json!({"listenKey": listen_key(venue)})),
-        ("GET", "/sapi/v1/account/apiRestrictions") => ok(json!({
-            "ipRestrict": false, "createTime": 1700000000000i64, "enableReading": true, "enableFutures": true,
-            "enableWithdrawals": venue.settings.key_can_withdraw, "enableInternalTransfer": false,
-            "permitsUniversalTransfer": false, "enableVanillaOptions": false, "enableSpotAndMarginTrading": false,
-            "enableMargin": false, "enablePortfolioMarginTrading": false, "enableFixApiTrade": false,
-            "enableFixReadOnly": false})),
+        ("GET", "/sapi/v1/account/apiRestrictions") => ok(json!(models::ApiRestrictions {
+            create_time: 1_700_000_000_000,
+            enable_reading: true,
+            enable_futures: true,
+            enable_withdrawals: venue.settings.key_can_withdraw,
+            ..models::ApiRestrictions::default()
+        })),
         // This account trades futures only: no spot margin pairs.
         ("GET", "/sapi/v1/margin/allPairs" | "/sapi/v1/margin/isolated/allPairs") => ok(json!([])),
         ("GET", "/sapi/v1/capital/config/getall") => {
@@ -399,6 +392,14 @@ fn create(venue: &Venue, p: &Params) -> Option<Answer> {
     let kind = match get("type") {
         Some("MARKET") => OrderKind::Market,
         Some("LIMIT") => OrderKind::Limit,
+        // Since 2025-12-09 conditional orders go to the Algo Service
+        // (/fapi/v1/algoOrder); this endpoint refuses them.
+        Some("STOP" | "STOP_MARKET" | "TAKE_PROFIT" | "TAKE_PROFIT_MARKET" | "TRAILING_STOP_MARKET") => {
+            return Some(bad(
+                -4120,
+                "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
+            ))
+        }
         _ => return Some(bad(-1116, "Invalid orderType.")),
     };
     let Some(qty) = get("quantity").and_then(|q| q.parse::<Decimal>().ok()) else {
@@ -422,6 +423,7 @@ fn create(venue: &Venue, p: &Params) -> Option<Answer> {
         qty,
         quote_qty: false,
         price,
+        trigger: None,
         link_id: get("newClientOrderId").map(str::to_owned),
         reduce_only: get("reduceOnly") == Some("true"),
         link_unique_while_open: true,
@@ -456,157 +458,4 @@ fn create(venue: &Venue, p: &Params) -> Option<Answer> {
         Err(PlaceError::InsufficientBalance(_)) => bad(-2019, "Margin is insufficient."),
         Err(PlaceError::Invalid(m)) => bad(-4003, m),
     })
-}
-
-fn status(s: VenueStatus) -> models::OrderStatus {
-    match s {
-        VenueStatus::New => models::OrderStatus::New,
-        VenueStatus::PartiallyFilled => models::OrderStatus::PartiallyFilled,
-        VenueStatus::Filled => models::OrderStatus::Filled,
-        VenueStatus::Cancelled | VenueStatus::PartiallyFilledCanceled => models::OrderStatus::Canceled,
-        VenueStatus::Rejected => models::OrderStatus::Rejected,
-    }
-}
-
-/// An order in /fapi/v1/order's shape.
-/// An order in /fapi/v1/order's shape.
-pub fn order(o: &VenueOrder) -> models::Order {
-    let kind = if o.kind == OrderKind::Market { models::OrderType::Market } else { models::OrderType::Limit };
-    models::Order {
-        order_id: o.seq as i64,
-        client_order_id: o.link_id.clone(),
-        symbol: o.symbol.clone(),
-        side: models::Side::of(o.side),
-        position_side: models::PositionSide::Both,
-        status: status(o.status),
-        order_type: kind,
-        orig_qty: o.qty.into(),
-        executed_qty: o.cum_qty.into(),
-        avg_price: if o.cum_qty.is_zero() { Decimal::ZERO.into() } else { o.avg_price().into() },
-        cum_quote: o.cum_value.normalize().into(),
-        price: o.price.unwrap_or(Decimal::ZERO).into(),
-        reduce_only: o.reduce_only,
-        time_in_force: "GTC".into(),
-        update_time: o.updated_ms,
-        cum_qty: Some(o.cum_qty.into()),
-        orig_type: Some(kind),
-        stop_price: Some(Decimal::ZERO.into()),
-        close_position: Some(false),
-        working_type: Some("CONTRACT_PRICE".into()),
-        price_protect: Some(false),
-        price_match: Some("NONE".into()),
-        self_trade_prevention_mode: Some("EXPIRE_MAKER".into()),
-        good_till_date: Some(0),
-        time: Some(o.created_ms),
-    }
-}
-
-pub fn order_json(o: &VenueOrder) -> Value {
-    serde_json::to_value(order(o)).unwrap_or(Value::Null)
-}
-
-/// The assets of /fapi/v2/account (the fields ccxt reads there).
-fn balances(venue: &Venue) -> Vec<Value> {
-    venue
-        .wallet()
-        .into_iter()
-        .map(|(asset, total, locked)| {
-            let free = (total - locked).to_string();
-            json!({"asset": asset, "walletBalance": total.to_string(), "crossWalletBalance": total.to_string(),
-                   "crossUnPnl": "0", "unrealizedProfit": "0", "marginBalance": total.to_string(),
-                   "availableBalance": free, "maxWithdrawAmount": free, "marginAvailable": true,
-                   "initialMargin": locked.to_string(), "maintMargin": "0", "positionInitialMargin": locked.to_string(),
-                   "openOrderInitialMargin": "0", "updateTime": Utc::now().timestamp_millis()})
-        })
-        .collect()
-}
-
-/// /fapi/v2/balance.
-pub fn balance_list(venue: &Venue) -> Vec<models::Balance> {
-    venue
-        .wallet()
-        .into_iter()
-        .map(|(asset, total, locked)| models::Balance {
-            account_alias: "double".into(),
-            asset,
-            balance: total.into(),
-            cross_wallet_balance: total.into(),
-            cross_un_pnl: Decimal::ZERO.into(),
-            available_balance: (total - locked).into(),
-            max_withdraw_amount: (total - locked).into(),
-            margin_available: true,
-            update_time: Utc::now().timestamp_millis(),
-        })
-        .collect()
-}
-
-/// /fapi/v2/positionRisk: one entry per position (per leg in hedge mode).
-pub fn position_risks(venue: &Venue) -> Vec<models::PositionRisk> {
-    let hedge = venue.hedge_mode();
-    venue
-        .positions()
-        .into_iter()
-        .map(|(symbol, p)| {
-            let mark = venue.price(&symbol).unwrap_or(p.entry_price);
-            models::PositionRisk {
-                position_amt: p.size.into(),
-                entry_price: p.entry_price.into(),
-                break_even_price: p.entry_price.into(),
-                mark_price: mark.into(),
-                un_realized_profit: (p.size * (mark - p.entry_price)).normalize().into(),
-                liquidation_price: Decimal::ZERO.into(),
-                leverage: venue.settings.leverage.into(),
-                margin_type: "cross".into(),
-                position_side: match (hedge, p.size >= Decimal::ZERO) {
-                    (false, _) => models::PositionSide::Both,
-                    (true, true) => models::PositionSide::Long,
-                    (true, false) => models::PositionSide::Short,
-                },
-                update_time: Utc::now().timestamp_millis(),
-                isolated_margin: Some(Decimal::ZERO.into()),
-                is_auto_add_margin: Some("false".into()),
-                notional: Some((p.size * mark).normalize().into()),
-                isolated_wallet: Some(Decimal::ZERO.into()),
-                max_notional_value: Some(Decimal::from(1_000_000).into()),
-                symbol,
-            }
-        })
-        .collect()
-}
-
-fn exchange_info(venue: &Venue) -> Answer {
-    let symbols: Vec<Value> = venue
-        .instruments(Category::Linear)
-        .into_iter()
-        .map(|i| {
-            json!({"symbol": i.symbol, "pair": i.symbol, "contractType": "PERPETUAL", "deliveryDate": 4133404800000i64,
-                   "onboardDate": 1569398400000i64, "status": "TRADING", "maintMarginPercent": "2.5000",
-                   "requiredMarginPercent": "5.0000", "baseAsset": i.base, "quoteAsset": i.quote, "marginAsset": i.quote,
-                   "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8, "quotePrecision": 8,
-                   "underlyingType": "COIN", "underlyingSubType": ["PoW"], "triggerProtect": "0.0500",
-                   "liquidationFee": "0.012500", "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
-                   "filters": [
-                       {"filterType": "PRICE_FILTER", "minPrice": "556.80", "maxPrice": "4529764", "tickSize": i.tick_size.to_string()},
-                       {"filterType": "LOT_SIZE", "minQty": i.min_qty.to_string(), "maxQty": "1000", "stepSize": i.qty_step.to_string()},
-                       {"filterType": "MARKET_LOT_SIZE", "minQty": i.min_qty.to_string(), "maxQty": "120", "stepSize": i.qty_step.to_string()},
-                       {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                       {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
-                       {"filterType": "MIN_NOTIONAL", "notional": i.min_notional.to_string()},
-                       {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500", "multiplierDecimal": "4"}
-                   ],
-                   "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
-                   "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"], "permissionSets": ["GRID", "COPY"]})
-        })
-        .collect();
-    ok(json!({
-        "timezone": "UTC", "serverTime": Utc::now().timestamp_millis(), "futuresType": "U_MARGINED",
-        "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
-            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300}
-        ],
-        "exchangeFilters": [],
-        "assets": [{"asset": "USDT", "marginAvailable": true, "autoAssetExchange": "-10000"}],
-        "symbols": symbols,
-    }))
 }

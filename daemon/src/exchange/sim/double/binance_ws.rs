@@ -213,13 +213,7 @@ fn trade_id(e: &Execution) -> u64 {
 
 /// The `o` of an ORDER_TRADE_UPDATE.
 fn order_update(venue: &Venue, o: &VenueOrder, trade: Option<&Execution>) -> models::OrderUpdate {
-    let status = match o.status {
-        VenueStatus::New => models::OrderStatus::New,
-        VenueStatus::PartiallyFilled => models::OrderStatus::PartiallyFilled,
-        VenueStatus::Filled => models::OrderStatus::Filled,
-        VenueStatus::Cancelled | VenueStatus::PartiallyFilledCanceled => models::OrderStatus::Canceled,
-        VenueStatus::Rejected => models::OrderStatus::Rejected,
-    };
+    let status = super::binance_state::status(o.status);
     let execution_type = match (trade, o.status) {
         (Some(_), _) => models::ExecutionType::Trade,
         (None, VenueStatus::Cancelled | VenueStatus::PartiallyFilledCanceled) => models::ExecutionType::Canceled,

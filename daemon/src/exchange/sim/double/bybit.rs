@@ -30,7 +30,7 @@ use crate::exchange::bybit::models::{self, Figure};
 use crate::exchange::sim::venue::{
     LimitClass, LoggedRequest, OrderKind, PlaceError, Placement, Refusal, Venue, VenueOrder, VenueStatus,
 };
-use crate::exchange::{ret_code, sign, Category, Side};
+use crate::exchange::{ret_code, sign, Category, Side, Trigger, TriggerDirection};
 
 /// Bybit's answer to an order it accepted but whose outcome it cannot tell.
 const SERVER_ERROR_MESSAGE: &str = "Server Error.";
@@ -186,12 +186,8 @@ async fn answer(
         (Method::GET, "/v5/order/history") => order_list(venue, &query, false),
         (Method::GET, "/v5/execution/list") => executions(venue, &query),
         (Method::GET, "/v5/account/wallet-balance") => wallet(venue, &query),
-        (Method::GET, "/v5/account/info") => Answer::ok(json!({
-            "unifiedMarginStatus": 6, "marginMode": "REGULAR_MARGIN", "isMasterTrader": false,
-            "spotHedgingStatus": "OFF", "updatedTime": Utc::now().timestamp_millis().to_string(),
-            "dcpStatus": "OFF", "timeWindow": 10, "smpGroup": 0,
-        })),
-        (Method::GET, "/v5/user/query-api") => api_key_info(venue),
+        (Method::GET, "/v5/account/info") => Answer::ok(to_json(&account_info())),
+        (Method::GET, "/v5/user/query-api") => Answer::ok(to_json(&api_key(venue))),
         (Method::GET, "/v5/position/list") => positions(venue, &query),
         (Method::GET, "/v5/asset/coin/query-info") => coins(venue),
         (Method::GET | Method::POST, _) if path.starts_with("/v5/") => Answer {
@@ -365,6 +361,27 @@ fn create(venue: &Venue, body: &Value) -> Option<Answer> {
         Ok(p) => p,
         Err(a) => return with_class(a),
     };
+    // A conditional order: linear says which way the price goes to the
+    // trigger; spot asks for orderFilter=StopOrder and the venue works the
+    // way out from the last price.
+    let trigger = match decimal_field(body, "triggerPrice") {
+        Ok(None) => None,
+        Ok(Some(at)) => {
+            let direction = match (cat, body.get("triggerDirection").and_then(Value::as_i64)) {
+                (Category::Linear, Some(1)) => TriggerDirection::Rises,
+                (Category::Linear, Some(2)) => TriggerDirection::Falls,
+                (Category::Linear, _) => {
+                    return with_class(params_error("triggerDirection must be 1 or 2 for a conditional order"))
+                }
+                (_, _) if field(body, "orderFilter") != Some("StopOrder") => {
+                    return with_class(params_error("a spot conditional order needs orderFilter StopOrder"))
+                }
+                (_, _) => Trigger::from_market(at, venue.price(symbol).unwrap_or(at)).direction,
+            };
+            Some(Trigger { price: at, direction })
+        }
+        Err(a) => return with_class(a),
+    };
     let quote_qty = cat == Category::Spot
         && kind == OrderKind::Market
         && side == Side::Buy
@@ -377,6 +394,7 @@ fn create(venue: &Venue, body: &Value) -> Option<Answer> {
         qty,
         quote_qty,
         price: if kind == OrderKind::Limit { price } else { None },
+        trigger,
         link_id: field(body, "orderLinkId").filter(|s| !s.is_empty()).map(str::to_owned),
         reduce_only: body.get("reduceOnly").and_then(Value::as_bool).unwrap_or(false),
         link_unique_while_open: false,
@@ -432,6 +450,8 @@ fn side(side: Side) -> models::Side {
 /// The venue's order status in Bybit's words.
 pub fn status(status: VenueStatus) -> models::OrderStatus {
     match status {
+        VenueStatus::Untriggered => models::OrderStatus::Untriggered,
+        VenueStatus::Triggered => models::OrderStatus::Triggered,
         VenueStatus::New => models::OrderStatus::New,
         VenueStatus::PartiallyFilled => models::OrderStatus::PartiallyFilled,
         VenueStatus::Filled => models::OrderStatus::Filled,
@@ -491,8 +511,13 @@ pub fn order(o: &VenueOrder) -> models::Order {
         // Documented for derivatives orders, absent from every example of
         // the order lists and the order topic: not sent.
         create_type: None,
-        stop_order_type: String::new(),
-        trigger_price: Figure::NONE,
+        stop_order_type: if o.trigger.is_some() { "Stop" } else { "" }.into(),
+        trigger_price: o.trigger.map_or(Figure::NONE, |t| t.price.into()),
+        trigger_direction: match o.trigger.map(|t| t.direction) {
+            Some(TriggerDirection::Rises) => 1,
+            Some(TriggerDirection::Falls) => 2,
+            None => 0,
+        },
         position_idx: 0,
         time_in_force: if o.kind == OrderKind::Market { "IOC" } else { "GTC" }.into(),
         reduce_only: o.reduce_only,
@@ -682,18 +707,58 @@ fn positions(venue: &Venue, q: &BTreeMap<String, String>) -> Answer {
     Answer::ok(json!({"category": "linear", "list": to_json(&list), "nextPageCursor": ""}))
 }
 
-fn api_key_info(venue: &Venue) -> Answer {
-    Answer::ok(json!({
-        "id": "1", "note": "botai exchange double", "apiKey": venue.settings.api_key, "readOnly": 0,
-        "secret": "", "permissions": {"ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"],
-            "Wallet": if venue.settings.key_can_withdraw { json!(["AccountTransfer", "Withdraw"]) } else { json!(["AccountTransfer"]) },
-            "Options": [], "Derivatives": [], "CopyTrading": [],
-            "BlockTrade": [], "Exchange": [], "NFT": [], "Affiliate": []},
-        "ips": ["*"], "type": 1, "deadlineDay": 90, "expiredAt": "", "createdAt": "2026-01-01T00:00:00Z",
-        "unified": 0, "uta": 1, "userID": 1, "inviterID": 0, "vipLevel": "No VIP", "mktMakerLevel": "0",
-        "affiliateID": 0, "rsaPublicKey": "", "isMaster": true, "parentUid": "0", "kycLevel": "LEVEL_DEFAULT",
-        "kycRegion": "",
-    }))
+/// /v5/user/query-api: the double's one key (Withdraw as the settings say).
+pub fn api_key(venue: &Venue) -> models::ApiKeyInfo {
+    let words = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let wallet: &[&str] =
+        if venue.settings.key_can_withdraw { &["AccountTransfer", "Withdraw"] } else { &["AccountTransfer"] };
+    let mut permissions: std::collections::BTreeMap<String, Vec<String>> =
+        ["Options", "Derivatives", "CopyTrading", "BlockTrade", "Exchange", "NFT", "Affiliate"]
+            .into_iter()
+            .map(|g| (g.to_owned(), Vec::new()))
+            .collect();
+    permissions.insert("ContractTrade".into(), words(&["Order", "Position"]));
+    permissions.insert("Spot".into(), words(&["SpotTrade"]));
+    permissions.insert("Wallet".into(), words(wallet));
+    models::ApiKeyInfo {
+        id: "1".into(),
+        note: "botai exchange double".into(),
+        api_key: venue.settings.api_key.clone(),
+        read_only: 0,
+        secret: String::new(),
+        permissions,
+        ips: vec!["*".into()],
+        key_type: 1,
+        deadline_day: 90,
+        expired_at: String::new(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+        unified: 0,
+        uta: 1,
+        user_id: 1,
+        inviter_id: 0,
+        vip_level: "No VIP".into(),
+        mkt_maker_level: "0".into(),
+        affiliate_id: 0,
+        rsa_public_key: String::new(),
+        is_master: true,
+        parent_uid: "0".into(),
+        kyc_level: "LEVEL_DEFAULT".into(),
+        kyc_region: String::new(),
+    }
+}
+
+/// /v5/account/info: a unified account (UTA 2.0 Pro) under cross margin.
+pub fn account_info() -> models::AccountInfo {
+    models::AccountInfo {
+        unified_margin_status: 6,
+        margin_mode: "REGULAR_MARGIN".into(),
+        is_master_trader: false,
+        spot_hedging_status: "OFF".into(),
+        updated_time: Utc::now().timestamp_millis().to_string(),
+        dcp_status: "OFF".into(),
+        time_window: 0,
+        smp_group: 0,
+    }
 }
 
 fn coins(venue: &Venue) -> Answer {

@@ -18,6 +18,7 @@
 //! a forced close pushed on the private streams).
 
 pub mod binance;
+pub mod binance_state;
 pub mod binance_ws;
 pub mod bybit;
 pub mod bybit_public;
