@@ -10,7 +10,7 @@ DATABASE ?= bot_trading_v3
 ADMIN_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(DATABASE) PGUSER=$$(id -un)
 BOTAI := target/release/botai
 
-.PHONY: test-failover test-python sql-release fuzz all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train evaluate
+.PHONY: test-failover test-python sql-golden sql-release fuzz all deps extension cluster db migrate daemon test run status lint fmt bench reset-db clean-cluster onnxruntime train evaluate
 
 all: db daemon
 
@@ -39,11 +39,18 @@ TEST_ENV = PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(TEST_D
 test-python: onnxruntime ## test-only Python packages (ccxt) in .cache/venv
 	scripts/test-python.sh
 
+# The tests link 25 binaries against the daemon: without link-time
+# optimisation each links in seconds instead of a minute (the daemon's
+# behaviour is the same; `make run` and `make bench` keep thin LTO). The
+# setting holds for what `make test` builds first, the daemon and the
+# extension included.
+test: export CARGO_PROFILE_RELEASE_LTO := false
 test: cluster daemon onnxruntime test-python ## every test, against the real server, in a database made fresh for the run
 	scripts/cluster.sh reset $(TEST_DATABASE)
 	$(TEST_ENV) $(BOTAI) db migrate
 	scripts/cluster.sh credentials
-	$(TEST_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee target/test.log
+	scripts/sql-golden.sh 2>&1 | tee target/test.log
+	$(TEST_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee -a target/test.log
 	$(TEST_ENV) scripts/test-python-client.sh 2>&1 | tee -a target/test.log
 
 # The failover drills of tests/failover.rs: make test runs the two on a pair
@@ -65,6 +72,9 @@ bench: cluster daemon onnxruntime ## benchmarks, in a database of their own (not
 	scripts/cluster.sh reset $(BENCH_DATABASE)
 	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(BENCH_DATABASE) PGUSER=$$(id -un) $(BOTAI) db migrate
 	PGHOST=/var/run/postgresql PGPORT=$(PGPORT_BOTAI) PGDATABASE=$(BENCH_DATABASE) PGUSER=$$(id -un) bench/bench.sh
+
+sql-golden: cluster daemon ## the SQL contract files (pg_extension/tests/sql) against their expected output; --update rewrites them
+	scripts/sql-golden.sh
 
 sql-release: extension ## freeze the current version's SQL in pg_extension/sql/ (once, when releasing it)
 	scripts/sql-release.sh target/release/botai-pg15

@@ -159,22 +159,21 @@ async fn reserve_never_overdraws_under_64_sessions_with_releases_and_commits() {
 
 /// The reserved figure of the status view equals the sum over reservations
 /// that hold funds (held and unexpired at the full amount, committed at the
-/// committed amount), and the balance row's `held` equals the sum of every
-/// reservation's `counted`.
+/// committed amount), and the balance invariant holds
+/// (`botai_tests::balance_violations`).
 async fn books_balance(db: &Client, exchange: &str, reserved: f64) {
     let row = db
         .query_one(
-            "SELECT (SELECT coalesce(sum(coalesce(committed_amount, amount)), 0)::float8 \
-                     FROM botai.reservations_status WHERE exchange = $1 AND holds_funds), \
-                    (SELECT held = (SELECT coalesce(sum(counted), 0) FROM botai.reservations WHERE exchange = $1) \
-                     FROM botai.balances WHERE exchange = $1)",
+            "SELECT coalesce(sum(coalesce(committed_amount, amount)), 0)::float8 \
+             FROM botai.reservations_status WHERE exchange = $1 AND holds_funds",
             &[&exchange],
         )
         .await
         .unwrap();
     let exact: f64 = row.get(0);
     assert!((exact - reserved).abs() < 1e-6, "view says {reserved} reserved, the reservations hold {exact}");
-    assert!(row.get::<_, bool>(1), "balances.held is not the sum of counted amounts");
+    let broken = botai_tests::balance_violations(db, Some(exchange)).await;
+    assert!(broken.is_empty(), "the balance invariant: {broken:?}");
 }
 
 #[tokio::test]

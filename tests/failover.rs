@@ -289,6 +289,7 @@ const WRITERS: &[(&str, &str)] = &[
     ("botai_claim_task", "SELECT * FROM botai_claim_task('w')"),
     ("botai_complete_task", "SELECT botai_complete_task(1, true)"),
     ("botai_rate_acquire", "SELECT botai_rate_acquire('paper', 'order')"),
+    ("botai_rate_book", "SELECT botai_rate_book('paper', 'order')"),
     ("botai_rate_try_acquire", "SELECT botai_rate_try_acquire('paper', 'order')"),
     ("botai_rate_penalize", "SELECT botai_rate_penalize('paper', 'order', 1)"),
     ("botai_rate_observe", "SELECT botai_rate_observe('paper', 'order', 10, 50)"),

@@ -1781,25 +1781,13 @@ async fn probe_admission(database: &str, db: &Client, failures: &mut Vec<String>
 /// snapshot may report less available than is already reserved (listed,
 /// not failed).
 async fn check_balances(db: &Client, failures: &mut Vec<String>) {
-    let checks: [(&str, String); 5] = [
-        (
-            "held differs from the sum of the reservations' counted amounts",
-            "SELECT b.exchange || '/' || b.asset || ': held ' || b.held || ', sum(counted) ' || coalesce(r.sum, 0) \
-             FROM botai.balances b \
-             LEFT JOIN LATERAL (SELECT sum(counted) AS sum FROM botai.reservations r \
-                                WHERE r.exchange = b.exchange AND r.asset = b.asset) r ON true \
-             WHERE b.held <> coalesce(r.sum, 0)"
-                .into(),
-        ),
-        (
-            "reservations counted without a balance row",
-            "SELECT r.exchange || '/' || r.asset || ': ' || count(*) || ' reservations, counted ' || sum(r.counted) \
-             FROM botai.reservations r \
-             WHERE r.counted > 0 AND NOT EXISTS (SELECT 1 FROM botai.balances b \
-                                                  WHERE b.exchange = r.exchange AND b.asset = r.asset) \
-             GROUP BY r.exchange, r.asset"
-                .into(),
-        ),
+    let broken = botai_tests::balance_violations(db, None).await;
+    if broken.is_empty() {
+        println!("  ok: the balance invariant (held = sum(counted), reserved within 0..held)");
+    } else {
+        failures.push(format!("the balance invariant:\n    {}", broken.join("\n    ")));
+    }
+    let checks: [(&str, String); 2] = [
         (
             "reservations counting other than their state says",
             "SELECT r.reservation_id || ' ' || r.status || ': amount ' || r.amount || ', committed ' || \
@@ -1813,13 +1801,6 @@ async fn check_balances(db: &Client, failures: &mut Vec<String>) {
                  WHEN 'retired' THEN r.counted IN (0, r.committed_amount) \
                  ELSE false END \
              LIMIT 20"
-                .into(),
-        ),
-        (
-            "reserved (botai.balances_status) outside 0..held",
-            "SELECT s.exchange || '/' || s.asset || ': reserved ' || s.reserved || ', held ' || b.held \
-             FROM botai.balances_status s JOIN botai.balances b USING (exchange, asset) \
-             WHERE s.reserved < 0 OR s.reserved > b.held"
                 .into(),
         ),
         (

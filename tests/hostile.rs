@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use botai_core::lock_key::name_key;
 use botai_tests::{connect, expect_sqlstate, unique, PsqlProcess, TestDatabase};
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -11,23 +12,6 @@ use tokio_postgres::Client;
 const WORKER_SLOT_NS: i64 = 0x626F_7461;
 const SIGNAL_COOLDOWN_NS: i64 = 0x626F_7462;
 const BALANCE_SNAPSHOT_NS: i64 = 0x626F_7463;
-
-/// The extension's key for a name (32-bit FNV-1a over the parts, 0x1f
-/// between them), as locks.rs derives it.
-fn name_key(parts: &[&str]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            h ^= 0x1f;
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        for b in part.bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-    }
-    h
-}
 
 async fn role_session(role: &str) -> Client {
     let db = connect().await;

@@ -160,6 +160,7 @@ const RIGHTS: &[(&str, &[&str])] = &[
     ("botai_heartbeat", &[ML, ENGINE, ALERTER]),
     ("botai_report_error", &[ML, ENGINE, ALERTER]),
     ("botai_rate_acquire", &[ENGINE, ALERTER]),
+    ("botai_rate_book", &[ENGINE, ALERTER]),
     ("botai_rate_try_acquire", &[ENGINE, ALERTER]),
     ("botai_rate_penalize", &[ENGINE, ALERTER]),
     ("botai_rate_observe", &[ENGINE, ALERTER]),

@@ -638,3 +638,47 @@ async fn a_filled_0_7_0_database_upgrades_and_books_the_venues_own_trades() {
     let differs: Vec<_> = upgraded.symmetric_difference(&installed).collect();
     assert!(differs.is_empty(), "the upgraded catalog differs from a fresh install: {differs:#?}");
 }
+
+/// From the previous release, 0.8.0, with a venue's trade and a rate limit
+/// in it: 0.9.0 keeps them and books a request's moment itself
+/// (`botai_rate_book`, the 100 ms rule of the limiter in one place), a
+/// moment no earlier than the transaction's start; the catalog ends as a
+/// fresh install's.
+#[tokio::test]
+async fn a_filled_0_8_0_database_upgrades_and_books_the_moment_itself() {
+    let old = TestDatabase::without_extension(&[("botai.monitor_enabled", "off")]).await;
+    let db = old.connect().await;
+    db.batch_execute("CREATE EXTENSION botai VERSION '0.8.0'").await.expect("install 0.8.0");
+    let exchange = botai_tests::unique("eight");
+    db.execute(
+        "INSERT INTO botai.rate_limits (exchange, endpoint, max_weight, window_seconds) VALUES ($1, 'order', 10, 1)",
+        &[&exchange],
+    )
+    .await
+    .expect("a rate limit in 0.8.0");
+    // As 0.8.0's botai_venue_trade wrote it (the 0.9.0 library serves only
+    // 0.9.0's objects: the rows are written as they would be).
+    db.batch_execute(
+        "INSERT INTO botai.venue_trades (exchange, symbol, kind, venue_id, fee_quote) \
+         VALUES ('eight', 'BTCUSDT', 'funding', 'F-8', 0.25)",
+    )
+    .await
+    .expect("a venue trade in 0.8.0");
+    db.batch_execute("ALTER EXTENSION botai UPDATE").await.expect("ALTER EXTENSION botai UPDATE");
+    drop(db);
+    let db = old.connect().await;
+    assert_eq!(version(&db).await, library_version(&db).await);
+    let kept: i64 =
+        db.query_one("SELECT count(*) FROM botai.venue_trades WHERE venue_id = 'F-8'", &[]).await.unwrap().get(0);
+    assert_eq!(kept, 1, "the venue's trade stays");
+    let (booked, start): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = {
+        let r = db.query_one("SELECT botai_rate_book($1, 'order'), now()", &[&exchange]).await.unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(booked >= start, "booked {booked} before the transaction began {start}");
+    let fresh = TestDatabase::create(&[("botai.monitor_enabled", "off")]).await;
+    let fresh_db = fresh.connect().await;
+    let (upgraded, installed) = (catalog(&db).await, catalog(&fresh_db).await);
+    let differs: Vec<_> = upgraded.symmetric_difference(&installed).collect();
+    assert!(differs.is_empty(), "the upgraded catalog differs from a fresh install: {differs:#?}");
+}

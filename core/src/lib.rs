@@ -7,6 +7,7 @@
 
 pub mod amount;
 pub mod fingerprint;
+pub mod lock_key;
 pub mod names;
 pub mod reservation;
 pub mod signal;

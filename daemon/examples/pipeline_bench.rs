@@ -120,7 +120,7 @@ async fn main() -> Result<()> {
         .await
         .context("lifting botai's limits for the paper exchange")?;
     admin.batch_execute(BASELINE_SCHEMA).await.context("the baseline's tables")?;
-    let replay = Replay::load(&cfg.market)?;
+    let replay = Replay::load(&cfg.market, botai_daemon::ml::features::RAW_BARS)?;
     let exchange: Arc<dyn Exchange> = Arc::new(PaperExchange::from_config(&cfg, replay));
     let stop = CancellationToken::new();
     let engine = tokio::spawn(botai_daemon::trading::engine::run(

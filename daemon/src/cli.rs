@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::config::{Config, PgSettings, Source};
 use crate::db::{self, Db};
+use crate::run::Mode;
 
 #[derive(Debug, Parser)]
 #[command(name = "botai", version, about = "The botai trading coordination daemon")]
@@ -143,18 +144,6 @@ enum DbCommand {
     Migrate,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    /// Every component below, on the paper exchange replaying the shipped data.
-    All,
-    /// The ML manager (signal source; one live instance, others stand by).
-    Ml,
-    /// The trading engine.
-    Core,
-    /// The HTTP API (health, metrics, dashboard) and alert delivery.
-    Api,
-}
-
 impl Cli {
     pub fn is_long_running(&self) -> bool {
         matches!(self.command, Command::Run { .. } | Command::PaperExchange)
@@ -242,7 +231,7 @@ impl Cli {
                 let cfg = self.config()?;
                 let _logs = crate::logging::init(&cfg.log_dir)?;
                 let listen = cfg.paper.listen.context("PAPER_LISTEN is off: nothing to serve")?;
-                let replay = crate::market::replay::Replay::load(&cfg.market)?;
+                let replay = crate::market::replay::Replay::load(&cfg.market, crate::ml::features::RAW_BARS)?;
                 let venue = Arc::new(crate::exchange::sim::venue::Venue::new(
                     crate::exchange::sim::venue::VenueSettings::from_config(&cfg.paper),
                     &cfg.market.symbol,

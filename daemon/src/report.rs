@@ -15,7 +15,7 @@ use plotters::prelude::*;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
-use crate::db::{self, Amount, Cell};
+use crate::db::{self, Amount};
 use crate::telemetry::Telemetry;
 
 /// What a run did, for the summary and the tests.
@@ -109,16 +109,7 @@ pub async fn write(
 ) -> Result<Summary> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let conn = db::pooled(pool).await?;
-    let rows = conn
-        .query(
-            "SELECT order_id, signal_id, client_order_id, engine, symbol, side, status, qty::text, price::text, \
-                    notional::text, fee::text, ret_code, message, latency_ms, signal_accepted_at, finished_at, \
-                    fee_asset, fee_quote, realized_pnl \
-             FROM botai.orders_status WHERE claimed_at >= $1 ORDER BY order_id",
-            &[&since],
-        )
-        .await
-        .context("reading this run's orders")?;
+    let rows = db::report::run_orders(&conn, since).await.context("reading this run's orders")?;
     let csv_path = dir.join("orders.csv");
     let mut w = csv::Writer::from_path(&csv_path).with_context(|| format!("cannot write {}", csv_path.display()))?;
     w.write_record([
@@ -151,8 +142,8 @@ pub async fn write(
         ..Summary::default()
     };
     for r in &rows {
-        let status: String = r.col(6, "report")?;
-        let code: Option<i32> = r.col(11, "report")?;
+        let status = r.status.clone();
+        let code = r.ret_code;
         match (status.as_str(), code) {
             ("filled", _) => s.orders_filled += 1,
             ("skipped", _) => s.orders_skipped += 1,
@@ -163,12 +154,11 @@ pub async fn write(
             ("rejected", _) => s.rejected_other += 1,
             _ => {}
         }
-        let value = |a: Option<Amount>| a.and_then(|a| a.value());
-        let (fee_quote, realized) = (value(r.col(17, "report")?), value(r.col(18, "report")?));
+        let value = |a: &Option<Amount>| a.as_ref().and_then(|a| a.value());
+        let (fee_quote, realized) = (value(&r.fee_quote), value(&r.realized_pnl));
         if status == "filled" {
             s.fees_quote += fee_quote.unwrap_or_default();
-            let notional: Option<String> = r.col(9, "report")?;
-            let notional = notional.and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
+            let notional = r.notional.as_deref().and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
             s.turnover += notional;
             if let Some(pnl) = realized.filter(|p| !p.is_zero()) {
                 s.realized_pnl += pnl;
@@ -176,28 +166,28 @@ pub async fn write(
                 s.winning_trades += i64::from(pnl > Decimal::ZERO);
             }
         }
-        let opt = |v: Option<String>| v.unwrap_or_default();
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
         let amount = |v: Option<Decimal>| v.map(|d| d.normalize().to_string()).unwrap_or_default();
         w.write_record([
-            r.col::<i64>(0, "report")?.to_string(),
-            r.col::<i64>(1, "report")?.to_string(),
-            r.col::<String>(2, "report")?,
-            r.col::<String>(3, "report")?,
-            r.col::<String>(4, "report")?,
-            r.col::<String>(5, "report")?,
+            r.order_id.to_string(),
+            r.signal_id.to_string(),
+            r.client_order_id.clone(),
+            r.engine.clone(),
+            r.symbol.clone(),
+            r.side.clone(),
             status.clone(),
-            opt(r.col(7, "report")?),
-            opt(r.col(8, "report")?),
-            opt(r.col(9, "report")?),
-            opt(r.col(10, "report")?),
-            r.col::<Option<String>>(16, "report")?.unwrap_or_default(),
+            opt(&r.qty),
+            opt(&r.price),
+            opt(&r.notional),
+            opt(&r.fee),
+            opt(&r.fee_asset),
             amount(fee_quote),
             amount(realized),
             code.map(|c| c.to_string()).unwrap_or_default(),
-            opt(r.col(12, "report")?),
-            r.col::<Option<f64>>(13, "report")?.map(|l| format!("{l:.3}")).unwrap_or_default(),
-            r.col::<DateTime<Utc>>(14, "report")?.to_rfc3339(),
-            r.col::<Option<DateTime<Utc>>>(15, "report")?.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            opt(&r.message),
+            r.latency_ms.map(|l| format!("{l:.3}")).unwrap_or_default(),
+            r.signal_accepted_at.to_rfc3339(),
+            r.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
         ])?;
     }
     w.flush()?;

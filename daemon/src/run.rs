@@ -22,9 +22,8 @@ use tracing::{error, info, warn};
 
 use crate::alerts;
 use crate::api::{self, Api, RunState};
-use crate::cli::Mode;
 use crate::config::Config;
-use crate::db::{self, BotaiSql, Cell, Db};
+use crate::db::{self, BotaiSql, Db};
 use crate::exchange::sim::double;
 use crate::exchange::sim::paper::PaperExchange;
 use crate::exchange::{self, Exchange};
@@ -33,6 +32,19 @@ use crate::market::replay::Replay;
 use crate::market::Market;
 use crate::telemetry::Telemetry;
 use crate::{ml, report, trading};
+
+/// Which components `botai run` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Every component below, on the paper exchange replaying the shipped data.
+    All,
+    /// The ML manager (signal source; one live instance, others stand by).
+    Ml,
+    /// The trading engine.
+    Core,
+    /// The HTTP API (health, metrics, dashboard) and alert delivery.
+    Api,
+}
 
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
@@ -44,8 +56,7 @@ async fn preflight(cfg: &Config) -> Result<()> {
     })?;
     info!(%version, database = %cfg.pg.describe(), "connected");
     if let Some(wanted) = cfg.rate_limit_safety_margin {
-        let row = db.query_one("SELECT current_setting('botai.rate_limit_safety_margin')::float8", &[]).await?;
-        let actual: f64 = row.col(0, "preflight")?;
+        let actual = db::settings::rate_limit_safety_margin(&db).await?;
         if (actual - wanted).abs() > 1e-9 {
             warn!(
                 "RATE_LIMIT_SAFETY_MARGIN={wanted} but the server uses {actual}: the margin is the server's \
@@ -53,10 +64,7 @@ async fn preflight(cfg: &Config) -> Result<()> {
             );
         }
     }
-    let row = db
-        .query_opt("SELECT threshold FROM botai.alert_rules WHERE rule = 'heartbeat_timeout' AND enabled", &[])
-        .await?;
-    if let Some(threshold) = row.map(|r| r.col::<f64>(0, "preflight")).transpose()? {
+    if let Some(threshold) = db::settings::heartbeat_timeout(&db).await? {
         if (threshold - cfg.monitor_alert_threshold.as_secs_f64()).abs() > 0.5 {
             warn!(
                 "MONITOR_ALERT_THRESHOLD={}s but the heartbeat_timeout rule says {threshold}s; the rule decides \
@@ -126,7 +134,7 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
                  paper exchange (EXCHANGE=paper, no PAPER_EXCHANGE_URL); give processes of their own a speed and REPLAY_EPOCH"
             );
         }
-        let r = Replay::load(&cfg.market)?;
+        let r = Replay::load(&cfg.market, ml::features::RAW_BARS)?;
         info!(symbol = %r.symbol, bars = r.len(), from = %r.bar(r.first).ts, to = %r.bar(r.last).ts, speed = cfg.market.speed,
               epoch = %r.clock.epoch, "market replay");
         Some(Market::Replay(r))

@@ -1,14 +1,16 @@
 //! `botai status`: each component with its state and pid, PostgreSQL and
 //! its port, the monitor, the kill switch and positions, workers, open
-//! alerts and balances — what an
-//! operator looks at first. A component is `down` when its last heartbeat is
-//! older than the heartbeat_timeout rule's threshold.
+//! alerts and balances — what an operator looks at first, from the same
+//! document the dashboard shows (`db::dashboard`). A component is `down`
+//! when its last heartbeat is older than the heartbeat_timeout rule's
+//! threshold.
 
 use anyhow::Result;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::db::{Amount, BotaiSql, Cell, Db};
+use crate::db::dashboard::DashboardSql;
+use crate::db::{BotaiSql, Db};
 
 pub async fn print(cfg: &Config) -> Result<()> {
     let db = match Db::connect(&cfg.pg, "botai status").await {
@@ -60,130 +62,106 @@ pub async fn print(cfg: &Config) -> Result<()> {
             ids.join(" --acknowledge ")
         );
     }
-    let positions = db.positions().await?;
+    // The rest is the dashboard's document: one statement, the same figures.
+    let doc = db.dashboard().await?;
+    let list = |key: &str| doc[key].as_array().cloned().unwrap_or_default();
+    let positions = list("positions");
     if !positions.is_empty() {
         println!("\nPOSITION              QTY          ENTRY        UNREALISED   REALISED     FEES       OPEN ORDERS");
         for p in positions {
             println!(
                 "{:<21} {:<12} {:<12} {:<12} {:<12} {:<10} {}",
-                format!("{}/{}", p.exchange, p.symbol),
-                p.qty.rounded(4),
-                Amount::show(&p.avg_entry, 4),
-                Amount::show(&p.unrealized_pnl, 4),
-                p.realized_pnl.rounded(4),
-                p.fees.rounded(4),
-                p.open_orders
+                format!("{}/{}", text(&p["exchange"]), text(&p["symbol"])),
+                amount(&p["qty"], 4),
+                amount(&p["avg_entry"], 4),
+                amount(&p["unrealized_pnl"], 4),
+                amount(&p["realized_pnl"], 4),
+                amount(&p["fees"], 4),
+                text(&p["open_orders"])
             );
         }
     }
     println!("\nCOMPONENT                         STATE      PID      LAST HEARTBEAT   TASKS  ERRORS/MIN");
-    let rows = db
-        .query(
-            "SELECT component, status, metadata->>'pid', heartbeat_age_seconds, active_tasks, errors_last_minute \
-             FROM botai.components_status ORDER BY component",
-            &[],
-        )
-        .await?;
-    if rows.is_empty() {
+    let components = list("components");
+    if components.is_empty() {
         println!("(none registered: no daemon has run)");
     }
-    for r in rows {
-        let age: f64 = r.col(3, "status")?;
+    for c in &components {
         println!(
             "{:<33} {:<10} {:<8} {:>10} ago {:>7} {:>11}",
-            r.col::<String>(0, "status")?,
-            r.col::<String>(1, "status")?,
-            r.col::<Option<String>>(2, "status")?.unwrap_or_else(|| "-".into()),
-            human(age),
-            r.col::<i32>(4, "status")?,
-            r.col::<i64>(5, "status")?
+            text(&c["component"]),
+            text(&c["status"]),
+            text(&c["pid"]),
+            human(c["heartbeat_age_seconds"].as_f64().unwrap_or(0.0)),
+            text(&c["active_tasks"]),
+            text(&c["errors_last_minute"])
         );
     }
 
     println!("\nWORKER                            TYPE             STATE         EPOCH  PID");
-    let rows = db
-        .query(
-            "SELECT worker_id, worker_type, state, epoch, pid FROM botai.workers_status \
-             WHERE state <> 'unregistered' ORDER BY worker_type, slot",
-            &[],
-        )
-        .await?;
-    if rows.is_empty() {
+    let workers = list("workers");
+    if workers.is_empty() {
         println!("(none)");
     }
-    for r in rows {
+    for w in workers {
         println!(
             "{:<33} {:<16} {:<12} {:>6}  {}",
-            r.col::<String>(0, "status")?,
-            r.col::<String>(1, "status")?,
-            r.col::<String>(2, "status")?,
-            r.col::<i64>(3, "status")?,
-            r.col::<i32>(4, "status")?
+            text(&w["worker_id"]),
+            text(&w["worker_type"]),
+            text(&w["state"]),
+            text(&w["epoch"]),
+            text(&w["pid"])
         );
     }
 
-    let rows = db
-        .query(
-            "SELECT component, metadata->>'exchange', metadata->>'clock_offset_ms', metadata->>'private_stream' \
-             FROM botai.components_status WHERE metadata ? 'exchange' AND status <> 'stopped' ORDER BY component",
-            &[],
-        )
-        .await?;
-    if !rows.is_empty() {
+    let engines: Vec<&Value> =
+        components.iter().filter(|c| c["exchange"].is_string() && c["status"] != "stopped").collect();
+    if !engines.is_empty() {
         println!("\nENGINE                            EXCHANGE   CLOCK OFFSET   PRIVATE STREAM");
     }
-    for r in rows {
-        let offset = r.col::<Option<String>>(2, "status")?.map_or_else(|| "-".to_owned(), |o| format!("{o} ms"));
-        let stream = match r.col::<Option<String>>(3, "status")?.as_deref() {
+    for e in engines {
+        let offset = e["clock_offset_ms"].as_str().map_or_else(|| "-".to_owned(), |o| format!("{o} ms"));
+        let stream = match e["private_stream"].as_str() {
             Some("true") => "connected",
             Some("false") => "DISCONNECTED",
             _ => "-",
         };
-        println!(
-            "{:<33} {:<10} {:>12}   {stream}",
-            r.col::<String>(0, "status")?,
-            r.col::<Option<String>>(1, "status")?.unwrap_or_default(),
-            offset
-        );
+        println!("{:<33} {:<10} {:>12}   {stream}", text(&e["component"]), text(&e["exchange"]), offset);
     }
 
     println!("\nOPEN ALERTS");
-    let rows = db
-        .query("SELECT rule, subject, severity, round(open_seconds) FROM botai.open_alerts ORDER BY opened_at", &[])
-        .await?;
-    if rows.is_empty() {
+    let alerts = list("alerts");
+    if alerts.is_empty() {
         println!("(none)");
     }
-    for r in rows {
+    for a in &alerts {
         println!(
             "{:<8} {:<22} {:<30} open {}",
-            r.col::<String>(2, "status")?.to_uppercase(),
-            r.col::<String>(0, "status")?,
-            r.col::<String>(1, "status")?,
-            human(r.col::<f64>(3, "status")?)
+            text(&a["severity"]).to_uppercase(),
+            text(&a["rule"]),
+            text(&a["subject"]),
+            human(a["open_seconds"].as_f64().unwrap_or(0.0))
         );
+    }
+    let open = doc["open_alert_count"].as_u64().unwrap_or(0);
+    if open > alerts.len() as u64 {
+        println!("(the newest {} of {open}: SELECT * FROM botai.open_alerts for all)", alerts.len());
     }
 
     println!("\nBALANCE          TOTAL            AVAILABLE        RESERVED         FREE             AGE");
-    let rows = db
-        .query(
-            "SELECT exchange || '/' || asset, total::text, available::text, reserved::text, free::text, \
-                    extract(epoch FROM age)::float8 FROM botai.balances_status ORDER BY 1",
-            &[],
-        )
-        .await?;
-    if rows.is_empty() {
+    let balances = list("balances");
+    if balances.is_empty() {
         println!("(no snapshot yet)");
     }
-    for r in rows {
+    for b in balances {
         println!(
             "{:<16} {:<16} {:<16} {:<16} {:<16} {}",
-            r.col::<String>(0, "status")?,
-            short(&r.col::<String>(1, "status")?),
-            short(&r.col::<String>(2, "status")?),
-            short(&r.col::<String>(3, "status")?),
-            short(&r.col::<String>(4, "status")?),
-            human(r.col::<f64>(5, "status")?)
+            format!("{}/{}", text(&b["exchange"]), text(&b["asset"])),
+            amount(&b["total"], 8),
+            amount(&b["available"], 8),
+            amount(&b["reserved"], 8),
+            amount(&b["free"], 8),
+            human(b["age_seconds"].as_f64().unwrap_or(0.0))
         );
     }
     if health["status"] == Value::String("unhealthy".into()) {
@@ -201,9 +179,24 @@ fn human(seconds: f64) -> String {
     }
 }
 
-fn short(number: &str) -> String {
-    match number.find('.') {
-        Some(dot) if number.len() > dot + 9 => number[..dot + 9].to_owned(),
-        _ => number.to_owned(),
+/// A value of the document as a table shows it: a string as is (an amount
+/// out of range is one, saying so), a number as written, null as `-`.
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// An amount of the document rounded to `dp` decimals (exact: from the
+/// number as PostgreSQL wrote it); out of range and unknown as [`text`].
+fn amount(v: &Value, dp: u32) -> String {
+    match v {
+        Value::Number(n) => match n.to_string().parse::<rust_decimal::Decimal>() {
+            Ok(d) => d.round_dp(dp).normalize().to_string(),
+            Err(_) => n.to_string(),
+        },
+        other => text(other),
     }
 }

@@ -12,6 +12,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// Requests that woke too late for their booked moment and booked again
+/// (the limiter, `exchange::limits::until_booked`, counts them; exported as
+/// `botai_late_departures`). Process-wide: the limiter is a free function.
+pub static LATE_DEPARTURES: std::sync::LazyLock<Counter> = std::sync::LazyLock::new(Counter::default);
+
 /// This process's resident memory as a percentage of the machine's, for
 /// component heartbeats (the memory_usage rule reads it); None where /proc
 /// does not say.
@@ -122,7 +127,7 @@ impl Telemetry {
             r.register(
                 "late_departures",
                 "Requests that woke too late for their booked moment and booked again",
-                crate::exchange::limits::LATE_DEPARTURES.clone(),
+                LATE_DEPARTURES.clone(),
             );
             r.register(
                 "order_pushes",

@@ -137,6 +137,7 @@ DECLARE
         "botai_heartbeat":                  ["botai_ml", "botai_engine", "botai_alerter"],
         "botai_report_error":               ["botai_ml", "botai_engine", "botai_alerter"],
         "botai_rate_acquire":               ["botai_engine", "botai_alerter"],
+        "botai_rate_book":                  ["botai_engine", "botai_alerter"],
         "botai_rate_try_acquire":           ["botai_engine", "botai_alerter"],
         "botai_rate_penalize":              ["botai_engine", "botai_alerter"],
         "botai_rate_observe":               ["botai_engine", "botai_alerter"],

@@ -39,11 +39,10 @@ pub enum BotaiError {
     Limit { message: String, hint: String },
     /// 55000: the database has the SQL objects of another release.
     #[error(
-        "this database has the SQL objects of botai {installed}, the server runs the botai {} library: \
-         run ALTER EXTENSION botai UPDATE (botai db migrate does it)",
-        crate::release::LIBRARY
+        "this database has the SQL objects of botai {installed}, the server runs the botai {library} library: \
+         run ALTER EXTENSION botai UPDATE (botai db migrate does it)"
     )]
-    StaleSql { installed: String },
+    StaleSql { installed: String, library: &'static str },
     /// 55000: the library was not preloaded.
     #[error("botai must be loaded at server start: add 'botai' to shared_preload_libraries and restart")]
     NotPreloaded,

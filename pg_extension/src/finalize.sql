@@ -128,6 +128,9 @@ COMMENT ON FUNCTION botai_rate_acquire(text, text, integer) IS
     'sends never exceeds a limit, however many sessions share the exchange. weight NULL = the endpoint''s '
     'default_weight; a weight above the effective limit is an error (22023). After a server restart every window '
     'counts as full for one window length.';
+COMMENT ON FUNCTION botai_rate_book(text, text, integer) IS
+    'Books like botai_rate_acquire and returns the booked moment itself (now(), or 100 ms before the clock in an '
+    'older transaction, plus the wait): a caller that sends at that moment never exceeds a limit.';
 COMMENT ON FUNCTION botai_rate_try_acquire(text, text, integer) IS
     'Books and returns 0 only when the request fits now; otherwise books nothing and returns the seconds until it '
     'would fit.';
@@ -432,9 +435,11 @@ COMMENT ON FUNCTION botai_alert_failed(bigint, text, text, text, interval) IS
 
 CREATE FUNCTION botai_alert_next_due(channel text) RETURNS float8
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT greatest(0, extract(epoch FROM min(greatest(d.next_attempt_at, coalesce(d.claimed_until, d.next_attempt_at)))
-                                          - now()))::float8
-    FROM botai.alert_deliveries d WHERE d.channel = botai_alert_next_due.channel AND d.status = 'pending';
+    -- greatest() skips NULLs: nothing owed (min() NULL) must stay NULL, not 0.
+    SELECT CASE WHEN s.due IS NOT NULL THEN greatest(0, extract(epoch FROM s.due - now()))::float8 END
+    FROM (SELECT min(greatest(d.next_attempt_at, coalesce(d.claimed_until, d.next_attempt_at))) AS due
+          FROM botai.alert_deliveries d
+          WHERE d.channel = botai_alert_next_due.channel AND d.status = 'pending') s;
 $$;
 COMMENT ON FUNCTION botai_alert_next_due(text) IS
     'Seconds until the channel''s next delivery is due (0: now), NULL when nothing is owed to it.';

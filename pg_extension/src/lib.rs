@@ -46,7 +46,11 @@ pub extern "C-unwind" fn _PG_init() {
         error::BotaiError::NotPreloaded.raise("botai");
     }
     gucs::init();
-    shmem::init();
+    shmem::init(shmem::Persistence {
+        restore: ratelimit_state::restore,
+        last_shutdown_was_clean: ratelimit_state::last_shutdown_was_clean,
+        save: ratelimit_state::save,
+    });
     ratelimit::init();
     monitor::worker::register_launcher();
 }

@@ -98,21 +98,8 @@ pub fn xact_lock(namespace: u32, key: u32) {
     }
 }
 
-/// 32-bit FNV-1a, for lock keys derived from names.
-pub fn name_key(parts: &[&str]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            h ^= 0x1f;
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        for b in part.bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-    }
-    h
-}
+/// Lock keys derived from names (botai-core, so clients compute the same).
+pub use botai_core::lock_key::name_key;
 
 /// Share mode without waiting; `session` holds it across transactions
 /// (each successful call adds one hold, released by `release_share`).

@@ -46,7 +46,7 @@ pub fn ensure_current(client: &pgrx::spi::SpiClient<'_>) -> Result<()> {
             CURRENT.with(|c| c.set(true));
             Ok(())
         }
-        Some(v) => Err(BotaiError::StaleSql { installed: v }),
+        Some(v) => Err(BotaiError::StaleSql { installed: v, library: LIBRARY }),
         None => Err(BotaiError::WrongState("the botai extension is not installed in this database".into())),
     }
 }

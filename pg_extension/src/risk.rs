@@ -115,11 +115,6 @@ static EXPOSURE: Statement = Statement::new(
             coalesce((SELECT net_pnl FROM botai.pnl_today WHERE exchange = $1), 0) \
      FROM lim",
 );
-static BOOK_RATE: Statement = Statement::new(
-    "risk.book_rate",
-    "SELECT greatest(now(), clock_timestamp() - interval '100 ms') + make_interval(secs => d) \
-     FROM (SELECT public.botai_rate_acquire($1, $2, NULL) AS d) b",
-);
 static RESERVE: Statement = Statement::new(
     "risk.reserve",
     "SELECT public.botai_reserve_balance($1, $2, $3, $4, jsonb_build_object('order_id', $5::bigint, \
@@ -606,8 +601,7 @@ fn reserve_order(
         let Some(reservation) = reservation else {
             return refuse(format!("funds: free {exchange}/{asset} does not cover {amount}"));
         };
-        let booked = BOOK_RATE.run(client, &[exchange.as_str().into(), endpoint.into()])?;
-        let booked_at = booked.first().get::<pgrx::datum::TimestampWithTimeZone>(1)?;
+        let booked_at = Some(crate::clock::timestamptz(crate::ratelimit::book_moment(&exchange, endpoint, None)?));
         PLAN.run(client, &[order_id.into(), qty.into(), price.into(), reservation.into()])?;
         Ok((Some(reservation), booked_at, None))
     })

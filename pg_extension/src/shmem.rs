@@ -166,8 +166,23 @@ fn configured_layout() -> Layout {
     layout(gucs::RATE_LIMIT_MAX_KEYS.get() as usize, gucs::RATE_LIMIT_MAX_ENTRIES.get() as usize)
 }
 
-/// Installs the hooks; called from _PG_init while preloading.
-pub fn init() {
+/// What keeps the windows across a restart (`ratelimit_state`, the state
+/// file's owner): `restore` fills a fresh block and says whether the
+/// windows are known again; `save` writes them at a clean shutdown.
+#[derive(Clone, Copy)]
+pub struct Persistence {
+    pub restore: fn(&Limiter) -> bool,
+    pub last_shutdown_was_clean: fn() -> bool,
+    pub save: fn(&Limiter),
+}
+
+/// Set once, by `init`, in the postmaster before shared memory exists.
+static PERSISTENCE: std::sync::OnceLock<Persistence> = std::sync::OnceLock::new();
+
+/// Installs the hooks; called from _PG_init while preloading, with what
+/// keeps the windows across restarts.
+pub fn init(persistence: Persistence) {
+    let _ = PERSISTENCE.set(persistence);
     unsafe {
         PREV_REQUEST_HOOK = pg_sys::shmem_request_hook;
         pg_sys::shmem_request_hook = Some(request);
@@ -211,9 +226,9 @@ unsafe extern "C-unwind" fn startup() {
             (*header).max_wait_us = i64::from(gucs::RATE_LIMIT_MAX_WAIT.get()) * 1_000_000;
             (*header).locks.store(pg_sys::GetNamedLWLockTranche(TRANCHE.as_ptr()), Ordering::Release);
             let limiter = Limiter::unlocked(base, l, &*header);
-            let known = crate::ratelimit_state::restore(&limiter)
-                && !after_crash
-                && crate::ratelimit_state::last_shutdown_was_clean();
+            let known = PERSISTENCE
+                .get()
+                .is_some_and(|p| (p.restore)(&limiter) && !after_crash && (p.last_shutdown_was_clean)());
             (*header).state_known.store(u32::from(known), Ordering::Release);
             (*header).unknown_from.store((*header).initialized_at, Ordering::Release);
             // The startup process has not read the signal files yet; the
@@ -237,7 +252,9 @@ unsafe extern "C-unwind" fn save_on_exit(code: i32, _arg: pg_sys::Datum) {
     }
     if let Ok((base, l)) = base_and_layout() {
         let header = unsafe { &*base.cast::<Header>() };
-        crate::ratelimit_state::save(&Limiter::unlocked(base, l, header));
+        if let Some(p) = PERSISTENCE.get() {
+            (p.save)(&Limiter::unlocked(base, l, header));
+        }
     }
 }
 

@@ -495,3 +495,31 @@ pub fn botai_command(database: &str, args: &[&str]) -> (Option<i32>, String) {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code(), text)
 }
+
+/// The balance invariant, in one statement (one snapshot): every balance
+/// row's `held` is the sum of its reservations' `counted`, no reservation
+/// counts against a balance row that does not exist, and the reserved
+/// figure of `botai.balances_status` lies within `0..=held`. A line per
+/// violation, of `exchange` or of every exchange.
+pub async fn balance_violations(db: &Client, exchange: Option<&str>) -> Vec<String> {
+    let rows = db
+        .query(
+            "WITH counted AS (SELECT exchange, asset, sum(counted) AS sum FROM botai.reservations GROUP BY 1, 2)
+             SELECT b.exchange || '/' || b.asset || ': held ' || b.held || ', sum(counted) ' || coalesce(c.sum, 0)
+             FROM botai.balances b LEFT JOIN counted c USING (exchange, asset)
+             WHERE b.held <> coalesce(c.sum, 0) AND ($1::text IS NULL OR b.exchange = $1)
+             UNION ALL
+             SELECT c.exchange || '/' || c.asset || ': reservations count ' || c.sum || ' without a balance row'
+             FROM counted c
+             WHERE c.sum > 0 AND ($1::text IS NULL OR c.exchange = $1)
+               AND NOT EXISTS (SELECT 1 FROM botai.balances b WHERE b.exchange = c.exchange AND b.asset = c.asset)
+             UNION ALL
+             SELECT s.exchange || '/' || s.asset || ': reserved ' || s.reserved || ' outside 0..held ' || b.held
+             FROM botai.balances_status s JOIN botai.balances b USING (exchange, asset)
+             WHERE (s.reserved < 0 OR s.reserved > b.held) AND ($1::text IS NULL OR s.exchange = $1)",
+            &[&exchange],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the balance invariant's query: {e}"));
+    rows.iter().map(|r| r.get(0)).collect()
+}

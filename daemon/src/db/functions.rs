@@ -222,9 +222,8 @@ pub trait BotaiSql {
     async fn report_error(&self, component: &str, error: &str, is_critical: bool) -> Result<()>;
     async fn rate_acquire(&self, exchange: &str, endpoint: &str, weight: Option<i32>) -> Result<f64>;
     /// Books like `rate_acquire` and answers the booked moment on the
-    /// database's clock: the wait counts from the transaction's start, or
-    /// from 100 ms before the clock in a transaction older than that (the
-    /// extension's rule), read right after the booking, so never before it.
+    /// database's clock (`botai_rate_book`: the extension keeps the rule of
+    /// where the wait counts from).
     async fn rate_book(&self, exchange: &str, endpoint: &str, weight: Option<i32>) -> Result<DateTime<Utc>>;
     /// The database's clock (`clock_timestamp()`).
     async fn db_clock(&self) -> Result<DateTime<Utc>>;
@@ -469,12 +468,7 @@ impl<C: Sql> BotaiSql for C {
 
     async fn rate_book(&self, exchange: &str, endpoint: &str, weight: Option<i32>) -> Result<DateTime<Utc>> {
         let row = self
-            .q_one(
-                "botai_rate_acquire",
-                "SELECT greatest(now(), clock_timestamp() - interval '100 ms') + make_interval(secs => s.d) \
-                 FROM (SELECT botai_rate_acquire($1, $2, $3) AS d OFFSET 0) s",
-                &[&exchange, &endpoint, &weight],
-            )
+            .q_one("botai_rate_book", "SELECT botai_rate_book($1, $2, $3)", &[&exchange, &endpoint, &weight])
             .await?;
         row.col(0, "rate_book")
     }

@@ -7,6 +7,8 @@ pub mod dashboard;
 pub mod functions;
 pub mod migrate;
 pub mod outbox;
+pub mod report;
+pub mod settings;
 pub mod value;
 
 use std::time::Duration;

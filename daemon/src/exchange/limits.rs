@@ -26,13 +26,11 @@
 //! then answers for itself, and its refusal penalises the key.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use prometheus_client::metrics::counter::Counter;
 use tracing::{debug, warn};
 
 use super::ExchangeError;
@@ -59,10 +57,6 @@ pub const SEND_GUARD: Duration = Duration::from_millis(100);
 
 /// Late wakes after which a request is sent anyway.
 pub const MAX_REBOOKINGS: u32 = 5;
-
-/// Requests that woke too late for their booked moment and booked again
-/// (exported as `botai_late_departures`).
-pub static LATE_DEPARTURES: LazyLock<Counter> = LazyLock::new(Counter::default);
 
 /// The database's clock minus this process's, in microseconds, and when it
 /// was last measured (unix seconds, 0 = never).
@@ -116,7 +110,7 @@ pub async fn until_booked(booked: DateTime<Utc>, attempt: u32) -> Result<(), Dur
             Ok(())
         }
         Ok(late) if late > guard => {
-            LATE_DEPARTURES.inc();
+            crate::telemetry::LATE_DEPARTURES.inc();
             debug!(late_ms = late.as_millis() as u64, "woke too late for a booked moment; booking again");
             Err(late)
         }
@@ -228,11 +222,11 @@ mod tests {
         let booked = Utc::now() + chrono::Duration::milliseconds(80);
         assert_eq!(until_booked(booked, 1).await, Ok(()));
         assert!(Utc::now() >= booked, "it did not leave before its booked moment");
-        let before = LATE_DEPARTURES.get();
+        let before = crate::telemetry::LATE_DEPARTURES.get();
         let missed = Utc::now() - chrono::Duration::milliseconds(300);
         let late = until_booked(missed, 1).await.expect_err("a moment long gone is not sent on");
         assert!(late >= Duration::from_millis(300));
-        assert!(LATE_DEPARTURES.get() > before);
+        assert!(crate::telemetry::LATE_DEPARTURES.get() > before);
         let just_missed = Utc::now() - chrono::Duration::milliseconds(20);
         assert_eq!(until_booked(just_missed, 1).await, Ok(()), "within SEND_GUARD it still leaves");
         assert_eq!(until_booked(missed, MAX_REBOOKINGS).await, Ok(()), "the last attempt leaves however late");

@@ -66,10 +66,10 @@ impl Market {
     }
 
     /// The strategy name signals carry: a replay's adds its session (see
-    /// `ml::manager::replay_strategy`), live bars are one session.
+    /// `Replay::strategy`), live bars are one session.
     pub fn strategy(&self, strategy: &str) -> String {
         match self {
-            Market::Replay(r) => crate::ml::manager::replay_strategy(strategy, r),
+            Market::Replay(r) => r.strategy(strategy),
             Market::Live(_) => strategy.to_owned(),
         }
     }

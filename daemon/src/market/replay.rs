@@ -26,7 +26,6 @@ use rust_decimal::Decimal;
 
 use super::Bar;
 use crate::config::MarketConfig;
-use crate::ml::features::RAW_BARS;
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
 
@@ -80,21 +79,32 @@ pub type SettledHook = Box<dyn Fn(usize) + Send + Sync>;
 const NONE: usize = usize::MAX;
 
 impl Replay {
-    /// Loads the bars of `cfg.data_path` and sets the clock; the epoch is
-    /// `cfg.epoch`, or two seconds from now.
-    pub fn load(cfg: &MarketConfig) -> Result<Arc<Replay>> {
-        let bars = super::csv::load_bars(Path::new(&cfg.data_path))
-            .with_context(|| format!("cannot load market data {}", cfg.data_path.display()))?;
-        Self::from_bars(cfg, bars)
+    /// The strategy a replay's signals carry: the configured name and the
+    /// replay session (its epoch), so replaying the same bars again is a
+    /// new session, not a stream of duplicates, while the processes of one
+    /// session (sharing REPLAY_EPOCH) agree.
+    pub fn strategy(&self, strategy: &str) -> String {
+        format!("{strategy}@{}", self.clock.epoch.format("%Y%m%dT%H%M%S%.3f"))
     }
 
-    pub fn from_bars(cfg: &MarketConfig, bars: Vec<Bar>) -> Result<Arc<Replay>> {
-        if bars.len() <= RAW_BARS {
-            bail!("market data has {} bars; a replay needs more than {RAW_BARS}", bars.len());
+    /// Loads the bars of `cfg.data_path` and sets the clock; the epoch is
+    /// `cfg.epoch`, or two seconds from now. The replay starts at the first
+    /// bar with `history` bars up to it (a model's feature window, which
+    /// the caller knows: `ml::features::RAW_BARS`).
+    pub fn load(cfg: &MarketConfig, history: usize) -> Result<Arc<Replay>> {
+        let bars = super::csv::load_bars(Path::new(&cfg.data_path))
+            .with_context(|| format!("cannot load market data {}", cfg.data_path.display()))?;
+        Self::from_bars(cfg, bars, history)
+    }
+
+    pub fn from_bars(cfg: &MarketConfig, bars: Vec<Bar>, history: usize) -> Result<Arc<Replay>> {
+        let history = history.max(1);
+        if bars.len() <= history {
+            bail!("market data has {} bars; a replay needs more than {history}", bars.len());
         }
-        // The first bar that has a full feature window behind it, at or after `from`.
+        // The first bar that has a full window of history behind it, at or after `from`.
         let first =
-            bars.iter().position(|b| cfg.from.is_none_or(|from| b.ts >= from)).unwrap_or(bars.len()).max(RAW_BARS - 1);
+            bars.iter().position(|b| cfg.from.is_none_or(|from| b.ts >= from)).unwrap_or(bars.len()).max(history - 1);
         let last = bars.iter().rposition(|b| cfg.to.is_none_or(|to| b.ts < to)).unwrap_or(0);
         if first > last {
             bail!("REPLAY_FROM/REPLAY_TO select no bars of the market data");

@@ -32,7 +32,7 @@ use super::features::{FeatureError, FeatureWindow};
 use super::model::{self, Device, ModelError, ModelOptions, Prediction, SignalModel};
 use crate::config::{Config, MlConfig, MlDevice};
 use crate::db::{BotaiSql, Db};
-use crate::market::replay::{window_is_contiguous, Replay};
+use crate::market::replay::window_is_contiguous;
 use crate::market::{hourly_volatility, Market};
 use crate::telemetry::Telemetry;
 
@@ -232,7 +232,7 @@ async fn take_slot(cfg: &Config, instance: &str, stop: &CancellationToken) -> Re
                 }
             }
         };
-        db.batch_execute(&format!("SET botai.signal_dedup_window = {}", cfg.signal_dedup_window.as_secs().max(1)))
+        crate::db::settings::set_signal_dedup_window(&db, cfg.signal_dedup_window.as_secs())
             .await
             .context("setting botai.signal_dedup_window")?;
         let metadata = json!({"instance": instance, "pid": std::process::id()});
@@ -520,14 +520,6 @@ async fn exit_for(
 /// model's trade horizon.
 pub fn hold_for(cfg: &Config, manifest: &Manifest) -> Duration {
     cfg.ml.hold_for.unwrap_or(Duration::from_secs(u64::from(manifest.trade_horizon) * 60))
-}
-
-/// The strategy a replay's signals carry: the configured name and the replay
-/// session (its epoch), so replaying the same bars again is a new session,
-/// not a stream of duplicates, while the processes of one session (sharing
-/// REPLAY_EPOCH) agree.
-pub fn replay_strategy(strategy: &str, replay: &Replay) -> String {
-    format!("{strategy}@{}", replay.clock.epoch.format("%Y%m%dT%H%M%S%.3f"))
 }
 
 #[allow(clippy::too_many_arguments)]
