@@ -18,10 +18,13 @@ RESET ROLE;
 -- second is a duplicate; an old one is stale; a signal without its
 -- fields is refused and nothing is written.
 SET ROLE botai_ml;
+-- One transaction: now() is the same minute for both.
+BEGIN;
 SELECT accepted, reason, signal_id FROM botai_register_signal(jsonb_build_object(
     'symbol', 'BTCUSDT', 'direction', 'BUY', 'strategy', 'golden', 'timestamp', date_trunc('minute', now())));
 SELECT accepted, reason, signal_id FROM botai_register_signal(jsonb_build_object(
     'symbol', 'btcusdt', 'direction', 'buy', 'strategy', 'golden', 'timestamp', date_trunc('minute', now())));
+COMMIT;
 SELECT accepted, reason FROM botai_register_signal(
     '{"symbol": "BTCUSDT", "direction": "SELL", "strategy": "golden", "timestamp": "2020-01-01T00:00:00Z"}');
 SELECT botai_check_and_register_signal(jsonb_build_object(
@@ -31,7 +34,7 @@ SELECT * FROM botai_register_signal('{"symbol": "BTCUSDT", "direction": "UP", "s
 SELECT * FROM botai_register_signal('[1, 2]');
 -- Other keys are kept as given: an order's quantity is checked when the
 -- order is sized and recorded (botai_order_finish refuses 1e30 with 22003).
-SELECT * FROM botai_register_signal(jsonb_build_object(
+SELECT accepted, reason, signal_id FROM botai_register_signal(jsonb_build_object(
     'symbol', 'BTCUSDT', 'direction', 'SELL', 'strategy', 'golden', 'timestamp', date_trunc('minute', now()),
     'qty', '1e30'));
 RESET ROLE;
