@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use botai_daemon::config::PgSettings;
+use botai_daemon::config::pg::PgSettings;
 use botai_daemon::db::{BotaiSql, Db, OrderReservation, Reserved, Settlement};
 use botai_tests::{expect_sqlstate, free_port, Daemon, TestDatabase};
 use chrono::Utc;

@@ -27,9 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use botai_daemon::config::{Config, PgSettings, Source};
+use botai_daemon::config::pg::PgSettings;
+use botai_daemon::config::source::Source;
+use botai_daemon::config::Config;
 use botai_daemon::db::{self, BotaiSql, Db};
-use botai_daemon::exchange::sim::paper::PaperExchange;
 use botai_daemon::exchange::Exchange;
 use botai_daemon::market::replay::Replay;
 use botai_daemon::telemetry::Telemetry;
@@ -121,7 +122,7 @@ async fn main() -> Result<()> {
         .context("lifting botai's limits for the paper exchange")?;
     admin.batch_execute(BASELINE_SCHEMA).await.context("the baseline's tables")?;
     let replay = Replay::load(&cfg.market, botai_daemon::ml::features::RAW_BARS)?;
-    let exchange: Arc<dyn Exchange> = Arc::new(PaperExchange::from_config(&cfg, replay));
+    let exchange: Arc<dyn Exchange> = Arc::new(botai_daemon::run::venues::paper(&cfg, replay));
     let stop = CancellationToken::new();
     let engine = tokio::spawn(botai_daemon::trading::engine::run(
         cfg.clone(),

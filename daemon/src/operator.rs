@@ -14,30 +14,17 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, PgSettings};
+use crate::config::pg::PgSettings;
+use crate::config::Config;
 use crate::db::{Amount, BotaiSql, Db, DbError, OrderFilter, OrderRecord};
-use crate::exchange::{self, Exchange, Side, Trigger, TriggerDirection};
+use crate::exchange::{Side, Trigger, TriggerDirection};
 use crate::telemetry::Telemetry;
-
-/// The adapter of the configured venue, for a command.
-fn venue(cfg: &Config, stop: &CancellationToken) -> Result<Arc<dyn Exchange>> {
-    match (cfg.trading.exchange.as_str(), &cfg.trading.paper_url) {
-        ("bybit", _) => Ok(exchange::connect_bybit(cfg, "bybit", stop)?),
-        ("binance", _) => Ok(exchange::connect_binance(cfg, stop)?),
-        ("paper", Some(_)) => Ok(exchange::connect_bybit(cfg, "paper", stop)?),
-        ("paper", None) => bail!(
-            "EXCHANGE=paper trades in-process inside `botai run`; for commands, serve it with \
-             `botai paper-exchange` and set PAPER_EXCHANGE_URL"
-        ),
-        (other, _) => bail!("EXCHANGE={other} is not supported here"),
-    }
-}
 
 /// `botai exchange check`: keys, clock, permissions, limits, balances.
 pub async fn check(cfg: &Config, allow_withdraw: bool) -> Result<()> {
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
-    let x = venue(cfg, &stop)?;
+    let x = crate::run::venues::connect(cfg, &stop)?;
     let url = match cfg.trading.exchange.as_str() {
         "bybit" => cfg.bybit.rest_url.clone(),
         "binance" => cfg.binance.rest_url.clone(),
@@ -132,7 +119,7 @@ pub async fn place(
         bail!("--trigger must be positive");
     }
     let stop = CancellationToken::new();
-    let x = venue(&cfg, &stop)?;
+    let x = crate::run::venues::connect(&cfg, &stop)?;
     if trigger.is_some() && !x.conditional_orders() {
         bail!("{} takes no conditional orders from botai (--trigger): nothing was sent", x.name());
     }
@@ -214,7 +201,7 @@ pub async fn place(
 pub async fn cancel(cfg: &Config, client_order_id: &str) -> Result<()> {
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
-    let x = venue(cfg, &stop)?;
+    let x = crate::run::venues::connect(cfg, &stop)?;
     let db = Db::connect(&cfg.pg, "botai order cancel").await?;
     let symbol = db
         .orders(OrderFilter::ClientOrderId(client_order_id), 1)
@@ -278,7 +265,7 @@ pub async fn positions(cfg: &Config) -> Result<()> {
 /// no order can reach a venue any more.
 pub async fn halt(pg: &PgSettings, reason: &str, mode: &str) -> Result<()> {
     let db = Db::connect(pg, "botai halt").await?;
-    println!("{}", db.halt(reason, mode).await.map_err(needs_operator)?);
+    println!("{}", db.halt(reason, mode).await.map_err(DbError::for_operator)?);
     Ok(())
 }
 
@@ -287,21 +274,8 @@ pub async fn halt(pg: &PgSettings, reason: &str, mode: &str) -> Result<()> {
 /// names (their ids, as `botai status` and the refusal list them).
 pub async fn resume(pg: &PgSettings, reason: &str, acknowledge: &[i64]) -> Result<()> {
     let db = Db::connect(pg, "botai resume").await?;
-    println!("{}", db.resume(reason, acknowledge).await.map_err(needs_operator)?);
+    println!("{}", db.resume(reason, acknowledge).await.map_err(DbError::for_operator)?);
     Ok(())
-}
-
-/// An operator command refused for its role says how to get the right one.
-pub fn needs_operator(e: DbError) -> anyhow::Error {
-    if e.sqlstate() == Some("42501") {
-        anyhow::anyhow!(
-            "{e}\n  this is the operator's: make writes the botai_operator login to {} (OPERATOR_PGUSER, \
-             OPERATOR_PGPASSWORD), or connect (PGUSER) as a member of botai_operator",
-            crate::config::OPERATOR_ENV
-        )
-    } else {
-        e.into()
-    }
 }
 
 fn print_order(r: &OrderRecord) {

@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::PgSettings;
+use crate::config::pg::PgSettings;
 use crate::db::outbox::{OutboxSql, OwedEvent};
 use crate::db::{self, Db};
 use crate::telemetry::Telemetry;
@@ -329,12 +329,12 @@ pub async fn apply(cfg: &AlertsConfig, pg: &PgSettings, prune: bool) -> anyhow::
         match (triggers, now) {
             (Some(t), _) => {
                 let changed = now.is_none_or(|r| !r.enabled || r.triggers != t);
-                db.alert_channel(name, &t, true).await.map_err(crate::operator::needs_operator)?;
+                db.alert_channel(name, &t, true).await.map_err(crate::db::DbError::for_operator)?;
                 let what = if changed { "enabled" } else { "unchanged" };
                 println!("{name:<9} {what} (triggers: {})", t.join(", "));
             }
             (None, Some(r)) if r.enabled && prune => {
-                db.alert_channel(name, &r.triggers, false).await.map_err(crate::operator::needs_operator)?;
+                db.alert_channel(name, &r.triggers, false).await.map_err(crate::db::DbError::for_operator)?;
                 println!("{name:<9} disabled (not configured here; its history stays)");
             }
             (None, Some(r)) if r.enabled => println!(
@@ -362,7 +362,7 @@ pub async fn deliver(
     telemetry: Arc<Telemetry>,
     stop: CancellationToken,
 ) {
-    let claimer = format!("{}:{}:{:08x}", crate::config::hostname(), std::process::id(), rand_u32());
+    let claimer = format!("{}:{}:{:08x}", crate::config::source::hostname(), std::process::id(), rand_u32());
     let wakes: Vec<Arc<Notify>> = channels.iter().map(|_| Arc::new(Notify::new())).collect();
     let mut tasks = tokio::task::JoinSet::new();
     {

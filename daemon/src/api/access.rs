@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::alerts::config::Secret;
-use crate::config::ApiConfig;
+use crate::api::config::ApiConfig;
 
 /// Connections kept for `/health*` and `/metrics` when the rest are taken.
 pub const PROBE_CONNECTIONS: usize = 8;

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::{status_doc, Api};
-use crate::config::PgSettings;
+use crate::config::pg::PgSettings;
 use crate::db::Db;
 
 /// The channels whose notifications mean the dashboard changed.

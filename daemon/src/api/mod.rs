@@ -7,6 +7,7 @@
 //! live.rs).
 
 pub mod access;
+pub mod config;
 pub mod live;
 
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use deadpool_postgres::Pool;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ApiConfig;
+use crate::api::config::ApiConfig;
 use crate::db::dashboard::DashboardSql;
 use crate::db::{self, BotaiSql};
 use crate::exchange::sim::paper::PaperExchange;

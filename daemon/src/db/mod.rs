@@ -19,7 +19,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
 
-use crate::config::PgSettings;
+use crate::config::pg::PgSettings;
 
 pub use batch::Batcher;
 pub use functions::{
@@ -57,6 +57,20 @@ impl DbError {
         match self {
             DbError::Sql { code, .. } => Some(code),
             _ => None,
+        }
+    }
+
+    /// An operator's command refused for its role (42501) says how to get
+    /// the right one; any other error as it is.
+    pub fn for_operator(self) -> anyhow::Error {
+        if self.sqlstate() == Some("42501") {
+            anyhow::anyhow!(
+                "{self}\n  this is the operator's: make writes the botai_operator login to {} (OPERATOR_PGUSER, \
+                 OPERATOR_PGPASSWORD), or connect (PGUSER) as a member of botai_operator",
+                crate::config::source::OPERATOR_ENV
+            )
+        } else {
+            self.into()
         }
     }
 

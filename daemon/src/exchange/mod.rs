@@ -19,6 +19,7 @@
 pub mod binance;
 pub mod bybit;
 pub mod clock;
+pub mod config;
 pub mod figure;
 #[cfg(test)]
 mod fixtures;
@@ -409,88 +410,6 @@ pub trait Exchange: Send + Sync {
     fn account_events(&self) -> Option<tokio::sync::broadcast::Receiver<AccountEvent>> {
         None
     }
-}
-
-/// The Bybit V5 adapter for `name` ("bybit", or "paper" for a paper
-/// exchange in another process, PAPER_EXCHANGE_URL), its limits shared
-/// through botai.
-pub fn connect_bybit(
-    cfg: &crate::config::Config,
-    name: &str,
-    stop: &tokio_util::sync::CancellationToken,
-) -> anyhow::Result<std::sync::Arc<bybit::BybitClient>> {
-    let settings = if name == "paper" {
-        bybit::BybitSettings {
-            rest_url: cfg.trading.paper_url.clone().unwrap_or_default(),
-            api_key: cfg.paper.api_key.clone(),
-            api_secret: cfg.paper.api_secret.clone(),
-            recv_window: cfg.bybit.recv_window,
-            category: Category::Spot,
-            timeout: cfg.bybit.timeout,
-            ws_url: cfg.trading.paper_url.as_ref().map(|u| u.replacen("http", "ws", 1)),
-        }
-    } else {
-        let credentials = cfg
-            .bybit
-            .credentials
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("EXCHANGE=bybit needs BYBIT_API_KEY and BYBIT_API_SECRET"))?;
-        bybit::BybitSettings {
-            rest_url: cfg.bybit.rest_url.clone(),
-            api_key: credentials.api_key,
-            api_secret: credentials.api_secret,
-            recv_window: cfg.bybit.recv_window,
-            category: cfg.bybit.category,
-            timeout: cfg.bybit.timeout,
-            ws_url: Some(cfg.bybit.ws_url.clone()),
-        }
-    };
-    let limits = shared_limits(cfg, name)?;
-    let client = std::sync::Arc::new(bybit::BybitClient::new(name, settings, limits)?);
-    client.start_stream(stop.child_token());
-    Ok(client)
-}
-
-/// The Binance USDⓈ-M adapter, its limits shared through botai.
-pub fn connect_binance(
-    cfg: &crate::config::Config,
-    stop: &tokio_util::sync::CancellationToken,
-) -> anyhow::Result<std::sync::Arc<binance::BinanceClient>> {
-    let credentials = cfg
-        .binance
-        .credentials
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("EXCHANGE=binance needs BINANCE_API_KEY and BINANCE_API_SECRET"))?;
-    let settings = binance::BinanceSettings {
-        rest_url: cfg.binance.rest_url.clone(),
-        sapi_url: cfg.binance.sapi_url.clone(),
-        ws_url: Some(cfg.binance.ws_url.clone()),
-        api_key: credentials.api_key,
-        api_secret: credentials.api_secret,
-        recv_window: cfg.binance.recv_window,
-        timeout: cfg.binance.timeout,
-    };
-    let client = std::sync::Arc::new(binance::BinanceClient::new("binance", settings, shared_limits(cfg, "binance")?)?);
-    client.start_stream(stop.child_token());
-    Ok(client)
-}
-
-/// botai's shared limiter for the requests to exchange `name` (nothing,
-/// in a RATE_LIMITER=off comparison run).
-pub fn shared_limits(
-    cfg: &crate::config::Config,
-    name: &str,
-) -> anyhow::Result<std::sync::Arc<dyn limits::VenueLimits>> {
-    if !cfg.trading.rate_limiter {
-        return Ok(std::sync::Arc::new(limits::Unlimited));
-    }
-    let pool = crate::db::pool(&cfg.pg, &format!("botai exchange {name}"), 4)?;
-    Ok(std::sync::Arc::new(limits::SharedLimits {
-        pool,
-        exchange: name.to_owned(),
-        component: format!("exchange:{name}"),
-        observe: cfg.trading.limit_headers,
-    }))
 }
 
 /// An API key as logs may show it: its last four characters.

@@ -1,6 +1,7 @@
 //! Market data: one-minute bars, from a replay of the shipped data or live
 //! klines of an exchange (`MARKET_DATA=bybit`), behind one interface.
 
+pub mod config;
 pub mod csv;
 pub mod live;
 pub mod replay;

@@ -25,7 +25,7 @@ use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 
 use super::Bar;
-use crate::config::MarketConfig;
+use crate::market::config::MarketConfig;
 
 const MINUTE: TimeDelta = TimeDelta::minutes(1);
 

@@ -30,10 +30,11 @@ use tracing::{info, warn};
 use super::contract::Manifest;
 use super::features::{FeatureError, FeatureWindow};
 use super::model::{self, Device, ModelError, ModelOptions, Prediction, SignalModel};
-use crate::config::{Config, MlConfig, MlDevice};
+use crate::config::Config;
 use crate::db::{BotaiSql, Db};
 use crate::market::replay::window_is_contiguous;
 use crate::market::{hourly_volatility, Market};
+use crate::ml::config::{MlConfig, MlDevice};
 use crate::telemetry::Telemetry;
 
 const WORKER_TYPE: &str = "ml_manager";
@@ -190,7 +191,7 @@ pub async fn run(cfg: Arc<Config>, market: Market, telemetry: Arc<Telemetry>, st
         SignalRule::CostAware { .. } => info!("signal rule: {}", rule.describe()),
         _ => warn!("signal rule: {}", rule.describe()),
     }
-    let instance = format!("{}:{}", crate::config::hostname(), std::process::id());
+    let instance = format!("{}:{}", crate::config::source::hostname(), std::process::id());
     loop {
         let Some(lease) = take_slot(&cfg, &instance, &stop).await? else {
             return Ok(());

@@ -3,6 +3,7 @@
 //! id, and a durable record of the outcome.
 
 pub mod balance_sync;
+pub mod config;
 pub mod engine;
 pub mod fault;
 pub mod sizing;

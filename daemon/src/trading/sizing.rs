@@ -2,8 +2,8 @@
 
 use rust_decimal::Decimal;
 
-use crate::config::Sizing;
 use crate::exchange::{Instrument, Side};
+use crate::trading::config::Sizing;
 
 /// An order's size and the funds it needs held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

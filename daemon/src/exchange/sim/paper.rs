@@ -37,21 +37,6 @@ impl PaperExchange {
         PaperExchange { limits, ..self }
     }
 
-    /// A fresh venue from the configuration (PAPER_*, SYMBOL, the assets).
-    pub fn from_config(
-        cfg: &crate::config::Config,
-        prices: Arc<dyn crate::market::replay::PriceSource>,
-    ) -> PaperExchange {
-        let venue = Venue::new(
-            super::venue::VenueSettings::from_config(&cfg.paper),
-            &cfg.market.symbol,
-            &cfg.trading.base,
-            &cfg.trading.quote,
-            prices,
-        );
-        PaperExchange::new(Arc::new(venue), &cfg.market.symbol)
-    }
-
     pub fn rejections(&self) -> Rejections {
         self.venue.rejections()
     }

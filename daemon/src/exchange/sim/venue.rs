@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::config::PaperConfig;
+use crate::exchange::config::PaperConfig;
 use crate::exchange::{Category, ForcedClose, Instrument, Side, Trigger, TriggerDirection};
 use crate::market::replay::PriceSource;
 

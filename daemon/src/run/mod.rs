@@ -20,13 +20,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+pub mod venues;
+
 use crate::alerts;
 use crate::api::{self, Api, RunState};
 use crate::config::Config;
 use crate::db::{self, BotaiSql, Db};
 use crate::exchange::sim::double;
 use crate::exchange::sim::paper::PaperExchange;
-use crate::exchange::{self, Exchange};
+use crate::exchange::Exchange;
 use crate::market::live::{LiveMarket, LiveSettings};
 use crate::market::replay::Replay;
 use crate::market::Market;
@@ -144,15 +146,11 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     let mut paper: Option<Arc<PaperExchange>> = None;
     let exchange: Option<Arc<dyn Exchange>> = if !trades {
         None
-    } else if cfg.trading.exchange == "binance" {
-        Some(exchange::connect_binance(&cfg, &stop)?)
-    } else if cfg.trading.exchange == "bybit" {
-        Some(exchange::connect_bybit(&cfg, "bybit", &stop)?)
-    } else if cfg.trading.paper_url.is_some() {
-        Some(exchange::connect_bybit(&cfg, "paper", &stop)?)
+    } else if cfg.trading.exchange != "paper" || cfg.trading.paper_url.is_some() {
+        Some(venues::connect(&cfg, &stop)?)
     } else {
         let prices = market.as_ref().expect("market data for the in-process paper exchange").prices();
-        let p = Arc::new(PaperExchange::from_config(&cfg, prices).with_limits(exchange::shared_limits(&cfg, "paper")?));
+        let p = Arc::new(venues::paper(&cfg, prices).with_limits(venues::shared_limits(&cfg, "paper")?));
         let venue = p.venue.clone();
         if let Some(listen) = cfg.paper.listen {
             let (v, stop2) = (venue.clone(), stop.clone());
