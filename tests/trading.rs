@@ -350,7 +350,7 @@ async fn status_and_health_show_a_killed_engine_as_down_within_the_alert_thresho
 /// never reserved, so never folded, and skipped every order after it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_claim_reads_the_funds_a_snapshot_freed_before_any_fold() {
-    use botai_daemon::db::{BotaiSql, Db};
+    use botai_daemon::db::{Db, OrderCalls, WorkerCalls};
     use rust_decimal::Decimal;
 
     let t = TestDatabase::migrated(&[]).await;
@@ -400,7 +400,7 @@ async fn a_claim_reads_the_funds_a_snapshot_freed_before_any_fold() {
 /// signal_id, only).
 #[tokio::test(flavor = "multi_thread")]
 async fn engines_claiming_one_signal_at_once_get_one_winner_and_no_error() {
-    use botai_daemon::db::{BotaiSql, Db};
+    use botai_daemon::db::{Db, OrderCalls, WorkerCalls};
 
     let t = TestDatabase::migrated(&[]).await;
     let db = t.connect().await;

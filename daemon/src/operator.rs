@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::pg::PgSettings;
 use crate::config::Config;
-use crate::db::{Amount, BotaiSql, Db, DbError, OrderFilter, OrderRecord};
+use crate::db::{Amount, Db, DbError, OrderCalls, OrderFilter, OrderRecord, RateLimitCalls, RiskCalls, SignalCalls};
 use crate::exchange::{Side, Trigger, TriggerDirection};
 use crate::telemetry::Telemetry;
 

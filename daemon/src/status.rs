@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::db::dashboard::DashboardSql;
-use crate::db::{BotaiSql, Db};
+use crate::db::{Db, MonitorCalls, RiskCalls};
 
 pub async fn print(cfg: &Config) -> Result<()> {
     let db = match Db::connect(&cfg.pg, "botai status").await {

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::config::TelegramConfig;
 use super::{Alert, Channel, SendError, Summary};
-use crate::db::{self, BotaiSql};
+use crate::db::{self, RateLimitCalls};
 
 /// The longest a send waits for its booked slot (well inside the lease's
 /// half a send may take).

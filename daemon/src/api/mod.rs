@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::config::ApiConfig;
 use crate::db::dashboard::DashboardSql;
-use crate::db::{self, BotaiSql};
+use crate::db::{self, MonitorCalls};
 use crate::exchange::sim::paper::PaperExchange;
 use crate::market::replay::Replay;
 use crate::telemetry::Telemetry;

@@ -23,8 +23,9 @@ use crate::config::pg::PgSettings;
 
 pub use batch::Batcher;
 pub use functions::{
-    BotaiSql, Claim, ClaimedOrder, OrderFilter, OrderRecord, OrderReservation, PositionRecord, Reserved, Settlement,
-    SignalVerdict, Sql, TradingState,
+    BalanceCalls, Claim, ClaimedOrder, MonitorCalls, OrderCalls, OrderFilter, OrderRecord, OrderReservation,
+    PositionRecord, RateLimitCalls, Reserved, RiskCalls, Settlement, SignalCalls, SignalVerdict, Sql, TradingState,
+    WorkerCalls,
 };
 pub use value::{Amount, Cell, Json};
 

@@ -34,7 +34,7 @@ use deadpool_postgres::Pool;
 use tracing::{debug, warn};
 
 use super::ExchangeError;
-use crate::db::{self, BotaiSql};
+use crate::db::{self, MonitorCalls, RateLimitCalls};
 
 #[async_trait]
 pub trait VenueLimits: Send + Sync {
@@ -70,7 +70,7 @@ const DB_CLOCK_RESYNC: i64 = 60;
 /// the shortest of three round trips, taken at its middle) unless it was
 /// measured in the last minute. On the same machine the offset is zero; on
 /// another, the error is at most half a round trip.
-pub async fn sync_db_clock(conn: &impl BotaiSql) -> db::Result<()> {
+pub async fn sync_db_clock(conn: &impl MonitorCalls) -> db::Result<()> {
     let now = Utc::now().timestamp();
     if now - DB_CLOCK_SYNCED_AT.load(Ordering::Relaxed) < DB_CLOCK_RESYNC {
         return Ok(());

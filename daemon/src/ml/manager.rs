@@ -31,7 +31,7 @@ use super::contract::Manifest;
 use super::features::{FeatureError, FeatureWindow};
 use super::model::{self, Device, ModelError, ModelOptions, Prediction, SignalModel};
 use crate::config::Config;
-use crate::db::{BotaiSql, Db};
+use crate::db::{Db, MonitorCalls, RiskCalls, SignalCalls, WorkerCalls};
 use crate::market::replay::window_is_contiguous;
 use crate::market::{hourly_volatility, Market};
 use crate::ml::config::{MlConfig, MlDevice};

@@ -25,7 +25,7 @@ pub mod venues;
 use crate::alerts;
 use crate::api::{self, Api, RunState};
 use crate::config::Config;
-use crate::db::{self, BotaiSql, Db};
+use crate::db::{self, Db, SignalCalls};
 use crate::exchange::sim::double;
 use crate::exchange::sim::paper::PaperExchange;
 use crate::exchange::Exchange;

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::db::{self, BotaiSql};
+use crate::db::{self, BalanceCalls};
 use crate::exchange::{Exchange, Wallet};
 
 #[derive(Default)]

@@ -50,7 +50,8 @@ use super::fault::Step;
 use super::sizing;
 use crate::config::Config;
 use crate::db::{
-    self, Batcher, BotaiSql, Claim, ClaimedOrder, Db, OrderFilter, OrderReservation, Reserved, Settlement,
+    self, BalanceCalls, Batcher, Claim, ClaimedOrder, Db, MonitorCalls, OrderCalls, OrderFilter, OrderReservation,
+    RateLimitCalls, Reserved, RiskCalls, Settlement, SignalCalls, WorkerCalls,
 };
 use crate::exchange::{
     limits, AccountEvent, Exchange, ExchangeError, ForcedClose, Instrument, OrderRequest, OrderState, Position, Side,
