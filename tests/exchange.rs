@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use botai_daemon::config::pg::PgSettings;
+use botai_daemon::env::pg::PgSettings;
 use botai_daemon::exchange::bybit::{BybitClient, BybitSettings};
 use botai_daemon::exchange::limits::{SharedLimits, Unlimited, VenueLimits};
 use botai_daemon::exchange::sim::double;

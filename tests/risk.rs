@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use botai_daemon::config::pg::PgSettings;
 use botai_daemon::db::{Db, OrderCalls, OrderReservation, Reserved, RiskCalls, Settlement, WorkerCalls};
+use botai_daemon::env::pg::PgSettings;
 use botai_tests::{expect_sqlstate, free_port, Daemon, TestDatabase};
 use chrono::Utc;
 use rust_decimal::Decimal;

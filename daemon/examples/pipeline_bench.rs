@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use botai_daemon::config::pg::PgSettings;
-use botai_daemon::config::source::Source;
 use botai_daemon::config::Config;
 use botai_daemon::db::{self, Db, SignalCalls};
+use botai_daemon::env::pg::PgSettings;
+use botai_daemon::env::Source;
 use botai_daemon::exchange::Exchange;
 use botai_daemon::market::replay::Replay;
 use botai_daemon::telemetry::Telemetry;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::config::pg::PgSettings;
-use crate::config::source::Source;
 use crate::config::Config;
 use crate::db::{self, Db};
+use crate::env::pg::PgSettings;
+use crate::env::Source;
 use crate::run::Mode;
 
 #[derive(Debug, Parser)]
@@ -153,21 +153,21 @@ impl Cli {
 
     /// Reads the configuration (file, .env, environment) once.
     pub fn config(&self) -> Result<Config> {
-        crate::config::source::load_dotenv();
+        crate::env::load_dotenv();
         Config::load(&Source::load(self.config.as_deref())?)
     }
 
     /// The operator's connection (operator.env, then .env and the environment).
     fn operator_pg(&self) -> Result<PgSettings> {
-        crate::config::source::load_operator_env();
-        crate::config::source::load_dotenv();
+        crate::env::load_operator_env();
+        crate::env::load_dotenv();
         PgSettings::operator(&Source::load(self.config.as_deref())?)
     }
 
     pub async fn execute(self) -> Result<()> {
         match &self.command {
             Command::Db { command: DbCommand::Migrate } => {
-                crate::config::source::load_dotenv();
+                crate::env::load_dotenv();
                 let pg = PgSettings::from_source(&Source::load(self.config.as_deref())?)?;
                 let db = Db::connect(&pg, "botai migrate").await?;
                 let applied = db::migrate::run(&db).await?;

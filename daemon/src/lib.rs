@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod env;
 pub mod exchange;
 pub mod logging;
 pub mod market;

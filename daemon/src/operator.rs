@@ -14,9 +14,9 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::pg::PgSettings;
 use crate::config::Config;
 use crate::db::{Amount, Db, DbError, OrderCalls, OrderFilter, OrderRecord, RateLimitCalls, RiskCalls, SignalCalls};
+use crate::env::pg::PgSettings;
 use crate::exchange::{Side, Trigger, TriggerDirection};
 use crate::telemetry::Telemetry;
 

@@ -41,8 +41,8 @@ pub fn config_for(dbname: &str) -> Config {
 }
 
 /// The daemon's connection settings for `dbname` on the test server.
-pub fn pg_settings(dbname: &str) -> botai_daemon::config::pg::PgSettings {
-    botai_daemon::config::pg::PgSettings {
+pub fn pg_settings(dbname: &str) -> botai_daemon::env::pg::PgSettings {
+    botai_daemon::env::pg::PgSettings {
         hosts: vec![env_or("PGHOST", "/var/run/postgresql")],
         ports: vec![env_or("PGPORT", "5555").parse().expect("PGPORT")],
         target_session_attrs: tokio_postgres::config::TargetSessionAttrs::ReadWrite,

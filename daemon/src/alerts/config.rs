@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::config::source::Source;
+use crate::env::Source;
 
 /// The original design's trigger names, and '*' for every alert (the
 /// mapping to rules is `botai.alert_triggers` in the extension).

@@ -32,9 +32,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::pg::PgSettings;
 use crate::db::outbox::{OutboxSql, OwedEvent};
 use crate::db::{self, Db};
+use crate::env::pg::PgSettings;
 use crate::telemetry::Telemetry;
 
 pub use config::AlertsConfig;
@@ -362,7 +362,7 @@ pub async fn deliver(
     telemetry: Arc<Telemetry>,
     stop: CancellationToken,
 ) {
-    let claimer = format!("{}:{}:{:08x}", crate::config::source::hostname(), std::process::id(), rand_u32());
+    let claimer = format!("{}:{}:{:08x}", crate::env::hostname(), std::process::id(), rand_u32());
     let wakes: Vec<Arc<Notify>> = channels.iter().map(|_| Arc::new(Notify::new())).collect();
     let mut tasks = tokio::task::JoinSet::new();
     {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::alerts::config::Secret;
-use crate::config::source::Source;
+use crate::env::Source;
 
 /// The HTTP API (api/): where it listens, its bearer token, and the bounds
 /// that keep it answering under a flood of connections.

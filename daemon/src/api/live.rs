@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::{status_doc, Api};
-use crate::config::pg::PgSettings;
 use crate::db::Db;
+use crate::env::pg::PgSettings;
 
 /// The channels whose notifications mean the dashboard changed.
 const CHANNELS: &[&str] = &["botai_alerts", "botai_heartbeats", "botai_trading_state", "botai_orders", "botai_signals"];

@@ -1,16 +1,14 @@
 //! Configuration, read once and validated before anything starts.
 //!
-//! Where values come from is [`source`] (the environment over `.env` over
-//! the config file over the defaults); how to reach PostgreSQL is [`pg`].
+//! Where values come from is [`crate::env`] (the environment over `.env`
+//! over the config file over the defaults; how to reach PostgreSQL is
+//! [`crate::env::pg`]), below every component.
 //! Each component's section sits beside its owner and reads its own
 //! variables — `ml/config.rs`, `market/config.rs`, `trading/config.rs`,
 //! `exchange/config.rs`, `api/config.rs`, `alerts/config.rs` — and
 //! [`Config`] gathers them, with the checks that span sections. Every value
 //! is parsed into its type, with an error that names the variable and says
 //! what was expected; secrets never appear in logs.
-
-pub mod pg;
-pub mod source;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,12 +17,12 @@ use anyhow::{bail, Result};
 
 use crate::alerts::config::AlertsConfig;
 use crate::api::config::ApiConfig;
+use crate::env::pg::PgSettings;
+use crate::env::Source;
 use crate::exchange::config::{BinanceConfig, BybitConfig, PaperConfig};
 use crate::market::config::MarketConfig;
 use crate::ml::config::MlConfig;
 use crate::trading::config::TradingConfig;
-use pg::PgSettings;
-use source::Source;
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -19,7 +19,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
 
-use crate::config::pg::PgSettings;
+use crate::env::pg::PgSettings;
 
 pub use batch::Batcher;
 pub use functions::{
@@ -68,7 +68,7 @@ impl DbError {
             anyhow::anyhow!(
                 "{self}\n  this is the operator's: make writes the botai_operator login to {} (OPERATOR_PGUSER, \
                  OPERATOR_PGPASSWORD), or connect (PGUSER) as a member of botai_operator",
-                crate::config::source::OPERATOR_ENV
+                crate::env::OPERATOR_ENV
             )
         } else {
             self.into()

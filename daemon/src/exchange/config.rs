@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use rust_decimal::Decimal;
 
 use super::Category;
-use crate::config::source::{limit, listen, Source};
+use crate::env::{limit, listen, Source};
 
 #[derive(Debug, Clone)]
 pub struct PaperConfig {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 
-use crate::config::source::{timestamp, Source};
+use crate::env::{timestamp, Source};
 
 #[derive(Debug, Clone)]
 pub struct MarketConfig {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::config::source::Source;
+use crate::env::Source;
 
 /// Where the ML model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -191,7 +191,7 @@ pub async fn run(cfg: Arc<Config>, market: Market, telemetry: Arc<Telemetry>, st
         SignalRule::CostAware { .. } => info!("signal rule: {}", rule.describe()),
         _ => warn!("signal rule: {}", rule.describe()),
     }
-    let instance = format!("{}:{}", crate::config::source::hostname(), std::process::id());
+    let instance = format!("{}:{}", crate::env::hostname(), std::process::id());
     loop {
         let Some(lease) = take_slot(&cfg, &instance, &stop).await? else {
             return Ok(());

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use rust_decimal::Decimal;
 
-use crate::config::source::{decimal_positive, Source};
+use crate::env::{decimal_positive, Source};
 
 /// How big an order is.
 #[derive(Debug, Clone, Copy, PartialEq)]

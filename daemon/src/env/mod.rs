@@ -1,4 +1,5 @@
 //! Where each setting comes from: the environment over the config file.
+//! A leaf below every component (it imports nothing of botai).
 //!
 //! Sources, strongest first: environment variables, the `.env` file (loaded
 //! into the environment without overriding what is set), the config file
@@ -15,6 +16,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
+
+pub mod pg;
 
 /// This machine's name, for instance and claimer ids.
 pub fn hostname() -> String {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tokio_postgres::config::TargetSessionAttrs;
 
-use super::source::Source;
+use super::Source;
 
 /// How to reach PostgreSQL: the libpq variables (`PGHOST`, `PGPORT`,
 /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`).
