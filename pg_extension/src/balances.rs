@@ -39,6 +39,21 @@ use crate::gucs;
 use crate::locks;
 use crate::statements::{reading, writing, Statement};
 
+// The SQL objects and documentation of this module, created once the Rust
+// functions they name exist.
+pgrx::extension_sql_file!(
+    "sql/balances.sql",
+    name = "balances_sql",
+    requires = [
+        botai_check_balance_availability,
+        botai_commit_reservation,
+        botai_release_reservation,
+        botai_reserve_balance,
+        botai_update_balance,
+        botai_update_balance_skew
+    ]
+);
+
 /// Longest reservation TTL accepted.
 const MAX_TTL_MICROS: i128 = 24 * 3600 * 1_000_000;
 

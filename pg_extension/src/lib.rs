@@ -28,6 +28,7 @@ mod workers;
 pgrx::pg_module_magic!();
 
 pgrx::extension_sql_file!("schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("sql/installation.sql", name = "installation", requires = [botai_build_id]);
 pgrx::extension_sql_file!("finalize.sql", name = "finalize", finalize);
 
 /// Which build of the extension this library is (version and a hash of its

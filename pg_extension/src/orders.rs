@@ -19,6 +19,14 @@ use crate::locks;
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::statements::{reading, writing, Statement};
 
+// The SQL objects and documentation of this module, created once the Rust
+// functions they name exist.
+pgrx::extension_sql_file!(
+    "sql/orders.sql",
+    name = "orders_sql",
+    requires = [botai_order_claim, botai_order_claim_for, botai_order_finish, botai_unhandled_signals]
+);
+
 /// Outcomes an engine records (`claimed` is the state before).
 const OUTCOMES: [&str; 5] = ["filled", "rejected", "failed", "skipped", "expired"];
 

@@ -33,6 +33,25 @@ use crate::gucs;
 use crate::locks;
 use crate::statements::{writing, Statement};
 
+// The SQL objects and documentation of this module, created once the Rust
+// functions they name exist.
+pgrx::extension_sql_file!(
+    "sql/risk.sql",
+    name = "risk_sql",
+    requires = [
+        botai_halt,
+        botai_mark_price,
+        botai_position_adopt,
+        botai_position_reconcile,
+        botai_reserve_order,
+        botai_resume,
+        botai_resume_acknowledging,
+        botai_send_done,
+        botai_send_permit,
+        botai_venue_trade
+    ]
+);
+
 /// The trading state in force (botai.trading_state): the operator's switch
 /// and every open, unacknowledged alert of a rule whose action halts.
 static STATE: Statement = Statement::new("risk.state", "SELECT mode, coalesce(reason, '') FROM botai.trading_state");

@@ -25,6 +25,14 @@ use crate::locks;
 use crate::shmem;
 use crate::statements::{writing, Statement};
 
+// The SQL objects and documentation of this module, created once the Rust
+// functions they name exist.
+pgrx::extension_sql_file!(
+    "sql/signals.sql",
+    name = "signals_sql",
+    requires = [botai_check_and_register_signal, botai_fingerprint, botai_register_signal, botai_signal_stats]
+);
+
 /// The verdict on one registration.
 pub struct Verdict {
     pub accepted: bool,

@@ -20,6 +20,21 @@ use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::locks::{self, WORKER_SLOT_NS};
 use crate::statements::{writing, Statement};
 
+// The SQL objects and documentation of this module, created once the Rust
+// functions they name exist.
+pgrx::extension_sql_file!(
+    "sql/workers.sql",
+    name = "workers_sql",
+    requires = [
+        botai_claim_task,
+        botai_complete_task,
+        botai_enqueue_task,
+        botai_register_worker,
+        botai_unregister_worker,
+        botai_worker_heartbeat
+    ]
+);
+
 /// Slots per worker type (the lock key is type_id * SLOTS_PER_TYPE + slot).
 const SLOTS_PER_TYPE: i32 = 1024;
 const WORKER_STATUSES: [&str; 4] = ["running", "idle", "busy", "error"];

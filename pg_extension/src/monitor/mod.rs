@@ -41,6 +41,24 @@ use serde_json::Value;
 use crate::error::{required, BotaiError, OrRaise, Result};
 use crate::statements::{writing, Statement};
 
+// The SQL objects and documentation of this module, created once the Rust
+// functions they name exist.
+pgrx::extension_sql_file!(
+    "../sql/monitor.sql",
+    name = "monitor_sql",
+    requires = [
+        botai_heartbeat,
+        botai_metrics,
+        botai_monitor_start,
+        botai_monitor_state,
+        botai_register_component,
+        botai_report_error,
+        botai_require_primary
+    ]
+);
+// Alert delivery: the outbox the daemons deliver alerts to people from.
+pgrx::extension_sql_file!("../sql/alerts.sql", name = "alerts_sql", requires = [botai_require_primary]);
+
 pub const COMPONENT_STATUSES: [&str; 4] = ["healthy", "degraded", "unhealthy", "stopped"];
 /// Longest error text kept; longer ones are cut (and say so).
 const MAX_ERROR_CHARS: usize = 4000;

@@ -58,6 +58,22 @@ pub use limits::init;
 use limits::*;
 pub use views::keys;
 
+// The SQL objects and documentation of this module, created once the Rust
+// functions they name exist.
+pgrx::extension_sql_file!(
+    "../sql/ratelimit.sql",
+    name = "ratelimit_sql",
+    requires = [
+        botai_rate_acquire,
+        botai_rate_book,
+        botai_rate_observe,
+        botai_rate_penalize,
+        botai_rate_stats,
+        botai_rate_try_acquire,
+        botai_rate_usage
+    ]
+);
+
 /// The endpoint whose limit covers every request of an exchange.
 const GLOBAL: &str = "global";
 /// A transaction older than this books from `clock - STALE_TRANSACTION_US`.
