@@ -39,3 +39,6 @@ SET ROLE botai_engine;
 SELECT botai_alert_channel('email', ARRAY[]::text[], false);
 UPDATE botai.alert_rules SET enabled = false WHERE rule = 'daily_loss';
 RESET ROLE;
+
+-- The views' columns, as a reader selects them.
+\d botai.alert_deliveries_status

@@ -36,3 +36,7 @@ SET ROLE botai_reader;
 SELECT botai_update_balance('golden', 'USDT', 1, 1, 0);
 SELECT asset, total, available, reserved, free FROM botai.balances_status WHERE exchange = 'golden';
 RESET ROLE;
+
+-- The views' columns, as a reader selects them.
+\d botai.balances_status
+\d botai.reservations_status

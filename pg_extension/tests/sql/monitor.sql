@@ -29,3 +29,7 @@ RESET ROLE;
 SET ROLE botai_operator;
 SELECT botai_monitor_start();
 RESET ROLE;
+
+-- The views' columns, as a reader selects them.
+\d botai.components_status
+\d botai.open_alerts

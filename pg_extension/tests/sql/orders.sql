@@ -43,3 +43,6 @@ SET ROLE botai_reader;
 SELECT botai_order_finish(:order_id, 'engine-a', 'failed');
 SELECT order_id, signal_id, side, status FROM botai.orders_status WHERE order_id = :order_id;
 RESET ROLE;
+
+-- The views' columns, as a reader selects them.
+\d botai.orders_status

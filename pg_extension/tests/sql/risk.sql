@@ -47,3 +47,9 @@ SET ROLE botai_reader;
 SELECT botai_mark_price('golden', 'BTCUSDT', 50000);
 SELECT exchange, symbol, max_position_notional, max_daily_loss FROM botai.risk_limits WHERE exchange = 'golden';
 RESET ROLE;
+
+-- The views' columns, as a reader selects them.
+\d botai.trading_state
+\d botai.pnl_today
+\d botai.pending_orders
+\d botai.positions_status

@@ -35,3 +35,6 @@ SET ROLE botai_reader;
 SELECT botai_register_worker('ml_manager');
 SELECT jsonb_object_keys(botai_worker_stats()) ORDER BY 1;
 RESET ROLE;
+
+-- The views' columns, as a reader selects them.
+\d botai.workers_status
