@@ -125,7 +125,7 @@ async fn main() -> Result<()> {
     let exchange: Arc<dyn Exchange> = Arc::new(botai_daemon::run::venues::paper(&cfg, replay));
     let stop = CancellationToken::new();
     let engine = tokio::spawn(botai_daemon::trading::engine::run(
-        cfg.clone(),
+        Arc::new(cfg.engine()),
         exchange,
         Arc::new(Telemetry::new()),
         stop.clone(),

@@ -153,8 +153,13 @@ pub async fn place(
         println!("trigger      waits at the venue until the last price {way} to {} (now {reference})", t.price);
     }
     let telemetry = Arc::new(Telemetry::new());
-    let engine =
-        tokio::spawn(crate::trading::engine::run_for(cfg.clone(), x, telemetry, stop.clone(), Some(signal_id)));
+    let engine = tokio::spawn(crate::trading::engine::run_for(
+        Arc::new(cfg.engine()),
+        x,
+        telemetry,
+        stop.clone(),
+        Some(signal_id),
+    ));
     let resting = price.is_some() || trigger.is_some();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(if resting { 10 } else { 90 });
     let record = loop {

@@ -20,9 +20,10 @@ use crate::api::config::ApiConfig;
 use crate::env::pg::PgSettings;
 use crate::env::Source;
 use crate::exchange::config::{BinanceConfig, BybitConfig, PaperConfig};
+use crate::exchange::Category;
 use crate::market::config::MarketConfig;
-use crate::ml::config::MlConfig;
-use crate::trading::config::TradingConfig;
+use crate::ml::config::{ManagerSettings, MlConfig};
+use crate::trading::config::{EngineSettings, TradingConfig};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -87,5 +88,31 @@ impl Config {
     /// How often workers and components beat: a quarter of the timeout.
     pub fn heartbeat_every(&self) -> Duration {
         (self.worker_heartbeat_timeout / 4).max(Duration::from_millis(250))
+    }
+
+    /// The ML manager's settings.
+    pub fn ml_manager(&self) -> ManagerSettings {
+        ManagerSettings {
+            pg: self.pg.clone(),
+            ml: self.ml.clone(),
+            exchange: self.trading.exchange.clone(),
+            signal_dedup_window: self.signal_dedup_window,
+            heartbeat_every: self.heartbeat_every(),
+        }
+    }
+
+    /// The trading engine's settings.
+    pub fn engine(&self) -> EngineSettings {
+        EngineSettings {
+            pg: self.pg.clone(),
+            trading: self.trading.clone(),
+            symbol: self.market.symbol.clone(),
+            shorts: match self.trading.exchange.as_str() {
+                "binance" => true,
+                "bybit" => self.bybit.category == Category::Linear,
+                _ => false,
+            },
+            heartbeat_every: self.heartbeat_every(),
+        }
     }
 }

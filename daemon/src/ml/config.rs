@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::env::pg::PgSettings;
 use crate::env::Source;
 
 /// Where the ML model runs.
@@ -85,4 +86,18 @@ impl MlConfig {
         botai_core::names::name("STRATEGY", &ml.strategy).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(ml)
     }
+}
+
+/// What the ML manager runs with: its section and the few shared settings
+/// it needs (built by `Config::ml_manager`).
+#[derive(Debug, Clone)]
+pub struct ManagerSettings {
+    pub pg: PgSettings,
+    pub ml: MlConfig,
+    /// The exchange its signals are for (EXCHANGE).
+    pub exchange: String,
+    /// SIGNAL_DEDUP_WINDOW: the cooldown a signal document asks for.
+    pub signal_dedup_window: Duration,
+    /// How often it beats (a quarter of WORKER_HEARTBEAT_TIMEOUT).
+    pub heartbeat_every: Duration,
 }

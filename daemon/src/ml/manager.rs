@@ -30,11 +30,10 @@ use tracing::{info, warn};
 use super::contract::Manifest;
 use super::features::{FeatureError, FeatureWindow};
 use super::model::{self, Device, ModelError, ModelOptions, Prediction, SignalModel};
-use crate::config::Config;
 use crate::db::{Db, MonitorCalls, RiskCalls, SignalCalls, WorkerCalls};
 use crate::market::replay::window_is_contiguous;
 use crate::market::{hourly_volatility, Market};
-use crate::ml::config::{MlConfig, MlDevice};
+use crate::ml::config::{ManagerSettings, MlConfig, MlDevice};
 use crate::telemetry::Telemetry;
 
 const WORKER_TYPE: &str = "ml_manager";
@@ -43,7 +42,7 @@ const STANDBY_COMPONENT: &str = "ml_manager:standby";
 const TAKEOVER_RETRY: Duration = Duration::from_millis(50);
 
 /// Loads ONNX Runtime and the model, refusing clearly when either is wrong.
-pub fn load_model(cfg: &Config) -> Result<SignalModel> {
+pub fn load_model(cfg: &ManagerSettings) -> Result<SignalModel> {
     model::init_runtime(&cfg.ml.ort_dylib)?;
     let device = match cfg.ml.device {
         MlDevice::Cpu => Device::Cpu,
@@ -178,7 +177,12 @@ struct Lease {
 }
 
 /// Runs the ML manager until `stop` is cancelled or the replay ends.
-pub async fn run(cfg: Arc<Config>, market: Market, telemetry: Arc<Telemetry>, stop: CancellationToken) -> Result<()> {
+pub async fn run(
+    cfg: Arc<ManagerSettings>,
+    market: Market,
+    telemetry: Arc<Telemetry>,
+    stop: CancellationToken,
+) -> Result<()> {
     let mut model = load_model(&cfg)?;
     let rule = SignalRule::new(model.manifest(), &cfg.ml);
     let manifest = model.manifest();
@@ -219,9 +223,9 @@ pub async fn run(cfg: Arc<Config>, market: Market, telemetry: Arc<Telemetry>, st
 }
 
 /// Waits (as a standby, heartbeating) until this process holds the slot.
-async fn take_slot(cfg: &Config, instance: &str, stop: &CancellationToken) -> Result<Option<Lease>> {
+async fn take_slot(cfg: &ManagerSettings, instance: &str, stop: &CancellationToken) -> Result<Option<Lease>> {
     let mut announced_standby = false;
-    let mut last_beat = tokio::time::Instant::now() - cfg.heartbeat_every();
+    let mut last_beat = tokio::time::Instant::now() - cfg.heartbeat_every;
     loop {
         let db = match Db::connect(&cfg.pg, "botai ml_manager").await {
             Ok(db) => db,
@@ -270,7 +274,7 @@ async fn take_slot(cfg: &Config, instance: &str, stop: &CancellationToken) -> Re
                         .await?;
                         announced_standby = true;
                     }
-                    if last_beat.elapsed() >= cfg.heartbeat_every() {
+                    if last_beat.elapsed() >= cfg.heartbeat_every {
                         db.heartbeat(STANDBY_COMPONENT, "healthy", 0, None).await?;
                         last_beat = tokio::time::Instant::now();
                     }
@@ -296,7 +300,7 @@ enum Finished {
 }
 
 async fn act(
-    cfg: &Config,
+    cfg: &ManagerSettings,
     market: &Market,
     telemetry: &Telemetry,
     model: &mut SignalModel,
@@ -306,7 +310,7 @@ async fn act(
 ) -> Result<Finished> {
     let mut feed = market.feed();
     let strategy = market.strategy(&cfg.ml.strategy);
-    let mut beat = tokio::time::interval(cfg.heartbeat_every());
+    let mut beat = tokio::time::interval(cfg.heartbeat_every);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_bar: Option<DateTime<Utc>> = None;
     let mut handled = 0u64;
@@ -374,7 +378,7 @@ async fn until_settled(lease: &Lease, signal_ids: &[i64]) -> Result<()> {
 /// (the shipped data has one). Returns the ids of the signals accepted.
 #[allow(clippy::too_many_arguments)]
 async fn on_bar(
-    cfg: &Config,
+    cfg: &ManagerSettings,
     symbol: &str,
     strategy: &str,
     telemetry: &Telemetry,
@@ -476,7 +480,7 @@ const EXIT_AGAIN_AFTER: TimeDelta = TimeDelta::minutes(5);
 /// is left alone. Read from the position book and botai.signals, so a
 /// standby that takes over knows as much as the manager before it.
 async fn exit_for(
-    cfg: &Config,
+    cfg: &ManagerSettings,
     manifest: &Manifest,
     lease: &Lease,
     strategy: &str,
@@ -484,7 +488,7 @@ async fn exit_for(
     close: f64,
     bar_close: DateTime<Utc>,
 ) -> Result<Option<(&'static str, &'static str)>> {
-    let Some((qty, avg_entry)) = lease.db.position(&cfg.trading.exchange, symbol).await? else {
+    let Some((qty, avg_entry)) = lease.db.position(&cfg.exchange, symbol).await? else {
         return Ok(None);
     };
     // What is left after a spot position was sold down to the venue's step
@@ -519,13 +523,13 @@ async fn exit_for(
 
 /// How long a position is held after its last signal: `HOLD_FOR`, else the
 /// model's trade horizon.
-pub fn hold_for(cfg: &Config, manifest: &Manifest) -> Duration {
+pub fn hold_for(cfg: &ManagerSettings, manifest: &Manifest) -> Duration {
     cfg.ml.hold_for.unwrap_or(Duration::from_secs(u64::from(manifest.trade_horizon) * 60))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn signal_document(
-    cfg: &Config,
+    cfg: &ManagerSettings,
     manifest: &Manifest,
     strategy: &str,
     lease: &Lease,
@@ -543,7 +547,7 @@ fn signal_document(
         "strategy": strategy,
         "timestamp": bar_close.to_rfc3339(),
         "signal_strength": strength,
-        "exchange": cfg.trading.exchange,
+        "exchange": cfg.exchange,
         "price": close,
         "bar_time": bar_open.to_rfc3339(),
         "model": manifest.name,

@@ -189,12 +189,13 @@ pub async fn run(cfg: Arc<Config>, mode: Mode) -> Result<()> {
     let ml_stop = stop.child_token();
     let mut ml_task = None;
     if matches!(mode, Mode::All | Mode::Ml) {
-        let (c, r, t, s) = (cfg.clone(), market.clone().expect("market data"), telemetry.clone(), ml_stop.clone());
+        let (c, r, t, s) =
+            (Arc::new(cfg.ml_manager()), market.clone().expect("market data"), telemetry.clone(), ml_stop.clone());
         ml_task = Some(tokio::spawn(ml::manager::run(c, r, t, s)));
     }
     let engine_stop = stop.child_token();
     if let Some(x) = exchange.clone() {
-        let (c, t, s) = (cfg.clone(), telemetry.clone(), engine_stop.clone());
+        let (c, t, s) = (Arc::new(cfg.engine()), telemetry.clone(), engine_stop.clone());
         tasks.spawn(async move { ("trading engine", trading::engine::run(c, x, t, s).await) });
     }
     if matches!(mode, Mode::All | Mode::Api) {

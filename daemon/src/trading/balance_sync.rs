@@ -15,9 +15,9 @@ use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::Config;
 use crate::db::{self, BalanceCalls};
 use crate::exchange::{Exchange, Wallet};
+use crate::trading::config::EngineSettings;
 
 #[derive(Default)]
 pub struct Snapshot {
@@ -70,7 +70,7 @@ pub async fn sync_once(exchange: &dyn Exchange, pool: &Pool, snapshot: &Snapshot
 /// `now` is notified (a fill changed what the account holds: the coins a
 /// BUY bought are botai's to sell only once a snapshot shows them).
 pub async fn run(
-    cfg: Arc<Config>,
+    cfg: Arc<EngineSettings>,
     exchange: Arc<dyn Exchange>,
     pool: Pool,
     snapshot: Arc<Snapshot>,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use rust_decimal::Decimal;
 
+use crate::env::pg::PgSettings;
 use crate::env::{decimal_positive, Source};
 
 /// How big an order is.
@@ -100,4 +101,19 @@ impl TradingConfig {
         }
         Ok(trading)
     }
+}
+
+/// What the trading engine runs with: its section and the few shared
+/// settings it needs (built by `Config::engine`).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub pg: PgSettings,
+    pub trading: TradingConfig,
+    /// The symbol it trades (SYMBOL).
+    pub symbol: String,
+    /// Whether a SELL may open a short (a perpetual venue: Binance USDⓈ-M,
+    /// Bybit linear), rather than only sell base coins held.
+    pub shorts: bool,
+    /// How often it beats (a quarter of WORKER_HEARTBEAT_TIMEOUT).
+    pub heartbeat_every: Duration,
 }

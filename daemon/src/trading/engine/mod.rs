@@ -48,7 +48,6 @@ use uuid::Uuid;
 use super::balance_sync::{self, Snapshot};
 use super::fault::Step;
 use super::sizing;
-use crate::config::Config;
 use crate::db::{
     self, BalanceCalls, Batcher, Claim, ClaimedOrder, Db, MonitorCalls, OrderCalls, OrderFilter, OrderReservation,
     RateLimitCalls, Reserved, RiskCalls, Settlement, SignalCalls, WorkerCalls,
@@ -58,6 +57,7 @@ use crate::exchange::{
     Trigger, TriggerDirection,
 };
 use crate::telemetry::{Reason, Telemetry};
+use crate::trading::config::EngineSettings;
 
 mod follow;
 mod order_flow;
@@ -105,7 +105,7 @@ impl std::fmt::Display for UnknownOutcome {
 impl std::error::Error for UnknownOutcome {}
 
 pub struct Engine {
-    cfg: Arc<Config>,
+    cfg: Arc<EngineSettings>,
     exchange: Arc<dyn Exchange>,
     pool: Pool,
     /// Claims, bookings with reservations, and settlements of concurrent
@@ -138,7 +138,7 @@ pub struct Engine {
 
 /// Runs an engine until `stop`; returns after in-flight orders settled.
 pub async fn run(
-    cfg: Arc<Config>,
+    cfg: Arc<EngineSettings>,
     exchange: Arc<dyn Exchange>,
     telemetry: Arc<Telemetry>,
     stop: CancellationToken,
@@ -172,7 +172,7 @@ pub async fn run(
 /// An engine for one signal only (`botai order`): the same claim, booking,
 /// reservation, client order id and record, and nothing else traded.
 pub async fn run_for(
-    cfg: Arc<Config>,
+    cfg: Arc<EngineSettings>,
     exchange: Arc<dyn Exchange>,
     telemetry: Arc<Telemetry>,
     stop: CancellationToken,
@@ -191,7 +191,7 @@ pub async fn run_for(
     limits::sync_db_clock(&lock).await?;
     let mut notifications = lock.take_notifications();
     let pool = db::pool(&cfg.pg, "botai trading_engine", POOL_SIZE)?;
-    let instrument = exchange.instrument(&cfg.market.symbol).await.context("instrument rules from the exchange")?;
+    let instrument = exchange.instrument(&cfg.symbol).await.context("instrument rules from the exchange")?;
     let snapshot = Arc::new(Snapshot::default());
     // Reservations need a snapshot: no trading before the first sync. An
     // exchange or database that is briefly away delays the start, logged.
@@ -274,11 +274,7 @@ pub async fn run_for(
         telemetry,
         gate,
         snapshot: snapshot.clone(),
-        shorts: match cfg.trading.exchange.as_str() {
-            "binance" => true,
-            "bybit" => cfg.bybit.category == crate::exchange::Category::Linear,
-            _ => false,
-        },
+        shorts: cfg.shorts,
         instrument,
         component: component.clone(),
         in_flight: Mutex::new(HashSet::new()),
@@ -323,7 +319,7 @@ pub async fn run_for(
         engine.filled.clone(),
         sync_stop.clone(),
     ));
-    let mut beat = tokio::time::interval(cfg.heartbeat_every());
+    let mut beat = tokio::time::interval(cfg.heartbeat_every);
     let catch_up_stop = stop.child_token();
     let catch_up = match only {
         None => tokio::spawn(engine.clone().catch_up(permits.clone(), catch_up_stop.clone())),
