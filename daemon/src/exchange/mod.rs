@@ -2,7 +2,7 @@
 //! laid out by venue and by layer:
 //!
 //! - `bybit/`, `binance/`: each venue's REST client, its messages typed once
-//!   (`models.rs`: the venue's field names and enums, spelled once) and its
+//!   (`models/`: the venue's field names and enums, spelled once) and its
 //!   private stream;
 //! - `sim/`: the simulated venue, the in-process paper exchange on it, and
 //!   the exchange double that serves it over HTTP in each venue's dialect,

@@ -1,5 +1,5 @@
 //! Binance USDⓈ-M futures: the REST client (client.rs), the venue's
-//! messages typed once (models.rs, shared with the exchange double), and the
+//! messages typed once (models/, shared with the exchange double), and the
 //! user data stream (stream.rs).
 
 mod client;

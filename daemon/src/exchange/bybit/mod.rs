@@ -1,5 +1,5 @@
 //! Bybit V5: the REST client (client.rs), the venue's messages typed once
-//! (models.rs, shared with the exchange double) and what they mean for
+//! (models/, shared with the exchange double) and what they mean for
 //! botai (parse.rs), the private stream
 //! (stream.rs) and the public market data (market.rs).
 

@@ -1,7 +1,7 @@
 //! Bybit V5's answers read into botai's terms: orders, wallets (the
 //! account's own funds, never borrowed money), instruments, positions at
 //! the venue's entry price, an API key's rights and the limit headers.
-//! The models (models.rs) say what the venue sends; this says what it
+//! The models (models/) say what the venue sends; this says what it
 //! means for botai.
 
 use chrono::{DateTime, TimeZone, Utc};

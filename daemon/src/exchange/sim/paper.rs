@@ -1,5 +1,5 @@
 //! The paper exchange in-process: `Exchange` straight on the simulated venue
-//! (venue.rs), spot, with the venue's limits and refusals in Bybit's codes
+//! (venue/), spot, with the venue's limits and refusals in Bybit's codes
 //! (10006 "Too many visits!", 110007 insufficient balance, 110072 duplicate
 //! client order id). `make run` trades on it by default; the double
 //! (double/) serves the same venue over HTTP for engines in other processes

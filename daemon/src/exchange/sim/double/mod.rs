@@ -1,5 +1,5 @@
-//! The exchange double: the simulated venue (venue.rs) served over HTTP in
-//! the venues' own dialects — Bybit V5 under `/v5/` (bybit.rs, and its
+//! The exchange double: the simulated venue (venue/) served over HTTP in
+//! the venues' own dialects — Bybit V5 under `/v5/` (bybit/, and its
 //! private WebSocket stream at `/v5/private`, bybit_ws.rs, its klines over
 //! REST and the public stream `/v5/public/{category}`, bybit_public.rs) and Binance
 //! USDⓈ-M under `/fapi/` (binance.rs, and its user data stream at
