@@ -53,7 +53,7 @@ test: cluster daemon onnxruntime test-python ## every test, against the real ser
 	$(TEST_ENV) cargo test --release --workspace --exclude botai -- --nocapture 2>&1 | tee -a target/test.log
 	$(TEST_ENV) scripts/test-python-client.sh 2>&1 | tee -a target/test.log
 
-# The failover drills of tests/failover.rs: make test runs the two on a pair
+# The failover drills of tests/failover/: make test runs the two on a pair
 # of clusters promoted by hand; this adds the one under Patroni and etcd.
 test-failover: cluster daemon onnxruntime ## failover drills, Patroni's included (installs patroni and etcd-server; not part of make test)
 	scripts/deps.sh patroni etcd-server

@@ -267,7 +267,7 @@ async fn commit_holds_until_a_snapshot_newer_than_the_commit() {
     let db = connect().await;
     let (x, asset) = (unique("bx"), "USDT");
     // Snapshots 10 ms after the commit: no allowance for clock skew here
-    // (tests/hostile.rs checks the allowance).
+    // (tests/hostile/transactions.rs checks the allowance).
     db.batch_execute("SET botai.balance_safety_margin = 0; SET botai.balance_clock_skew = 0").await.unwrap();
     db.execute("SELECT botai_update_balance($1, 'usdt', 1000, 1000, 0, now() - interval '1 minute')", &[&x])
         .await

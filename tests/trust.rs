@@ -3,7 +3,7 @@
 //! API — each tried the way an attacker or a careless operator would, with
 //! real sessions, real roles, the real daemon and HTTP. (The roles of each
 //! component are in roles.rs; the kill switch's and the position book's
-//! holes in risk.rs; alert backlogs in alerts.rs.)
+//! holes in risk/; alert backlogs in alerts/.)
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

@@ -234,14 +234,14 @@ impl Cli {
                 let _logs = crate::logging::init(&cfg.log_dir)?;
                 let listen = cfg.paper.listen.context("PAPER_LISTEN is off: nothing to serve")?;
                 let replay = crate::market::replay::Replay::load(&cfg.market, crate::ml::features::RAW_BARS)?;
-                let venue = Arc::new(crate::exchange::sim::venue::Venue::new(
-                    crate::exchange::sim::venue::VenueSettings::from_config(&cfg.paper),
+                let venue = Arc::new(crate::sim::venue::Venue::new(
+                    crate::sim::venue::VenueSettings::from_config(&cfg.paper),
                     &cfg.market.symbol,
                     &cfg.trading.base,
                     &cfg.trading.quote,
                     replay,
                 ));
-                crate::exchange::sim::double::serve(venue, listen, crate::run::shutdown_signal()).await
+                crate::sim::double::serve(venue, listen, crate::run::shutdown_signal()).await
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod ml;
 pub mod operator;
 pub mod report;
 pub mod run;
+pub mod sim;
 pub mod status;
 pub mod systemd;
 pub mod telemetry;

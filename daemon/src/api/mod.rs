@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::api::config::ApiConfig;
 use crate::db::dashboard::DashboardSql;
 use crate::db::{self, MonitorCalls};
-use crate::exchange::sim::paper::PaperExchange;
 use crate::market::replay::Replay;
+use crate::sim::paper::PaperExchange;
 use crate::telemetry::Telemetry;
 
 /// What the API shows of this process.

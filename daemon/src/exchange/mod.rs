@@ -22,11 +22,10 @@ pub mod clock;
 pub mod config;
 pub mod figure;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod limits;
 pub mod rest;
 pub mod sign;
-pub mod sim;
 pub mod stream;
 
 use std::time::Duration;

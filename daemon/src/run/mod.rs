@@ -26,12 +26,12 @@ use crate::alerts;
 use crate::api::{self, Api, RunState};
 use crate::config::Config;
 use crate::db::{self, Db, SignalCalls};
-use crate::exchange::sim::double;
-use crate::exchange::sim::paper::PaperExchange;
 use crate::exchange::Exchange;
 use crate::market::live::{LiveMarket, LiveSettings};
 use crate::market::replay::Replay;
 use crate::market::Market;
+use crate::sim::double;
+use crate::sim::paper::PaperExchange;
 use crate::telemetry::Telemetry;
 use crate::{ml, report, trading};
 

@@ -13,10 +13,10 @@ use crate::config::Config;
 use crate::exchange::binance::{BinanceClient, BinanceSettings};
 use crate::exchange::bybit::{BybitClient, BybitSettings};
 use crate::exchange::limits::{SharedLimits, Unlimited, VenueLimits};
-use crate::exchange::sim::paper::PaperExchange;
-use crate::exchange::sim::venue::{Venue, VenueSettings};
 use crate::exchange::{Category, Exchange};
 use crate::market::replay::PriceSource;
+use crate::sim::paper::PaperExchange;
+use crate::sim::venue::{Venue, VenueSettings};
 
 /// The adapter of the configured venue, for a command (in `botai run` the
 /// paper exchange is in-process: [`paper`]).
