@@ -206,20 +206,14 @@ async fn forged_signal_notifications_are_dropped_once_and_counted() {
     let t = TestDatabase::migrated(&[("botai.monitor_interval", "1")]).await;
     let db = t.connect().await;
     let port = free_port();
-    let paper = free_port();
-    let env = vec![
-        ("PAPER_LISTEN", format!("127.0.0.1:{paper}")),
-        ("REPLAY_FROM", "2022-01-10T00:00:00Z".into()),
-        ("REPLAY_TO", "2022-01-10T12:00:00Z".into()),
-    ];
-    let exchange = Daemon::start("trust-paper", &t.name, &["paper-exchange"], &env);
-    exchange.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
+    let env = vec![("REPLAY_FROM", "2022-01-10T00:00:00Z".into()), ("REPLAY_TO", "2022-01-10T12:00:00Z".into())];
+    let (_exchange, paper) = Daemon::double("trust-paper", &t.name, &env).await;
     let engine = Daemon::start(
         "trust-engine",
         &t.name,
         &["run", "--mode=core"],
         &[
-            ("PAPER_EXCHANGE_URL", format!("http://127.0.0.1:{paper}")),
+            ("PAPER_EXCHANGE_URL", paper.clone()),
             ("API_LISTEN", format!("127.0.0.1:{port}")),
             ("ENGINE_ID", "trust-engine".into()),
         ],

@@ -352,6 +352,24 @@ impl Daemon {
         Daemon { child, log, name: name.to_owned() }
     }
 
+    /// The exchange double (`botai paper-exchange`: the simulated venue in
+    /// Bybit's and Binance's dialects) as its own process on a free port,
+    /// with `env` (everything but PAPER_LISTEN), serving when this returns:
+    /// (the process, its URL — PAPER_EXCHANGE_URL for engines).
+    pub async fn double(name: &str, database: &str, env: &[(&str, String)]) -> (Daemon, String) {
+        let double = Daemon::double_starting(name, database, env);
+        double.0.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
+        double
+    }
+
+    /// `double`, without waiting for it to serve.
+    pub fn double_starting(name: &str, database: &str, env: &[(&str, String)]) -> (Daemon, String) {
+        let port = free_port();
+        let mut env: Vec<(&str, String)> = env.iter().filter(|(k, _)| *k != "PAPER_LISTEN").cloned().collect();
+        env.push(("PAPER_LISTEN", format!("127.0.0.1:{port}")));
+        (Daemon::start(name, database, &["paper-exchange"], &env), format!("http://127.0.0.1:{port}"))
+    }
+
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use botai_tests::{free_port, os_user, Daemon};
+use botai_tests::{os_user, Daemon};
 use chrono::Utc;
 use serde_json::Value;
 use tokio_postgres::config::TargetSessionAttrs;
@@ -167,8 +167,6 @@ pub(crate) async fn failover_drill(tag: &str, servers: &mut dyn Servers) -> Outc
     // Funds for the test's reservations; the engine syncs its own.
     admin.batch_execute("SELECT botai_update_balance('failover-load', 'USDT', 1000000, 1000000, 0)").await.unwrap();
 
-    let port = free_port();
-    let exchange_url = format!("http://127.0.0.1:{port}");
     let mut env = servers.daemon_env();
     env.extend([
         ("REPLAY_FROM", "2022-01-10T00:00:00Z".to_owned()),
@@ -185,10 +183,7 @@ pub(crate) async fn failover_drill(tag: &str, servers: &mut dyn Servers) -> Outc
         ("WORKER_HEARTBEAT_TIMEOUT", "4".into()),
         ("PAPER_INITIAL_BALANCE", "USDT=1000000".into()),
     ]);
-    let mut exchange_env = env.clone();
-    exchange_env.push(("PAPER_LISTEN", format!("127.0.0.1:{port}")));
-    let exchange = Daemon::start(&format!("{tag}-paper"), DATABASE, &["paper-exchange"], &exchange_env);
-    exchange.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
+    let (_exchange, exchange_url) = Daemon::double(&format!("{tag}-paper"), DATABASE, &env).await;
     env.push(("PAPER_EXCHANGE_URL", exchange_url.clone()));
     let ml = Daemon::start(&format!("{tag}-ml"), DATABASE, &["run", "--mode=ml"], &env);
     let mut engine_env = env.clone();

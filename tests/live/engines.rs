@@ -24,8 +24,6 @@ struct Run {
 /// cancels `ccxt_rate` times a second on the same key.
 async fn run(venue: &str, speed: u32, ccxt_rate: f64) -> Run {
     let db = TestDatabase::migrated(&[]).await;
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let replay: Vec<(&str, String)> = vec![
         ("REPLAY_FROM", "2022-01-10T06:00:00Z".into()),
         ("REPLAY_TO", "2022-01-10T12:00:00Z".into()),
@@ -44,7 +42,6 @@ async fn run(venue: &str, speed: u32, ccxt_rate: f64) -> Run {
     ];
     let mut double_env = replay.clone();
     double_env.extend([
-        ("PAPER_LISTEN", format!("127.0.0.1:{port}")),
         ("PAPER_API_KEY", KEY.to_owned()),
         ("PAPER_API_SECRET", SECRET.to_owned()),
         ("PAPER_FILL_DELAY", "0.2".to_owned()),
@@ -52,8 +49,7 @@ async fn run(venue: &str, speed: u32, ccxt_rate: f64) -> Run {
         ("PAPER_ORDER_LIMIT", "10/1s".to_owned()),
         ("PAPER_GLOBAL_LIMIT", "600/5s".to_owned()),
     ]);
-    let double = Daemon::start("double", &db.name, &["paper-exchange"], &double_env);
-    double.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
+    let (_double, url) = Daemon::double("double", &db.name, &double_env).await;
     let mut engine_env = replay.clone();
     if venue == "bybit" {
         engine_env.extend([

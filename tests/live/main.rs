@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use botai_tests::{free_port, Daemon};
+use botai_tests::Daemon;
 use serde_json::Value;
 mod engines;
 mod market_data;
@@ -30,17 +30,13 @@ fn botai(db: &str, env: &[(&str, String)], args: &[&str]) -> (bool, String) {
 
 /// The double for one test, as its own process: (process, its URL).
 async fn start_double(db: &str, extra: &[(&str, String)]) -> (Daemon, String) {
-    let port = free_port();
     let mut env = vec![
-        ("PAPER_LISTEN", format!("127.0.0.1:{port}")),
         ("PAPER_API_KEY", KEY.to_owned()),
         ("PAPER_API_SECRET", SECRET.to_owned()),
         ("PAPER_FILL_DELAY", "0.1".to_owned()),
     ];
     env.extend(extra.iter().cloned());
-    let double = Daemon::start("double", db, &["paper-exchange"], &env);
-    double.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
-    (double, format!("http://127.0.0.1:{port}"))
+    Daemon::double("double", db, &env).await
 }
 
 /// Sets the double's account up as a venue could have it (venue::AccountSetup).

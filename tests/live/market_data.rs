@@ -13,8 +13,6 @@ use super::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn the_ml_manager_on_live_bybit_klines_signals_as_on_the_replay() {
     let (live_db, replay_db) = (TestDatabase::migrated(&[]).await, TestDatabase::migrated(&[]).await);
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let epoch = Utc::now() + chrono::Duration::seconds(6);
     let replay: Vec<(&str, String)> = vec![
         ("REPLAY_FROM", "2022-01-11T00:00:00Z".into()),
@@ -25,10 +23,8 @@ async fn the_ml_manager_on_live_bybit_klines_signals_as_on_the_replay() {
         // The same signals on both feeds is under test: a threshold they pass.
         ("SIGNAL_THRESHOLD", "0.0004".into()),
     ];
-    let mut double_env = replay.clone();
-    double_env.push(("PAPER_LISTEN", format!("127.0.0.1:{port}")));
-    let double = Daemon::start("double", &live_db.name, &["paper-exchange"], &double_env);
-    double.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
+    let double_env = replay.clone();
+    let (_double, url) = Daemon::double("double", &live_db.name, &double_env).await;
     let mut live_env = replay.clone();
     live_env.extend([
         ("MARKET_DATA", "bybit".to_owned()),

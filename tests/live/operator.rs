@@ -8,14 +8,12 @@ use super::*;
 async fn an_operator_checks_the_key_and_trades_by_hand_through_botai() {
     let db = TestDatabase::migrated(&[]).await;
     let start_double = |withdraw: bool| {
-        let port = free_port();
         let env = vec![
-            ("PAPER_LISTEN", format!("127.0.0.1:{port}")),
             ("PAPER_API_KEY", KEY.to_owned()),
             ("PAPER_API_SECRET", SECRET.to_owned()),
             ("PAPER_KEY_CAN_WITHDRAW", withdraw.to_string()),
         ];
-        (Daemon::start("double", &db.name, &["paper-exchange"], &env), format!("http://127.0.0.1:{port}"))
+        Daemon::double_starting("double", &db.name, &env)
     };
     let (double, url) = start_double(false);
     double.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;

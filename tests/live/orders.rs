@@ -14,8 +14,6 @@ use super::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn an_order_whose_answer_was_lost_is_looked_up_not_expired_however_old() {
     let db = TestDatabase::migrated(&[]).await;
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let replay: Vec<(&str, String)> = vec![
         ("REPLAY_FROM", "2022-01-10T06:00:00Z".into()),
         ("REPLAY_SPEED", "60".into()),
@@ -23,13 +21,8 @@ async fn an_order_whose_answer_was_lost_is_looked_up_not_expired_however_old() {
         ("ORDER_SIZE", "notional:100".into()),
     ];
     let mut double_env = replay.clone();
-    double_env.extend([
-        ("PAPER_LISTEN", format!("127.0.0.1:{port}")),
-        ("PAPER_API_KEY", KEY.to_owned()),
-        ("PAPER_API_SECRET", SECRET.to_owned()),
-    ]);
-    let double = Daemon::start("double", &db.name, &["paper-exchange"], &double_env);
-    double.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
+    double_env.extend([("PAPER_API_KEY", KEY.to_owned()), ("PAPER_API_SECRET", SECRET.to_owned())]);
+    let (_double, url) = Daemon::double("double", &db.name, &double_env).await;
     let mut env = replay.clone();
     env.extend([
         ("EXCHANGE", "bybit".to_owned()),
@@ -88,8 +81,6 @@ async fn an_order_whose_answer_was_lost_is_looked_up_not_expired_however_old() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_order_unknown_past_its_alert_time_is_critical_and_keeps_its_funds_held() {
     let db = TestDatabase::migrated(&[]).await;
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let replay: Vec<(&str, String)> = vec![
         ("REPLAY_FROM", "2022-01-10T06:00:00Z".into()),
         ("REPLAY_SPEED", "60".into()),
@@ -97,13 +88,8 @@ async fn an_order_unknown_past_its_alert_time_is_critical_and_keeps_its_funds_he
         ("UNKNOWN_ORDER_ALERT", "3".into()),
     ];
     let mut double_env = replay.clone();
-    double_env.extend([
-        ("PAPER_LISTEN", format!("127.0.0.1:{port}")),
-        ("PAPER_API_KEY", KEY.to_owned()),
-        ("PAPER_API_SECRET", SECRET.to_owned()),
-    ]);
-    let double = Daemon::start("double", &db.name, &["paper-exchange"], &double_env);
-    double.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
+    double_env.extend([("PAPER_API_KEY", KEY.to_owned()), ("PAPER_API_SECRET", SECRET.to_owned())]);
+    let (_double, url) = Daemon::double("double", &db.name, &double_env).await;
     let mut env = replay.clone();
     env.extend([
         ("EXCHANGE", "bybit".to_owned()),

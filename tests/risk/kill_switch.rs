@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use botai_tests::{expect_sqlstate, free_port, Daemon};
+use botai_tests::{expect_sqlstate, Daemon};
 use serde_json::Value;
 
 use super::*;
@@ -94,18 +94,13 @@ struct Venue {
 impl Venue {
     async fn start() -> Venue {
         let db = TestDatabase::migrated(&[]).await;
-        let port = free_port();
-        let env = vec![
-            ("PAPER_LISTEN", format!("127.0.0.1:{port}")),
+        let mut env = vec![
             ("REPLAY_FROM", "2022-01-10T00:00:00Z".into()),
             ("REPLAY_TO", "2022-01-10T12:00:00Z".into()),
             ("BALANCE_UPDATE_INTERVAL", "2".into()),
             ("MAX_SIGNAL_AGE", "600".into()),
         ];
-        let exchange = Daemon::start("paper", &db.name, &["paper-exchange"], &env);
-        exchange.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
-        let url = format!("http://127.0.0.1:{port}");
-        let mut env: Vec<_> = env.into_iter().filter(|(k, _)| *k != "PAPER_LISTEN").collect();
+        let (exchange, url) = Daemon::double("paper", &db.name, &env).await;
         env.push(("PAPER_EXCHANGE_URL", url.clone()));
         Venue { db, _exchange: exchange, url, env }
     }

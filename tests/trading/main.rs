@@ -78,16 +78,11 @@ impl Venue {
     /// With `extra` settings for every process (the exchange's too).
     async fn start_with(speed: u32, extra: &[(&'static str, &str)]) -> Venue {
         let db = TestDatabase::migrated(&[]).await;
-        let port = free_port();
         let mut env = short_replay(speed);
         env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         env.push(("REPLAY_EPOCH", (Utc::now() + chrono::Duration::seconds(4)).to_rfc3339()));
         env.push(("MAX_SIGNAL_AGE", "600".into()));
-        let mut exchange_env = env.clone();
-        exchange_env.push(("PAPER_LISTEN", format!("127.0.0.1:{port}")));
-        let exchange = Daemon::start("paper", &db.name, &["paper-exchange"], &exchange_env);
-        exchange.wait_for_output("paper exchange serving", Duration::from_secs(30)).await;
-        let exchange_url = format!("http://127.0.0.1:{port}");
+        let (exchange, exchange_url) = Daemon::double("paper", &db.name, &env).await;
         env.push(("PAPER_EXCHANGE_URL", exchange_url.clone()));
         Venue { db, exchange, exchange_url, env }
     }
