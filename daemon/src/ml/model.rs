@@ -359,7 +359,7 @@ mod tests {
     //! Only failures to load the runtime are tested here: a process loads
     //! ONNX Runtime once, so a test in this binary that loaded it would change
     //! what the others see. Everything with a loaded runtime is in
-    //! `tests/ml.rs`.
+    //! `tests/ml/`.
 
     use super::*;
 
