@@ -61,6 +61,14 @@ fn max_in_window(bookings: &[(DateTime<Utc>, i64)], window: Duration) -> i64 {
     worst
 }
 
+/// The longest wait of a request that fits at once. Not exactly zero: the
+/// limiter's clock is shared by every session and never goes back, so a call
+/// whose transaction started just before another session booked (the tests
+/// of this binary run side by side) books at that booking's moment, a few
+/// microseconds to milliseconds past its own start (CI saw 0.4 ms). A window
+/// wait is seconds.
+const FITS_NOW: f64 = 0.05;
+
 #[tokio::test]
 async fn sixteen_sessions_never_overbook_any_window() {
     const SESSIONS: usize = 16;
@@ -129,7 +137,7 @@ async fn weight_above_the_effective_limit_is_an_error() {
     let x = exchange(&db, &[("order", 10, 1.0, 1)]).await;
     expect_sqlstate("weight 10 > 9", db.query_one("SELECT botai_rate_acquire($1, 'order', 10)", &[&x]).await, "22023");
     let ok: f64 = db.query_one("SELECT botai_rate_acquire($1, 'order', 9)", &[&x]).await.unwrap().get(0);
-    assert_eq!(ok, 0.0);
+    assert!(ok < FITS_NOW, "weight 9 fits at once: waited {ok}");
 }
 
 #[tokio::test]
@@ -219,14 +227,14 @@ async fn editing_a_limit_applies_at_commit_to_every_session() {
     let x = exchange(&admin, &[("order", 100, 60.0, 1)]).await;
     for _ in 0..5 {
         let d: f64 = user.query_one("SELECT botai_rate_acquire($1, 'order')", &[&x]).await.unwrap().get(0);
-        assert_eq!(d, 0.0);
+        assert!(d < FITS_NOW, "fits at once: waited {d}");
     }
     // An edit that rolls back changes nothing.
     admin.batch_execute("BEGIN").await.unwrap();
     admin.execute("UPDATE botai.rate_limits SET max_weight = 2 WHERE exchange = $1", &[&x]).await.unwrap();
     admin.batch_execute("ROLLBACK").await.unwrap();
     let d: f64 = user.query_one("SELECT botai_rate_acquire($1, 'order')", &[&x]).await.unwrap().get(0);
-    assert_eq!(d, 0.0);
+    assert!(d < FITS_NOW, "the rolled-back edit changed nothing: waited {d}");
     // A committed edit applies to the other session's very next call.
     admin.execute("UPDATE botai.rate_limits SET max_weight = 6 WHERE exchange = $1", &[&x]).await.unwrap();
     let d: f64 = user.query_one("SELECT botai_rate_acquire($1, 'order')", &[&x]).await.unwrap().get(0);
@@ -287,7 +295,7 @@ async fn the_venue_s_headers_tighten_the_window_for_every_session() {
     let other = connect().await;
     for _ in 0..2 {
         let wait: f64 = bot.query_one("SELECT botai_rate_acquire($1, 'order')", &[&x]).await.unwrap().get(0);
-        assert_eq!(wait, 0.0);
+        assert!(wait < FITS_NOW, "fits at once: waited {wait}");
     }
     // The venue says 3 of 10 are left, resetting in 5 s: it counted 7, botai sent 2.
     let observe = "SELECT botai_rate_observe($1, 'order', $2, 10, now() + interval '5 seconds')";
@@ -304,7 +312,7 @@ async fn the_venue_s_headers_tighten_the_window_for_every_session() {
         waits.push(other.query_one("SELECT botai_rate_acquire($1, 'order')", &[&x]).await.unwrap().get::<_, f64>(0));
     }
     println!("  after the venue reported 7 of 10 used (botai sent 2): waits {waits:?}");
-    assert_eq!(&waits[..2], &[0.0, 0.0]);
+    assert!(waits[..2].iter().all(|w| *w < FITS_NOW), "two fit at once: {waits:?}");
     assert!(waits[2] > 4.0 && waits[2] <= 5.1, "the third waits until the venue's reset: {}", waits[2]);
 
     for (remaining, limit, code) in [(11, 10, "22023"), (-1, 10, "22023"), (0, 0, "22023")] {
