@@ -63,8 +63,13 @@ test-failover: cluster daemon onnxruntime ## failover drills, Patroni's included
 # the month); REPLAY_SPEED=3000 make run replays on the wall clock instead.
 REPLAY_SPEED ?= max
 
-run: db onnxruntime ## the whole system on its embedded defaults
-	REPLAY_SPEED=$(REPLAY_SPEED) $(BOTAI) run
+# The shipped model emits nothing (its margin is null: no edge out of sample, models/MODEL_CARD.md),
+# so make run shows the system trading with the reversal demo, which claims no edge.
+# RUN_STRATEGY=patchtst make run runs the model alone (silent).
+RUN_STRATEGY ?= reversal-demo
+
+run: db onnxruntime ## the whole system on its embedded defaults (a month no model saw, the reversal demo)
+	REPLAY_SPEED=$(REPLAY_SPEED) STRATEGY=$(RUN_STRATEGY) $(BOTAI) run
 
 BENCH_DATABASE ?= botai_bench
 
@@ -95,7 +100,7 @@ train:           ## retrain the signal model (PyTorch, CPU, ~11 min); writes mod
 	.cache/train-venv/bin/pip install --quiet --disable-pip-version-check -r ml/requirements-train.txt
 	.cache/train-venv/bin/python ml/train.py
 
-evaluate:        ## walk-forward evaluation over 8 years of Binance bars (CPU, about an hour on 2 cores; never downloads): models/evaluation.json, EVALUATION.md, evaluation.png, MODEL_CARD.md
+evaluate:        ## walk-forward evaluation over 8 years of Binance bars as they trade (CPU, about an hour on 2 cores, reruns reuse cached predictions; never downloads): models/evaluation.json, EVALUATION.md, evaluation.png, MODEL_CARD.md, the manifest's margin
 	test -x .cache/train-venv/bin/python || python3 -m venv .cache/train-venv
 	.cache/train-venv/bin/pip install --quiet --disable-pip-version-check -r ml/requirements-train.txt
 	.cache/train-venv/bin/python ml/evaluate.py

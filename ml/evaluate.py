@@ -18,22 +18,38 @@ Protocol (nothing here ever downloads; the bars are read from the shared data di
     from the previous period's weights (and fresh standardisation statistics).
   * Predictors: the walk-forward PatchTST (same architecture as the shipped model, patches
     of 12 with stride 12 to fit the time budget), a ridge regression on the same inputs,
-    the shipped models/patchtst.onnx as it is (trained on FTX January 2022), and the naive
-    baselines: no trade, buy-and-hold, momentum (last 15-minute return), mean reversion.
+    the shipped models/patchtst.onnx as it is (trained on FTX January 2022) with exactly
+    the daemon's rule (its manifest's costs and margin: no margin re-chosen), and the
+    baselines: no trade, buy-and-hold (summed and compounded), momentum (last 15-minute
+    return) and a calibrated reversal (each horizon's target regressed on the last
+    15-minute return over the fold's training samples, like any model).
+  * In-sample: a quarter that overlaps the period a model was trained on (the manifest's
+    `training`) is marked and left out of that model's overall figures.
   * The trading rule is the engine's (README "Positions, not all-in"): a signal on a bar
     sets the target position (BUY long, SELL short on a perpetual / flat on spot); the
     position is closed HOLD minutes after the last signal in its direction; an opposite
     signal flips or closes it. A signal is emitted only when |predicted 15m return| exceeds
     the round trip cost 2 * (fee + slippage) plus a margin chosen on validation; if no
-    margin makes money on validation, the predictor emits nothing for that period.
-    Results are sums of per-bar returns of a fixed position size, net of costs, in % of
-    that size.
+    margin makes money on validation, the predictor emits nothing for that period. A
+    signal fills one bar after the bar that produced it (signal_rule.FILL_LAG).
+  * Costs per venue and product from ml/costs.json: spot at Binance spot's taker fee,
+    perp at Binance USDⓈ-M's, plus slippage. Results are sums of per-bar returns of a
+    fixed position size, net of costs, in % of that size (compounded quarter by quarter
+    beside them).
+  * Intervals: per quarter, the IC's moving-block bootstrap with 30-day blocks; overall,
+    the spread across quarters (see the report's protocol.intervals).
+  * The default's selection rule (SELECTION) was written before the last eight quarters
+    were looked at; they are the holdout that says whether the choice holds. When no
+    candidate passes, the shipped manifest's margin is null and the default emits nothing.
+  * The walk-forward's per-fold predictions are cached in .cache/evaluate (keyed by the
+    bars, the training code and the protocol): a rerun retrains nothing unless --retrain.
   * Volume: features use the quote-currency volume (USDT on Binance, USD on the FTX file),
     the unit the feature catalogue (ml/FEATURES.md) defines `vol_z` on.
 
 Writes models/evaluation.json, models/EVALUATION.md and models/evaluation.png, then
-models/MODEL_CARD.md (ml/model_card.py). It judges the shipped model and never changes it:
-the margin the daemon uses is the one ml/train.py chose and wrote into models/patchtst.json.
+models/MODEL_CARD.md (ml/model_card.py). It judges the shipped model and never changes its
+ONNX file; the margin the daemon applies (models/patchtst.json signal.margin) is what the
+selection rule allows: the one ml/train.py chose on validation, or null.
 """
 
 from __future__ import annotations
@@ -58,7 +74,10 @@ import contract  # noqa: E402
 import features as feat  # noqa: E402
 import model_card  # noqa: E402
 from evaluation_report import plot, write_markdown  # noqa: E402
-from signal_rule import DEFAULT_COSTS, MARGINS, choose_threshold, costs_of, trade  # noqa: E402
+from evaluation_cache import CACHE, load_fold, predictions_key, restore_model, save_fold, shipped_predictions  # noqa: E402
+from evaluation_figures import (BLOCK, BOOT, buy_and_hold, corr, hit_rate, ranks,  # noqa: E402
+                                ic_with_interval, rounded, select_default, summarise)
+from signal_rule import FILL_LAG, MARGINS, choose_threshold, evaluated_venues, trade, venue_costs  # noqa: E402
 
 REPO = os.path.dirname(HERE)
 DEFAULT_DATA = os.environ.get(
@@ -66,7 +85,6 @@ DEFAULT_DATA = os.environ.get(
 )
 FTX_CSV = os.path.join(REPO, "data", "market", "btc-perp-1m-2022-01.csv.gz")
 MODELS = os.path.join(REPO, "models")
-CACHE = os.path.join(REPO, ".cache", "evaluate")
 
 HORIZONS = (5, 15, 60)
 MAX_H = max(HORIZONS)
@@ -75,11 +93,9 @@ VAL_DAYS = 28
 N_TRAIN = 48_000
 FIRST_PERIOD = (2018, 1)
 SEED = 20180101
-OLD_THRESHOLD = 0.0004  # the daemon's fixed threshold before costs were part of the rule
-BOOT = 200
-BLOCK = 1440  # one day of one-minute samples per bootstrap block
+REPLAY_MONTH = tuple(int(np.datetime64(d, "m").astype(np.int64)) for d in ("2025-11-01", "2025-12-01"))  # make run's default
 
-PREDICTORS = ("model", "ridge", "shipped", "momentum", "mean_reversion")
+PREDICTORS = ("model", "ridge", "shipped", "momentum", "calibrated_reversal")
 
 
 def log(msg: str) -> None:
@@ -148,54 +164,6 @@ def quarters(first_minute: int, last_minute: int):
 
 
 # ----------------------------------------------------------------------------- metrics
-def ranks(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank), as scipy.stats.rankdata."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    first = np.r_[True, xs[1:] != xs[:-1]]
-    group = np.cumsum(first) - 1
-    starts = np.flatnonzero(first)
-    counts = np.diff(np.r_[starts, len(x)])
-    avg = starts + (counts + 1) / 2.0
-    out = np.empty(len(x))
-    out[order] = avg[group]
-    return out
-
-
-def corr(a: np.ndarray, b: np.ndarray):
-    a = a - a.mean()
-    b = b - b.mean()
-    den = math.sqrt(float(a @ a) * float(b @ b))
-    return None if den == 0.0 else float(a @ b) / den
-
-
-def ic_with_interval(pred, real, rng, boot=BOOT):
-    """Spearman IC and a moving-block bootstrap 95 % interval (blocks of BLOCK samples).
-
-    The resamples correlate the ranks of the full sample (a standard approximation that
-    keeps each resample O(n)); undefined (None) when the prediction is constant."""
-    rp, rr = ranks(pred), ranks(real)
-    ic = corr(rp, rr)
-    if ic is None:
-        return {"ic": None, "lo": None, "hi": None}
-    n = len(rp)
-    nb = max(1, n // BLOCK)
-    starts_max = max(1, n - BLOCK + 1)
-    vals = []
-    for _ in range(boot):
-        s = rng.integers(0, starts_max, nb)
-        idx = (s[:, None] + np.arange(min(BLOCK, n))[None, :]).ravel()
-        c = corr(rp[idx], rr[idx])
-        if c is not None:
-            vals.append(c)
-    lo, hi = np.percentile(vals, [2.5, 97.5])
-    return {"ic": round(ic, 5), "lo": round(float(lo), 5), "hi": round(float(hi), 5)}
-
-
-def hit_rate(pred, real):
-    m = real != 0
-    hits = (np.sign(pred[m]) == np.sign(real[m])) & (pred[m] != 0)
-    return round(float(hits.mean()), 5) if m.any() else None
 
 
 # ----------------------------------------------------------------------------- predictors
@@ -325,25 +293,65 @@ def fit_ridge(data, train_idx, val_idx):
     return predict, {"lambda": best[1], "val_ic15": round(best[0], 5)}
 
 
+# ----------------------------------------------------------------------------- trading
+def full(pred_sig, lo, hi, sig_idx):
+    """Per-bar predictions over [lo, hi) (0 where no window) and the can-signal mask."""
+    p = np.full(hi - lo, np.nan)
+    p[sig_idx - lo] = pred_sig
+    return np.nan_to_num(p), ~np.isnan(p)
+
+
+def shipped_rule(manifest) -> dict:
+    """The rule the daemon applies to the shipped model: threshold = the manifest's round trip
+    + its margin; while the margin is null (silent), the margin its own validation chose is
+    the one under test (the selection rule decides whether the daemon may use it)."""
+    sig = manifest["signal"]
+    margin, source = sig.get("margin"), "margin"
+    if margin is None:
+        margin, source = sig.get("validation_margin"), "validation_margin"
+    rt = 2 * (sig["costs"]["fee"] + sig["costs"]["slippage"])
+    return {"margin": margin, "margin_from": source, "round_trip": rt,
+            "threshold": math.inf if margin is None else rt + margin,
+            "costs": sig["costs"]}
+
+
+def training_period(manifest):
+    """(first minute, end minute) of the data the model was trained on, from its manifest."""
+    t = manifest.get("training")
+    if not t:
+        return None
+    return (minute_of(dt.datetime.fromisoformat(t["from"].replace("Z", ""))),
+            minute_of(dt.datetime.fromisoformat(t["to"].replace("Z", ""))))
+
+
 # ----------------------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=DEFAULT_DATA)
     ap.add_argument("--out-dir", default=MODELS)
-    ap.add_argument("--fee", type=float, default=DEFAULT_COSTS["fee"], help="taker fee per side (default %(default)s)")
-    ap.add_argument("--slippage", type=float, default=DEFAULT_COSTS["slippage"], help="slippage per side (default %(default)s)")
     ap.add_argument("--hold", type=int, default=15, help="minutes a position is held after its last signal")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--periods", type=int, default=0, help="evaluate only the first K periods (smoke runs)")
     ap.add_argument("--no-shipped", action="store_true", help="skip the shipped model (faster)")
+    ap.add_argument("--retrain", action="store_true",
+                    help="train every fold again even when .cache/evaluate holds its predictions")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write EVALUATION.md, evaluation.png, the manifest's margin and MODEL_CARD.md again from "
+                         "the out-dir's evaluation.json, computing nothing")
     args = ap.parse_args()
+    if args.report_only:
+        with open(os.path.join(args.out_dir, "evaluation.json")) as f:
+            report = json.load(f)
+        return write_outputs(report, args.out_dir, full_run=True)
 
     import torch
     import onnxruntime as ort
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
-    costs = costs_of(args.fee, args.slippage)
-    rng = np.random.default_rng(SEED)
+    venues = evaluated_venues()
+    costs = {product: venue_costs(v) for product, v in venues.items()}
+    sample_rng = np.random.default_rng(SEED)      # the training samples, fold after fold
+    boot_rng = np.random.default_rng(SEED + 1)    # the bootstrap resamples
 
     bars = load_binance(args.data_dir)
     data = Data(bars)
@@ -354,15 +362,29 @@ def main():
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
     shipped_path = os.path.join(MODELS, "patchtst.onnx")
+    with open(os.path.join(MODELS, "patchtst.json")) as f:
+        manifest = json.load(f)
+    rule = shipped_rule(manifest)
+    trained = training_period(manifest)
     shipped = None if args.no_shipped else ort.InferenceSession(shipped_path, so, providers=["CPUExecutionProvider"])
+    shipped_sha = None if args.no_shipped else contract.sha256(shipped_path)
+    predictors = [k for k in PREDICTORS if not (k == "shipped" and shipped is None)]
+    log(f"shipped model judged with the daemon's rule: threshold {rule['threshold']:.4f} "
+        f"(round trip {rule['round_trip']:.4f} at {rule['costs']} + {rule['margin_from']} {rule['margin']}); "
+        f"trained on {manifest.get('training')}")
 
     periods = list(quarters(int(bars["minute"][0]), int(bars["minute"][-1])))
     if args.periods:
         periods = periods[: args.periods]
     report_periods = []
-    pooled = {k: [] for k in PREDICTORS}
+    pooled = {k: [] for k in predictors}
     pooled_real = []
     prev_model = None
+    replay = None
+    cached_folds = 0
+    import train as T
+    cache_key = predictions_key(data, (train_fold, fit_ridge, T.PatchTST, feat.windows_from_bars),
+                                [VAL_DAYS, N_TRAIN, SEED, FIRST_PERIOD, HORIZONS, N, T.BASE])
     for fold, (name, e0, e1) in enumerate(periods):
         t_fold = time.time()
         a, b = data.index(e0), data.index(e1)
@@ -378,8 +400,8 @@ def main():
         cand = cand[data.b["minute"][cand] + MAX_H < data.b["minute"][va]]
         recent = cand[data.b["minute"][cand] >= data.b["minute"][va] - 365 * 1440]
         k = min(N_TRAIN // 2, len(recent))
-        train_idx = np.sort(np.unique(np.r_[rng.choice(recent, k, replace=False),
-                                            rng.choice(cand, min(N_TRAIN - k, len(cand)), replace=False)]))
+        train_idx = np.sort(np.unique(np.r_[sample_rng.choice(recent, k, replace=False),
+                                            sample_rng.choice(cand, min(N_TRAIN - k, len(cand)), replace=False)]))
         # validation IC samples: targets end before the period
         vi = np.arange(va, a)
         val_ic_idx = vi[usable[vi] & (data.b["minute"][np.minimum(vi + MAX_H, data.n - 1)] < e0) & (vi + MAX_H < a)]
@@ -388,108 +410,89 @@ def main():
         ev_sig_idx = ev[data.win_ok[ev]]
         flog(f"train {len(train_idx):,} (of {len(cand):,}), val {len(val_ic_idx):,}, eval bars {b - a:,}")
 
-        model, model_info = train_fold(prev_model, data, train_idx, val_ic_idx[::3], fold, flog)
-        prev_model = model
-        ridge_fn, ridge_info = fit_ridge(data, train_idx, val_ic_idx[::3])
-
-        preds_val, preds_ev = {}, {}
-        preds_val["model"] = predict_torch(model, data, val_sig_idx)[:, 1]
-        preds_ev["model"] = predict_torch(model, data, ev_sig_idx)
-        preds_val["ridge"] = ridge_fn(val_sig_idx)[:, 1]
-        preds_ev["ridge"] = ridge_fn(ev_sig_idx)
+        cached = None if args.retrain else load_fold(cache_key, fold)
+        if cached is not None:
+            cached_folds += 1
+            preds_val, preds_ev, model_info, ridge_info = cached
+            flog("model and ridge predictions from .cache/evaluate (--retrain trains them again)")
+        else:
+            if prev_model is None and fold > 0:
+                prev_model = restore_model(cache_key, fold - 1, N, len(HORIZONS))
+            model, model_info = train_fold(prev_model, data, train_idx, val_ic_idx[::3], fold, flog)
+            prev_model = model
+            ridge_fn, ridge_info = fit_ridge(data, train_idx, val_ic_idx[::3])
+            preds_val = {"model": predict_torch(model, data, val_sig_idx)[:, 1], "ridge": ridge_fn(val_sig_idx)[:, 1]}
+            preds_ev = {"model": predict_torch(model, data, ev_sig_idx), "ridge": ridge_fn(ev_sig_idx)}
+            save_fold(cache_key, fold, preds_val, preds_ev, model_info, ridge_info, model)
         if shipped is not None:
-            preds_val["shipped"] = predict_onnx(shipped, data, val_sig_idx)[:, 1]
-            preds_ev["shipped"] = predict_onnx(shipped, data, ev_sig_idx)
+            sv, se = shipped_predictions(shipped, shipped_sha, data, fold, val_sig_idx, ev_sig_idx, predict_onnx)
+            preds_val["shipped"], preds_ev["shipped"] = sv, se
         preds_val["momentum"] = data.mom[val_sig_idx]
         preds_ev["momentum"] = np.repeat(data.mom[ev_sig_idx][:, None], 3, axis=1)
-        preds_val["mean_reversion"] = -data.mom[val_sig_idx]
-        preds_ev["mean_reversion"] = -preds_ev["momentum"]
+        beta = reversal_beta(data, train_idx)
+        preds_val["calibrated_reversal"] = beta[1] * data.mom[val_sig_idx]
+        preds_ev["calibrated_reversal"] = data.mom[ev_sig_idx][:, None] * beta[None, :]
 
         # eval rows with all targets, for IC and hit rate
         ic_mask = data.tgt_ok[ev_sig_idx] & (data.b["minute"][np.minimum(ev_sig_idx + MAX_H, data.n - 1)] < e1 + MAX_H)
         real = data.y[ev_sig_idx][ic_mask]
         pooled_real.append(real)
+        in_sample = trained is not None and e0 < trained[1] and trained[0] < e1
         period = {"period": name, "start": str(np.datetime64(e0, "m")), "end": str(np.datetime64(e1, "m")),
                   "bars": int(b - a), "ic_samples": int(ic_mask.sum()), "train_samples": int(len(train_idx)),
                   "val_from": str(np.datetime64(int(data.b["minute"][va]), "m")),
-                  "model_training": model_info, "ridge": ridge_info, "predictors": {}}
-
-        def full(pred_sig, lo, hi, sig_idx):
-            """Per-bar predictions over [lo, hi) (NaN where no window) and the can-signal mask."""
-            p = np.full(hi - lo, np.nan)
-            p[sig_idx - lo] = pred_sig
-            return np.nan_to_num(p), ~np.isnan(p)
+                  "model_training": model_info, "ridge": ridge_info,
+                  "calibrated_reversal_beta": [round(float(x), 6) for x in beta],
+                  "shipped_in_sample": bool(in_sample), "predictors": {}}
 
         close_val, close_ev = data.c[va:a], data.c[a:b]
-        for key, pv in preds_val.items():
-            pe = preds_ev[key]
-            entry = {}
+        in_replay = REPLAY_MONTH[0] < e1 and e0 < REPLAY_MONTH[1]
+        if in_replay:
+            ra, rb = data.index(max(e0, REPLAY_MONTH[0])) - a, data.index(min(e1, REPLAY_MONTH[1])) - a
+            replay = {"from": str(np.datetime64(REPLAY_MONTH[0], "m")), "to": str(np.datetime64(REPLAY_MONTH[1], "m")),
+                      "period": name, "predictors": {}}
+        for key in predictors:
+            pv, pe = preds_val[key], preds_ev[key]
+            entry = {"ic_15m": ic_with_interval(pe[ic_mask, 1], real[:, 1], boot_rng)}
             for j, h in enumerate(HORIZONS):
-                entry[f"ic_{h}m"] = ic_with_interval(pe[ic_mask, j], real[:, j], rng)
+                if h != 15:
+                    entry[f"ic_{h}m"] = {"ic": rounded(corr(ranks(pe[ic_mask, j]), ranks(real[:, j])))}
             entry["hit_rate_15m"] = hit_rate(pe[ic_mask, 1], real[:, 1])
-            pooled[key].append(pe[ic_mask])
+            if not (key == "shipped" and in_sample):
+                pooled[key].append(pe[ic_mask])
             vp, vok = full(pv, va, a, val_sig_idx)
             ep, eok = full(pe[:, 1], a, b, ev_sig_idx)
             for venue in ("spot", "perp"):
-                thr, margin, tried = choose_threshold(vp, vok, close_val, costs, args.hold, venue)
-                res = trade(ep, eok, close_ev, thr, costs["per_side"], args.hold)
+                if key == "shipped":
+                    thr, margin, tried = rule["threshold"], rule["margin"], None
+                else:
+                    thr, margin, tried = choose_threshold(vp, vok, close_val, costs[venue], args.hold, venue)
+                res = trade(ep, eok, close_ev, thr, costs[venue]["per_side"], args.hold)
                 entry[venue] = {"threshold": None if not math.isfinite(thr) else thr, "margin": margin,
                                 "emits": math.isfinite(thr), "validation": tried, **res[venue],
-                                "signals": res["signals"]}
-            if key in ("model", "shipped"):
-                res = trade(ep, eok, close_ev, OLD_THRESHOLD, costs["per_side"], args.hold)
-                entry["fixed_threshold_0.0004"] = {"spot": res["spot"], "perp": res["perp"], "signals": res["signals"]}
+                                "signals": res["signals"], "bars": int(b - a)}
+                if in_replay:
+                    rr = trade(ep[ra:rb], eok[ra:rb], close_ev[ra:rb], thr, costs[venue]["per_side"], args.hold)
+                    replay["predictors"].setdefault(key, {})[venue] = {**rr[venue], "signals": rr["signals"],
+                                                                       "threshold": entry[venue]["threshold"]}
             period["predictors"][key] = entry
-        r = close_ev[1:] / close_ev[:-1] - 1.0
-        period["buy_and_hold"] = {"gross": float(r.sum()), "cost": 2 * costs["per_side"],
-                                  "net": float(r.sum()) - 2 * costs["per_side"],
-                                  "price_change": float(close_ev[-1] / close_ev[0] - 1.0)}
+        period["buy_and_hold"] = buy_and_hold(close_ev, costs["spot"])
+        if in_replay:
+            replay["buy_and_hold"] = buy_and_hold(close_ev[ra:rb], costs["spot"])
         report_periods.append(period)
         m = period["predictors"]["model"]
-        flog(f"model IC15 {m['ic_15m']['ic']} [{m['ic_15m']['lo']}, {m['ic_15m']['hi']}]  spot net "
-             f"{100 * m['spot']['net']:+.2f}% ({m['spot']['round_trips']} trades, emits {m['spot']['emits']})  "
-             f"perp net {100 * m['perp']['net']:+.2f}%  | buy&hold {100 * period['buy_and_hold']['net']:+.2f}%  "
-             f"({time.time() - t_fold:.0f}s)")
+        flog(f"model IC15 {m['ic_15m']['ic']} [{m['ic_15m']['lo']}, {m['ic_15m']['hi']}]  perp net "
+             f"{100 * m['perp']['net']:+.2f}% ({m['perp']['round_trips']} trades)  spot net "
+             f"{100 * m['spot']['net']:+.2f}%  | calibrated reversal perp "
+             f"{100 * period['predictors']['calibrated_reversal']['perp']['net']:+.2f}%"
+             + (f"  | shipped perp {100 * period['predictors']['shipped']['perp']['net']:+.2f}%"
+                + (" (in-sample)" if in_sample else "") if "shipped" in period["predictors"] else "")
+             + f"  | buy&hold {100 * period['buy_and_hold']['net']:+.2f}%  ({time.time() - t_fold:.0f}s)")
 
-    # ---- overall
-    real_all = np.concatenate(pooled_real)
-    overall = {"ic_samples": int(len(real_all)), "predictors": {}}
-    for key in PREDICTORS:
-        if not pooled[key]:
-            continue
-        p = np.concatenate(pooled[key])
-        entry = {}
-        for j, h in enumerate(HORIZONS):
-            if h == 15:
-                entry[f"ic_{h}m"] = ic_with_interval(p[:, j], real_all[:, j], rng, boot=100)
-            else:
-                rp = corr(ranks(p[:, j]), ranks(real_all[:, j]))
-                entry[f"ic_{h}m"] = {"ic": None if rp is None else round(rp, 5)}
-        entry["hit_rate_15m"] = hit_rate(p[:, 1], real_all[:, 1])
-        per = [x["predictors"][key] for x in report_periods]
-        qics = [x["ic_15m"]["ic"] for x in per if x["ic_15m"]["ic"] is not None]
-        entry["quarters_ic15_positive"] = sum(1 for v in qics if v > 0)
-        entry["quarters_ic15_interval_above_zero"] = sum(1 for x in per if (x["ic_15m"]["lo"] or 0) > 0)
-        entry["mean_quarterly_ic15"] = round(float(np.mean(qics)), 5) if qics else None
-        for venue in ("spot", "perp"):
-            entry[venue] = {
-                "net": float(sum(x[venue]["net"] for x in per)),
-                "gross": float(sum(x[venue]["gross"] for x in per)),
-                "cost": float(sum(x[venue]["cost"] for x in per)),
-                "round_trips": int(sum(x[venue]["round_trips"] for x in per)),
-                "quarters_emitting": int(sum(1 for x in per if x[venue]["emits"])),
-                "quarters_net_positive": int(sum(1 for x in per if x[venue]["net"] > 0)),
-            }
-        if "fixed_threshold_0.0004" in per[0]:
-            entry["fixed_threshold_0.0004"] = {
-                v: {"net": float(sum(x["fixed_threshold_0.0004"][v]["net"] for x in per)),
-                    "round_trips": int(sum(x["fixed_threshold_0.0004"][v]["round_trips"] for x in per))}
-                for v in ("spot", "perp")}
-        overall["predictors"][key] = entry
-    overall["buy_and_hold"] = {"net": float(sum(x["buy_and_hold"]["net"] for x in report_periods)),
-                               "quarters_net_positive": int(sum(1 for x in report_periods if x["buy_and_hold"]["net"] > 0))}
-
-    own_week = shipped_own_week(costs, args.hold, rng, so) if not args.no_shipped else None
+    overall = summarise(report_periods, pooled, pooled_real, predictors, HORIZONS)
+    selection = select_default(report_periods, overall, rule)
+    log(f"selection: {selection['decision']}")
+    own_week = shipped_own_week(rule, costs["perp"], args.hold, boot_rng, so) if not args.no_shipped else None
 
     report = {
         "generated_by": "ml/evaluate.py (make evaluate)",
@@ -502,15 +505,22 @@ def main():
                      "retraining": "every period; first from scratch (6 epochs), then warm-started (2 epochs), "
                                    "epoch chosen on validation IC 15m (epoch 0 = keep the previous weights)",
                      "model_config": "PatchTST as shipped (d_model 32, 2 layers, MSE, flatten head) with patches of 12, stride 12",
-                     "horizons": list(HORIZONS), "hold_minutes": args.hold, "costs": costs,
-                     "margins": list(MARGINS), "bootstrap": {"resamples": BOOT, "block": BLOCK,
-                                                             "overall_resamples_15m": 100}},
+                     "horizons": list(HORIZONS), "hold_minutes": args.hold, "fill_lag_bars": FILL_LAG,
+                     "costs": costs, "costs_table": "ml/costs.json", "margins": list(MARGINS),
+                     "shipped_rule": rule,
+                     "shipped_training": manifest.get("training"),
+                     "intervals": {"ic_per_quarter": f"moving-block bootstrap, {BOOT} resamples, blocks of {BLOCK} "
+                                                     "one-minute samples (30 days)",
+                                   "overall": "the spread across quarters: sum ± 1.96 × √quarters × the standard "
+                                              "deviation of the quarterly figures (IC: mean ± 1.96 × sd / √quarters)"}},
         "periods": report_periods,
         "overall": overall,
+        "selection": selection,
+        "default_replay": replay,
         "shipped_own_week": own_week,
-        "shipped_model": None if args.no_shipped else {"onnx": "models/patchtst.onnx",
-                                                        "sha256": contract.sha256(shipped_path)},
+        "shipped_model": None if args.no_shipped else {"onnx": "models/patchtst.onnx", "sha256": shipped_sha},
         "seconds": round(time.time() - T0),
+        "cached_folds": cached_folds,
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "onnxruntime": ort.__version__},
         "machine": {"cpus": os.cpu_count(), "threads": args.threads},
@@ -519,25 +529,57 @@ def main():
     with open(os.path.join(args.out_dir, "evaluation.json"), "w") as f:
         json.dump(report, f, indent=1)
         f.write("\n")
-    write_markdown(report, os.path.join(args.out_dir, "EVALUATION.md"))
-    plot(report, os.path.join(args.out_dir, "evaluation.png"))
-    log(f"wrote evaluation.json, EVALUATION.md, evaluation.png in {args.out_dir} ({report['seconds']} s)")
-    if args.out_dir == MODELS:
+    log(f"wrote evaluation.json in {args.out_dir} ({report['seconds']} s)")
+    return write_outputs(report, args.out_dir, full_run=not args.periods and not args.no_shipped)
+
+
+def write_outputs(report, out_dir, full_run):
+    """What follows from evaluation.json: the manifest's margin (a full run into models/),
+    EVALUATION.md, evaluation.png and MODEL_CARD.md."""
+    if out_dir == MODELS and full_run:
+        path = os.path.join(MODELS, "patchtst.json")
+        with open(path) as f:
+            apply_selection(path, json.load(f), report["selection"])
+    write_markdown(report, os.path.join(out_dir, "EVALUATION.md"))
+    plot(report, os.path.join(out_dir, "evaluation.png"))
+    log(f"wrote EVALUATION.md, evaluation.png in {out_dir}")
+    if out_dir == MODELS:
         log("models/MODEL_CARD.md, from this report:")
         sys.argv = [sys.argv[0]]
-        model_card.main()
+        return model_card.main()
+    return 0
 
 
-def shipped_own_week(costs, hold, rng, so):
-    """The shipped model on its own data: margin chosen on its validation slice (Jan 20-25),
-    result on its evaluation week (Jan 25 - Feb 1), exactly the split of ml/train.py."""
+def reversal_beta(data, train_idx):
+    """The calibrated reversal: each horizon's target regressed (through the origin) on the
+    last 15-minute return, over the fold's training samples, like any model."""
+    x = data.mom[train_idx]
+    ok = np.isfinite(x)
+    x = x[ok]
+    y = data.y[train_idx][ok]
+    return (x @ y) / (x @ x)
+
+
+def apply_selection(path, manifest, selection):
+    """The shipped manifest's `margin` becomes what the selection rule allows (null: silent)."""
+    sig = manifest["signal"]
+    if sig.get("margin") == selection["shipped_margin"]:
+        return
+    log(f"{path}: signal.margin {sig.get('margin')} -> {selection['shipped_margin']} ({selection['decision']})")
+    sig["margin"] = selection["shipped_margin"]
+    contract.write(path, manifest)
+
+
+# ----------------------------------------------------------------------------- the shipped model's own week
+def shipped_own_week(rule, costs, hold, rng, so):
+    """The shipped model on its own data (FTX BTC-PERP, January 2022) with the daemon's rule:
+    the evaluation week (Jan 25 - Feb 1) that ml/train.py held out, perp costs."""
     import onnxruntime as ort
     bars = feat.load_csv(FTX_CSV)
     m = np.array([t[:16] for t in bars["timestamp"]], dtype="datetime64[m]").astype(np.int64)
     sess = ort.InferenceSession(os.path.join(MODELS, "patchtst.onnx"), so, providers=["CPUExecutionProvider"])
     n = len(m)
     c = bars["close"]
-    val_i = int(np.searchsorted(m, minute_of(dt.datetime(2022, 1, 20))))
     eval_i = int(np.searchsorted(m, minute_of(dt.datetime(2022, 1, 25))))
     idx = np.arange(N, n)
     pred = np.zeros(n)
@@ -545,21 +587,13 @@ def shipped_own_week(costs, hold, rng, so):
                                 for s in range(0, len(idx), 4096)])
     ok = np.zeros(n, dtype=bool)
     ok[idx] = True
-    out = {}
-    for venue in ("spot", "perp"):
-        thr, margin, tried = choose_threshold(pred[val_i:eval_i], ok[val_i:eval_i], c[val_i:eval_i], costs, hold, venue)
-        res = trade(pred[eval_i:], ok[eval_i:], c[eval_i:], thr, costs["per_side"], hold)
-        old = trade(pred[eval_i:], ok[eval_i:], c[eval_i:], OLD_THRESHOLD, costs["per_side"], hold)
-        out[venue] = {"threshold": None if not math.isfinite(thr) else thr, "margin": margin, "validation": tried,
-                      "eval": res[venue], "eval_signals": res["signals"],
-                      "fixed_threshold_0.0004": old[venue], "fixed_signals": old["signals"]}
+    res = trade(pred[eval_i:], ok[eval_i:], c[eval_i:], rule["threshold"], costs["per_side"], hold)
     ev = np.arange(eval_i, n - 60)
     y15 = np.log(c[ev + 15] / c[ev])
-    out["ic_15m"] = ic_with_interval(pred[ev], y15, rng)
-    out["buy_and_hold"] = float((c[eval_i + 1:] / c[eval_i:-1] - 1).sum())
-    out["margin_chosen"] = out["spot"]["margin"]
-    return out
+    return {"threshold": rule["threshold"], "perp": res["perp"], "signals": res["signals"],
+            "ic_15m": ic_with_interval(pred[ev], y15, rng), "venue": costs["venue"],
+            "buy_and_hold": float(c[-1] / c[eval_i] - 1.0)}
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import contract  # noqa: E402  (the manifest beside the ONNX file)
 import features as feat  # noqa: E402  (numpy-only feature contract)
-from signal_rule import DEFAULT_COSTS, choose_threshold, costs_of  # noqa: E402
+from signal_rule import DEFAULT_VENUE, choose_threshold, venue_costs  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CSV = os.path.join(REPO, "data", "market", "btc-perp-1m-2022-01.csv.gz")
@@ -219,7 +219,7 @@ def build_dataset(csv_path):
     for name in data:
         t = data[name]["t"]
         data[name]["mom15"] = np.log(c[t] / c[t - 15])
-    meta = {"n_rows": n, "val_index": val_i, "eval_index": eval_i, "timestamps": bars["timestamp"], "bars": bars}
+    meta = {"csv": csv_path, "n_rows": n, "val_index": val_i, "eval_index": eval_i, "timestamps": bars["timestamp"], "bars": bars}
     return data, meta
 
 
@@ -518,22 +518,29 @@ def main():
 def write_manifest(onnx_path, sess, meta, log, hold=15):
     """models/patchtst.json: the contract of the exported file, with the signal margin the
     engine's rule pays best on the validation slice (every bar from VAL_START to EVAL_START,
-    the same slice ml/evaluate.py chooses it on); None when no margin pays: the model then
-    emits nothing."""
-    costs = costs_of(DEFAULT_COSTS["fee"], DEFAULT_COSTS["slippage"])
+    the same slice ml/evaluate.py chooses it on) as its `validation_margin`; None when no
+    margin pays. The margin the daemon applies (`margin`) stays null, so the model emits
+    nothing, until ml/evaluate.py's selection rule finds an edge out of sample."""
+    costs = venue_costs(DEFAULT_VENUE)
     bars = meta["bars"]
     t = np.arange(max(meta["val_index"], feat.N_BARS), meta["eval_index"])
     pred = np.concatenate([sess.run(["returns"], {"features": feat.windows_from_bars(bars, t[i : i + 4096])})[0][:, 1]
                            for i in range(0, len(t), 4096)]).astype(np.float64)
-    _, margin, tried = choose_threshold(pred, np.ones(len(t), dtype=bool), bars["close"][t], costs, hold, "spot")
-    log(f"signal margin on validation (spot rule, round trip {costs['round_trip']:.4f}): {margin} from {tried}")
+    _, margin, tried = choose_threshold(pred, np.ones(len(t), dtype=bool), bars["close"][t], costs, hold, "perp")
+    log(f"signal margin on validation (perp rule, {costs['venue']}, round trip {costs['round_trip']:.4f}): "
+        f"{margin} from {tried}")
+    ts = meta["timestamps"]
     doc = contract.manifest(
         onnx_path, "patchtst", window=feat.N_BARS, features=list(feat.CHANNELS), horizons=list(HORIZONS),
-        trade_horizon=15, costs={"fee": costs["fee"], "slippage": costs["slippage"]}, margin=margin,
+        trade_horizon=15, costs={"venue": costs["venue"], "fee": costs["fee"], "slippage": costs["slippage"]},
+        validation_margin=margin,
+        training={"data": os.path.relpath(meta["csv"], REPO), "from": ts[0][:16].replace(" ", "T") + ":00Z",
+                  "to": f"{EVAL_START:%Y-%m-%dT%H:%M:00Z}"},
         description="PatchTST-style signal model trained on FTX BTC-PERP, January 2022 (ml/train.py); "
                     "see models/MODEL_CARD.md")
-    doc["signal"]["chosen_by"] = (f"ml/train.py: chosen on its validation slice "
-                                  f"({VAL_START:%Y-%m-%d} .. {EVAL_START:%Y-%m-%d}, FTX)")
+    doc["signal"]["chosen_by"] = (f"validation_margin: ml/train.py, on its validation slice "
+                                  f"({VAL_START:%Y-%m-%d} .. {EVAL_START:%Y-%m-%d}, FTX); margin: the selection "
+                                  "rule of ml/evaluate.py (models/EVALUATION.md)")
     path = os.path.splitext(onnx_path)[0] + ".json"
     contract.write(path, doc)
     return path

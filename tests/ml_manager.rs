@@ -263,3 +263,37 @@ async fn a_model_that_cannot_clear_its_costs_emits_nothing_and_says_so() {
 fn flate2_read(path: &std::path::Path) -> impl std::io::Read {
     flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shipped_default_emits_nothing_and_the_reversal_demo_trades_the_same_bars() {
+    // The selection rule of `make evaluate` found no edge: the shipped
+    // manifest's margin is null (ml/model_card.py --check ties it to the report).
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("models/patchtst.json")).unwrap()).unwrap();
+    assert_eq!(manifest["signal"]["margin"], Value::Null, "the shipped default emits nothing");
+    let t = TestDatabase::migrated(&[]).await;
+    let mut env = sell_off_env(&repo_root().join("models/patchtst.onnx"));
+    let d = Daemon::start("ml-default", &t.name, &["run", "--mode=ml"], &env);
+    let (status, output) = d.wait(Duration::from_secs(60));
+    assert!(status.success(), "{output}");
+    let said: Vec<&str> = output.lines().filter(|l| l.contains("signal rule: no signals")).collect();
+    assert_eq!(said.len(), 1, "says why it is silent, in one line:\n{output}");
+    assert!(said[0].contains("margin is null") && said[0].contains("reversal-demo"), "{}", said[0]);
+    assert!(output.contains("are in-sample"), "the FTX month is the model's training data, and it says so:\n{output}");
+    let db = t.connect().await;
+    let n: i64 = db.query_one("SELECT count(*) FROM botai.signals", &[]).await.unwrap().get(0);
+    assert_eq!(n, 0, "no signal from the silent default");
+    // The same bars with STRATEGY=reversal-demo: signals against the large
+    // moves of the sell-off, labelled as the demo.
+    env.push(("STRATEGY", "reversal-demo".into()));
+    let d = Daemon::start("ml-demo", &t.name, &["run", "--mode=ml"], &env);
+    let (status, output) = d.wait(Duration::from_secs(60));
+    assert!(status.success(), "{output}");
+    assert!(output.contains("STRATEGY=reversal-demo") && output.contains("not an edge"), "{output}");
+    let rows = db.query("SELECT strategy FROM botai.signals", &[]).await.unwrap();
+    assert!(!rows.is_empty(), "the demo trades the sell-off");
+    for r in &rows {
+        let strategy: String = r.get(0);
+        assert!(strategy.starts_with("reversal-demo"), "{strategy}");
+    }
+}

@@ -311,6 +311,9 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().unwrap().port()
 }
 
+/// The market data every test daemon replays unless told otherwise.
+pub const FTX_MONTH: &str = "data/market/btc-perp-1m-2022-01.csv.gz";
+
 /// A `botai` process of a test: its own environment (database, ports, log
 /// directory under target/), output in a file, killable like a crash.
 pub struct Daemon {
@@ -343,6 +346,8 @@ impl Daemon {
             .env("PAPER_LISTEN", "off")
             .env("BOTAI_LOG", "info")
             .env("NO_COLOR", "1")
+            // The tests replay the FTX month (their fixture), not make run's default.
+            .env("MARKET_DATA", FTX_MONTH)
             .stdout(out.try_clone().unwrap())
             .stderr(out);
         for (k, v) in env {

@@ -21,6 +21,7 @@ mod bad_data;
 mod bad_models;
 mod contract;
 mod cuda;
+mod default_replay;
 mod model_card;
 mod parity;
 

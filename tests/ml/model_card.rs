@@ -62,7 +62,20 @@ fn a_model_card_that_no_longer_says_what_the_report_says_is_caught() {
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
     let (ok, printed) = model_card_check(&retrained);
     assert!(!ok && printed.contains("judged another patchtst.onnx"), "{printed}");
-    for dir in [changed, retrained] {
+
+    // Someone turns the shipped model on by hand: its margin is not the one
+    // the selection rule of the report allows.
+    let turned_on = models_copy("card-margin");
+    let mpath = turned_on.join("patchtst.json");
+    let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(turned_on.join("evaluation.json")).unwrap()).unwrap();
+    let allowed = &report["selection"]["shipped_margin"];
+    manifest["signal"]["margin"] = if allowed.is_null() { json!(0.002) } else { Value::Null };
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let (ok, printed) = model_card_check(&turned_on);
+    assert!(!ok && printed.contains("but the selection rule of evaluation.json allows"), "{printed}");
+    for dir in [changed, retrained, turned_on] {
         let _ = std::fs::remove_dir_all(dir);
     }
 }

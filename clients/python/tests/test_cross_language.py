@@ -27,7 +27,7 @@ def start_rust_ml_manager(database: str, log: Path) -> subprocess.Popen:
         "PGUSER": os.environ.get("PGUSER", ""),
         "PGDATABASE": database,
         "REPLAY_EPOCH": epoch,
-        "REPLAY_FROM": "2022-01-12T00:00:00Z",
+        "MARKET_DATA": "data/market/btc-perp-1m-2022-01.csv.gz", "REPLAY_FROM": "2022-01-12T00:00:00Z",
         "REPLAY_SPEED": "60",
         "WORKER_HEARTBEAT_TIMEOUT": "4",
         "API_LISTEN": "127.0.0.1:0",

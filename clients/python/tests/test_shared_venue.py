@@ -53,6 +53,7 @@ def test_python_and_the_rust_engine_share_one_accounts_limits_and_funds(database
         "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""),
         "PGHOST": os.environ["PGHOST"], "PGPORT": os.environ["PGPORT"], "PGUSER": os.environ.get("PGUSER", ""),
         "PGDATABASE": database, "REPLAY_EPOCH": epoch, "REPLAY_FROM": "2022-01-12T00:00:00Z",
+        "MARKET_DATA": "data/market/btc-perp-1m-2022-01.csv.gz",
         "REPLAY_SPEED": "600", "SIGNAL_THRESHOLD": "0", "API_LISTEN": f"127.0.0.1:{api}",
         "PAPER_LISTEN": f"127.0.0.1:{venue}", "LOG_DIR": str(tmp_path / "logs"), "REPORT_DIR": str(tmp_path / "reports"),
         "NO_COLOR": "1",

@@ -8,6 +8,11 @@ use chrono::{DateTime, Utc};
 
 use crate::env::{timestamp, Source};
 
+/// What `make run` replays when MARKET_DATA is unset: a month no shipped
+/// model was trained on (tests/ml checks it against each manifest's
+/// `training`). The FTX month of January 2022 is a test fixture.
+pub const DEFAULT_MARKET_DATA: &str = "data/market/binance-btcusdt-1m-2025-11.csv.gz";
+
 #[derive(Debug, Clone)]
 pub struct MarketConfig {
     /// MARKET_DATA: a file of one-minute bars to replay, or `bybit` for
@@ -32,7 +37,7 @@ pub struct MarketConfig {
 impl MarketConfig {
     pub fn load(src: &Source) -> Result<MarketConfig> {
         let market = MarketConfig {
-            data_path: PathBuf::from(src.string("MARKET_DATA", "data/market/btc-perp-1m-2022-01.csv.gz")),
+            data_path: PathBuf::from(src.string("MARKET_DATA", DEFAULT_MARKET_DATA)),
             live_bybit: src.string("MARKET_DATA", "").eq_ignore_ascii_case("bybit"),
             symbol: src.string("SYMBOL", "BTCUSDT").to_uppercase(),
             speed: src.parse("REPLAY_SPEED", 3000.0, "a speed-up factor between 1 and 1000000, or max", |v| {

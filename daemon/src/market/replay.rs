@@ -121,6 +121,11 @@ impl Replay {
         Ok(Arc::new(Replay { symbol: cfg.symbol.clone(), bars, first, last, clock, stepped }))
     }
 
+    /// The market time the replay covers: `[first bar's open, last bar's close)`.
+    pub fn period(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        (self.bars[self.first].ts, self.bars[self.last].ts + TimeDelta::minutes(1))
+    }
+
     /// Whether the replay is stepped (REPLAY_SPEED=max).
     pub fn is_stepped(&self) -> bool {
         self.stepped.is_some()

@@ -16,6 +16,9 @@ pub enum MlDevice {
     Cuda(i32),
 }
 
+/// The model the ML manager runs when MODEL_PATH is unset.
+pub const DEFAULT_MODEL_PATH: &str = "models/patchtst.onnx";
+
 #[derive(Debug, Clone)]
 pub struct MlConfig {
     pub model_path: PathBuf,
@@ -50,7 +53,7 @@ impl MlConfig {
                 other => other.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(MlDevice::Cuda),
             })?;
         let ml = MlConfig {
-            model_path: PathBuf::from(src.string("MODEL_PATH", "models/patchtst.onnx")),
+            model_path: PathBuf::from(src.string("MODEL_PATH", DEFAULT_MODEL_PATH)),
             ort_dylib: PathBuf::from(src.string("ORT_DYLIB_PATH", ".cache/onnxruntime/libonnxruntime.so")),
             device,
             threads: src.parse("ML_THREADS", 1usize, "a number of threads (1-64)", |v| {

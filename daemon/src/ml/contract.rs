@@ -6,6 +6,7 @@
 //! file. `model::SignalModel::load` then checks the ONNX signature against
 //! it, so a team's model runs without code changes or is refused in one line.
 
+use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -52,21 +53,53 @@ struct RawManifest {
     output: String,
     horizons_minutes: Vec<u32>,
     trade_horizon_minutes: u32,
+    #[serde(default)]
+    training: Option<Training>,
     signal: RawSignal,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSignal {
-    costs: Costs,
+    costs: RawCosts,
+    /// The margin the model's own validation chose (informative; the
+    /// daemon applies `margin`).
+    #[serde(default)]
+    validation_margin: Option<f64>,
     margin: Option<f64>,
     #[serde(default)]
     chosen_by: Option<String>,
 }
 
-/// Venue costs per side, as fractions of the traded notional.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawCosts {
+    /// The venue of ml/costs.json the costs are for.
+    #[serde(default)]
+    venue: Option<String>,
+    fee: f64,
+    slippage: f64,
+}
+
+/// The data a model was trained on and its period, `[from, to)`: a replay
+/// or an evaluation that overlaps it is in-sample for that model.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Training {
+    pub data: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Training {
+    /// Whether `[from, to)` shares a moment with the training period.
+    pub fn overlaps(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        from < self.to && self.from < to
+    }
+}
+
+/// Venue costs per side, as fractions of the traded notional.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Costs {
     pub fee: f64,
     pub slippage: f64,
@@ -92,8 +125,11 @@ pub struct Manifest {
     pub output: String,
     pub horizons: Vec<u32>,
     pub trade_horizon: u32,
-    /// The costs the signal rule was tuned for.
+    /// The costs the signal rule was tuned for, and their venue.
     pub costs: Costs,
+    pub costs_venue: Option<String>,
+    /// What the model was trained on; None when the manifest does not say.
+    pub training: Option<Training>,
     /// The margin above the round trip chosen on validation; None when no
     /// margin made money there: the model emits no signals.
     pub margin: Option<f64>,
@@ -195,7 +231,7 @@ impl Manifest {
                 raw.trade_horizon_minutes, raw.horizons_minutes
             )));
         }
-        let costs = raw.signal.costs;
+        let costs = Costs { fee: raw.signal.costs.fee, slippage: raw.signal.costs.slippage };
         let fraction = |x: f64| x.is_finite() && (0.0..0.05).contains(&x);
         if !fraction(costs.fee) || !fraction(costs.slippage) {
             return Err(invalid(format!(
@@ -207,6 +243,17 @@ impl Manifest {
                 "signal.margin must be a fraction in [0, 0.05) or null, got {:?}",
                 raw.signal.margin
             )));
+        }
+        if raw.signal.validation_margin.is_some_and(|m| !fraction(m)) {
+            return Err(invalid(format!(
+                "signal.validation_margin must be a fraction in [0, 0.05) or null, got {:?}",
+                raw.signal.validation_margin
+            )));
+        }
+        if let Some(t) = &raw.training {
+            if t.to <= t.from || t.data.is_empty() {
+                return Err(invalid(format!("training must name its data and end after it starts, got {t:?}")));
+            }
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         Ok(Manifest {
@@ -221,6 +268,8 @@ impl Manifest {
             horizons: raw.horizons_minutes,
             trade_horizon: raw.trade_horizon_minutes,
             costs,
+            costs_venue: raw.signal.costs.venue,
+            training: raw.training,
             margin: raw.signal.margin,
             margin_chosen_by: raw.signal.chosen_by,
         })
@@ -257,6 +306,20 @@ mod tests {
         assert_eq!(m.onnx, Path::new("/models/m.onnx"));
         assert_eq!(m.trade_output(), 1);
         assert!((m.costs.round_trip() - 0.0014).abs() < 1e-12);
+        assert_eq!(m.training, None);
+        let t = raw(|d| {
+            d["training"] =
+                serde_json::json!({"data": "x.csv", "from": "2022-01-01T00:00:00Z", "to": "2022-01-25T00:00:00Z"});
+            d["signal"]["costs"]["venue"] = "binance_usdm".into();
+            d["signal"]["validation_margin"] = 0.002.into();
+        })
+        .unwrap();
+        assert_eq!(t.costs_venue.as_deref(), Some("binance_usdm"));
+        let training = t.training.unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert!(training.overlaps(at("2022-01-24T23:00:00Z"), at("2022-02-01T00:00:00Z")));
+        assert!(!training.overlaps(at("2022-01-25T00:00:00Z"), at("2022-02-01T00:00:00Z")), "[from, to)");
+        assert!(!training.overlaps(at("2025-11-01T00:00:00Z"), at("2025-12-01T00:00:00Z")));
         assert_eq!(Manifest::path_for(Path::new("models/x.onnx")), Path::new("models/x.json"));
         assert_eq!(Manifest::path_for(Path::new("models/x.json")), Path::new("models/x.json"));
     }
@@ -264,7 +327,7 @@ mod tests {
     #[test]
     fn every_broken_field_is_refused_in_one_line_naming_it() {
         type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
-        let cases: [(&str, Edit); 11] = [
+        let cases: [(&str, Edit); 14] = [
             ("contract", Box::new(|d| d["contract"] = "botai-model/2".into())),
             ("bar_interval", Box::new(|d| d["bar_interval"] = "5m".into())),
             ("volume_unit", Box::new(|d| d["volume_unit"] = "base".into())),
@@ -276,6 +339,14 @@ mod tests {
             ("sha256", Box::new(|d| d["sha256"] = "abc".into())),
             ("unknown field `windw`", Box::new(|d| d["windw"] = 60.into())),
             ("signal.margin", Box::new(|d| d["signal"]["margin"] = (-0.1).into())),
+            ("signal.validation_margin", Box::new(|d| d["signal"]["validation_margin"] = 0.5.into())),
+            (
+                "training",
+                Box::new(|d| {
+                    d["training"] = serde_json::json!({"data": "x.csv", "from": "2022-02-01T00:00:00Z", "to": "2022-01-01T00:00:00Z"})
+                }),
+            ),
+            ("unknown field `vnue`", Box::new(|d| d["signal"]["costs"]["vnue"] = "x".into())),
         ];
         for (needle, edit) in cases {
             let err = raw(edit).unwrap_err().to_string();

@@ -30,10 +30,11 @@ use tracing::{info, warn};
 use super::contract::Manifest;
 use super::features::{FeatureError, FeatureWindow};
 use super::model::{self, Device, ModelError, ModelOptions, Prediction, SignalModel};
+use super::signal_rule::{signal_for, SignalRule};
 use crate::db::{Db, MonitorCalls, RiskCalls, SignalCalls, WorkerCalls};
 use crate::market::replay::window_is_contiguous;
 use crate::market::{hourly_volatility, Market};
-use crate::ml::config::{ManagerSettings, MlConfig, MlDevice};
+use crate::ml::config::{ManagerSettings, MlDevice};
 use crate::telemetry::Telemetry;
 
 const WORKER_TYPE: &str = "ml_manager";
@@ -50,75 +51,6 @@ pub fn load_model(cfg: &ManagerSettings) -> Result<SignalModel> {
     };
     let options = ModelOptions { device, intra_threads: cfg.ml.threads };
     Ok(SignalModel::load(&cfg.ml.model_path, &options)?)
-}
-
-/// When a prediction becomes a signal.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SignalRule {
-    /// |predicted return| must exceed the round trip cost plus the margin
-    /// the model's validation chose (its manifest).
-    CostAware { round_trip: f64, margin: f64 },
-    /// No margin made money on the model's validation: it emits nothing.
-    Silent { round_trip: f64 },
-    /// `SIGNAL_THRESHOLD`, set by the operator, replaces the cost rule.
-    Fixed { threshold: f64, round_trip: f64 },
-}
-
-impl SignalRule {
-    /// The rule for `manifest` with the venue costs of `cfg` (`SIGNAL_FEE`,
-    /// `SIGNAL_SLIPPAGE`; the manifest's when unset).
-    pub fn new(manifest: &Manifest, cfg: &MlConfig) -> SignalRule {
-        let fee = cfg.fee.unwrap_or(manifest.costs.fee);
-        let slippage = cfg.slippage.unwrap_or(manifest.costs.slippage);
-        let round_trip = 2.0 * (fee + slippage);
-        match (cfg.threshold, manifest.margin) {
-            (Some(threshold), _) => SignalRule::Fixed { threshold, round_trip },
-            (None, Some(margin)) => SignalRule::CostAware { round_trip, margin },
-            (None, None) => SignalRule::Silent { round_trip },
-        }
-    }
-
-    /// The smallest |predicted return| that is a signal; None: none is.
-    pub fn threshold(&self) -> Option<f64> {
-        match *self {
-            SignalRule::CostAware { round_trip, margin } => Some(round_trip + margin),
-            SignalRule::Silent { .. } => None,
-            SignalRule::Fixed { threshold, .. } => Some(threshold),
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        match *self {
-            SignalRule::CostAware { round_trip, margin } => format!(
-                "a signal when |predicted return| > {:.5} (round trip cost {round_trip:.5} + margin {margin:.5})",
-                round_trip + margin
-            ),
-            SignalRule::Silent { round_trip } => format!(
-                "no signals: no margin above the round trip cost ({round_trip:.5}) made money on the model's \
-                 validation (its manifest's signal.margin is null); SIGNAL_THRESHOLD overrides"
-            ),
-            SignalRule::Fixed { threshold, round_trip } if threshold < round_trip => format!(
-                "a signal when |predicted return| > {threshold:.5} (SIGNAL_THRESHOLD), BELOW the round trip cost \
-                 {round_trip:.5}: every trade the model expects to make loses money after costs"
-            ),
-            SignalRule::Fixed { threshold, round_trip } => {
-                format!(
-                    "a signal when |predicted return| > {threshold:.5} (SIGNAL_THRESHOLD; round trip {round_trip:.5})"
-                )
-            }
-        }
-    }
-}
-
-/// A signal the predicted return `r` (at the trade horizon) calls for, if any.
-pub fn signal_for(r: f32, rule: &SignalRule, full_strength: f64) -> Option<(&'static str, f64)> {
-    let r = f64::from(r);
-    let threshold = rule.threshold()?;
-    if !r.is_finite() || r.abs() < threshold || r == 0.0 {
-        return None;
-    }
-    let direction = if r > 0.0 { "BUY" } else { "SELL" };
-    Some((direction, (r.abs() / full_strength).min(1.0)))
 }
 
 /// One symbol's bars up to the bar being predicted (its last).
@@ -194,6 +126,16 @@ pub async fn run(
     match rule {
         SignalRule::CostAware { .. } => info!("signal rule: {}", rule.describe()),
         _ => warn!("signal rule: {}", rule.describe()),
+    }
+    if let (Some(training), Some(replay)) = (&manifest.training, market.replay()) {
+        let (from, to) = replay.period();
+        if training.overlaps(from, to) {
+            warn!(
+                "the replay ({from} .. {to}) overlaps the data {} was trained on ({}, {} .. {}): its results here \
+                 are in-sample",
+                manifest.name, training.data, training.from, training.to
+            );
+        }
     }
     let instance = format!("{}:{}", crate::env::hostname(), std::process::id());
     loop {
@@ -411,7 +353,7 @@ async fn on_bar(
         let SymbolBars { symbol, bars } = symbols[*k];
         let close = bars[bars.len() - 1].close;
         telemetry.predictions.inc();
-        let signal = signal_for(p.returns[trade], rule, cfg.ml.full_strength);
+        let signal = signal_for(rule.judged(p.returns[trade], bars), rule, cfg.ml.full_strength);
         tracing::info!(
             target: "botai_daemon::ml::predictions",
             bar = %bar.ts, symbol, returns = ?p.returns, trade_horizon = manifest.trade_horizon,
@@ -561,34 +503,4 @@ fn signal_document(
         document[format!("returns_{h}m")] = json!(r);
     }
     document
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ROUND_TRIP: f64 = 0.0014;
-
-    #[test]
-    fn direction_from_sign_strength_from_magnitude() {
-        let rule = SignalRule::Fixed { threshold: 0.0004, round_trip: ROUND_TRIP };
-        let (direction, strength) = signal_for(0.0015, &rule, 0.003).unwrap();
-        assert_eq!(direction, "BUY");
-        assert!((strength - 0.5).abs() < 1e-6, "{strength}");
-        assert_eq!(signal_for(-0.006, &rule, 0.003), Some(("SELL", 1.0)));
-        assert_eq!(signal_for(0.0003, &rule, 0.003), None, "below the threshold");
-        let zero = SignalRule::Fixed { threshold: 0.0, round_trip: ROUND_TRIP };
-        assert_eq!(signal_for(f32::NAN, &zero, 0.003), None, "never a signal from garbage");
-    }
-
-    #[test]
-    fn a_cost_aware_rule_signals_only_above_round_trip_plus_margin() {
-        let rule = SignalRule::CostAware { round_trip: ROUND_TRIP, margin: 0.001 };
-        assert_eq!(signal_for(0.0023, &rule, 0.003), None, "clears the costs but not the margin");
-        assert_eq!(signal_for(-0.0025, &rule, 0.003).map(|s| s.0), Some("SELL"));
-        let silent = SignalRule::Silent { round_trip: ROUND_TRIP };
-        assert_eq!(signal_for(0.05, &silent, 0.003), None, "a model that cannot clear its costs emits nothing");
-        assert!(silent.describe().contains("no signals"));
-        assert!(SignalRule::Fixed { threshold: 0.0004, round_trip: ROUND_TRIP }.describe().contains("BELOW"));
-    }
 }

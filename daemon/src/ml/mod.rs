@@ -6,3 +6,4 @@ pub mod contract;
 pub mod features;
 pub mod manager;
 pub mod model;
+pub mod signal_rule;
