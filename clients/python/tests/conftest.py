@@ -31,17 +31,21 @@ def database(monkeypatch):
     with psycopg.connect(admin_conninfo("postgres"), autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
         admin.execute(f"ALTER DATABASE {name} SET botai.monitor_interval = '1'")
-    env = dict(os.environ, PGDATABASE=name)
-    out = subprocess.run([str(BOTAI), "db", "migrate"], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    monkeypatch.setenv("PGDATABASE", name)
-    monkeypatch.setenv("PGHOST", os.environ.get("PGHOST", "/var/run/postgresql"))
-    monkeypatch.setenv("PGPORT", os.environ.get("PGPORT", "5555"))
-    botai.connect(None)
-    yield name
-    botai.connect(None)
-    with psycopg.connect(admin_conninfo("postgres"), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    # Dropped however the test ends, a failed migration included: a database
+    # left behind keeps a botai monitor, and the server's worker slots are few.
+    try:
+        env = dict(os.environ, PGDATABASE=name)
+        out = subprocess.run([str(BOTAI), "db", "migrate"], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        monkeypatch.setenv("PGDATABASE", name)
+        monkeypatch.setenv("PGHOST", os.environ.get("PGHOST", "/var/run/postgresql"))
+        monkeypatch.setenv("PGPORT", os.environ.get("PGPORT", "5555"))
+        botai.connect(None)
+        yield name
+        botai.connect(None)
+    finally:
+        with psycopg.connect(admin_conninfo("postgres"), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
