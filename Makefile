@@ -100,7 +100,7 @@ train:           ## retrain the signal model (PyTorch, CPU, ~11 min); writes mod
 	.cache/train-venv/bin/pip install --quiet --disable-pip-version-check -r ml/requirements-train.txt
 	.cache/train-venv/bin/python ml/train.py
 
-evaluate:        ## walk-forward evaluation over 8 years of Binance bars as they trade (CPU, about an hour on 2 cores, reruns reuse cached predictions; never downloads): models/evaluation.json, EVALUATION.md, evaluation.png, MODEL_CARD.md, the manifest's margin
+evaluate:        ## walk-forward evaluation over 8 years of Binance bars as they trade (CPU, 83 min here on 2 cores, reruns reuse cached predictions; never downloads): models/evaluation.json, EVALUATION.md, evaluation.png, MODEL_CARD.md, the manifest's margin
 	test -x .cache/train-venv/bin/python || python3 -m venv .cache/train-venv
 	.cache/train-venv/bin/pip install --quiet --disable-pip-version-check -r ml/requirements-train.txt
 	.cache/train-venv/bin/python ml/evaluate.py

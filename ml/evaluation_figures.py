@@ -82,7 +82,7 @@ def hit_rate(pred, real):
     return round(float(hits.mean()), 5) if m.any() else None
 
 
-def quarter_stats(nets, bars_exposed=None, bars=None):
+def quarter_stats(nets):
     """Sum, compounded, annualised Sharpe and the quarter-spread 95 % interval of the sum."""
     x = np.asarray(nets, dtype=np.float64)
     n = len(x)

@@ -44,7 +44,7 @@ def selection_lines(rep) -> list[str]:
     s = rep["selection"]
     r = s["rule"]
     lines = ["## The default: the selection rule", "",
-             f"Written before the last {r['holdout_quarters']} quarters were looked at (`ml/evaluate.py`, SELECTION). "
+             f"Written before the last {r['holdout_quarters']} quarters were looked at (`ml/evaluation_figures.py`, SELECTION). "
              f"On the selection quarters ({' → '.join(s['selection_quarters'])}), at the {r['venue']} costs, a "
              f"candidate passes when {r['pass']}; the best passing candidate must then hold on the last "
              f"{r['holdout_quarters']} ({' → '.join(s['holdout_quarters'])}): {r['holds']}. The bar, "
